@@ -1,0 +1,1 @@
+"""Platform code shared by every feature; it knows no business rules."""

@@ -1,0 +1,100 @@
+"""Settings read from the environment and `.env`, validated once at start-up."""
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app import __version__
+
+# Public on purpose: production refuses to start while it is in use.
+DEFAULT_SECRET_KEY = "change-me-insecure-development-key-0123456789"  # noqa: S105
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class InsecureConfigurationError(RuntimeError):
+    """Raised when production settings would leave the service unsafe or unscalable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.LOCAL
+    project_name: str = "FastAPI Reference Service"
+    version: str = __version__
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+
+    database_url: str | None = Field(
+        default=None, description="postgresql+asyncpg://...; unset means embedded SQLite"
+    )
+    sqlite_path: Path = Path("data/app.db")
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_echo: bool = False
+
+    redis_url: str | None = None
+    web_concurrency: int = Field(default=1, ge=1, description="worker processes per replica")
+
+    docs_enabled: bool | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] | None = None
+    health_check_timeout: float = Field(default=2.0, gt=0)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def show_docs(self) -> bool:
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.environment is not Environment.PRODUCTION
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.environment is Environment.PRODUCTION
+
+    def production_problems(self) -> list[str]:
+        """What stops these settings from being safe in production, one line each."""
+        if self.environment is not Environment.PRODUCTION:
+            return []
+        problems = []
+        if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+            problems.append("SECRET_KEY is the development default: set a long random SECRET_KEY")
+        if self.uses_sqlite:
+            problems.append(
+                "DATABASE_URL is unset, so SQLite would be used: "
+                "set DATABASE_URL=postgresql+asyncpg://..."
+            )
+        if self.redis_url is None and self.web_concurrency > 1:
+            problems.append(
+                "REDIS_URL is unset while WEB_CONCURRENCY > 1, so caches and rate limits "
+                "would not be shared between workers: set REDIS_URL=redis://..."
+            )
+        return problems
+
+    def check_production(self) -> None:
+        problems = self.production_problems()
+        if problems:
+            raise InsecureConfigurationError("; ".join(problems))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,17 @@
+"""Per-request context (request id) readable from anywhere without passing it around."""
+
+import re
+import uuid
+from contextvars import ContextVar
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Only ids that are safe to echo into headers and logs are honoured.
+_WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def choose_request_id(incoming: str | None) -> str:
+    if incoming is not None and _WELL_FORMED_REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex

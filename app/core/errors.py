@@ -1,0 +1,202 @@
+"""RFC 9457 problem details: the one shape of every error the API returns.
+
+Domain errors subclass the status-carrying classes here (`class OutOfStock(Conflict)`), so a
+service raises a business failure and the single handler renders it.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any, ClassVar, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.context import request_id_var
+
+PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = Field(description="URI reference identifying the problem type")
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(description="the request path that produced the problem")
+    request_id: str | None
+    errors: list[FieldError] | None = Field(default=None, description="validation errors only")
+
+
+class DomainError(Exception):
+    """An expected failure that carries its own HTTP status and problem type."""
+
+    status_code: ClassVar[int] = 500
+    type: ClassVar[str] = "about:blank"
+    title: ClassVar[str] = "Internal Server Error"
+    detail: str = "The server could not complete the request."
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        if detail is not None:
+            self.detail = detail
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+
+class BadRequest(DomainError):
+    status_code = 400
+    title = "Bad Request"
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    title = "Unauthorized"
+    detail = "Authentication is required."
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    title = "Forbidden"
+    detail = "You are not allowed to do this."
+
+
+class NotFound(DomainError):
+    status_code = 404
+    title = "Not Found"
+    detail = "The resource does not exist."
+
+
+class Conflict(DomainError):
+    status_code = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    title = "Content Too Large"
+
+
+class BusinessRuleViolation(DomainError):
+    """Well-formed input that a business rule rejects."""
+
+    status_code = 422
+    title = "Unprocessable Content"
+
+
+class TooManyRequests(DomainError):
+    status_code = 429
+    title = "Too Many Requests"
+    detail = "Rate limit exceeded; retry later."
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+    title = "Service Unavailable"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str | None = None,
+    detail: str,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    errors: list[FieldError] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """Render a problem; `extensions` adds RFC 9457 extension members."""
+    problem = Problem(
+        type=type_,
+        title=title or HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request_id_var.get(),
+        errors=errors,
+    )
+    return JSONResponse(
+        problem.model_dump(mode="json", exclude_none=True) | (extensions or {}),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def error_responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the domain errors a route can raise."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        entry = responses.setdefault(
+            error.status_code,
+            {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": ""},
+        )
+        entry["description"] = " / ".join(filter(None, [entry["description"], error.title]))
+    return responses
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(DomainError, exc)
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title=exc.title,
+        detail=exc.detail,
+        type_=exc.type,
+        headers=exc.headers,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(StarletteHTTPException, exc)
+    detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
+    return problem_response(
+        request,
+        status=exc.status_code,
+        detail=detail or _default_detail(exc.status_code, request),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+def _default_detail(status: int, request: Request) -> str:
+    if status == 404:
+        return f"No resource at {request.url.path}."
+    if status == 405:
+        return f"{request.method} is not allowed on {request.url.path}."
+    return HTTPStatus(status).description or HTTPStatus(status).phrase
+
+
+def _field_error(error: Any) -> FieldError:
+    return FieldError(
+        loc=[part if isinstance(part, int) else str(part) for part in error.get("loc", ())],
+        msg=str(error.get("msg", "")),
+        type=str(error.get("type", "")),
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = cast(RequestValidationError, exc)
+    errors = [_field_error(error) for error in exc.errors()]
+    return problem_response(
+        request,
+        status=422,
+        type_="urn:problem-type:validation-error",
+        detail=f"The request is invalid: {len(errors)} error(s).",
+        errors=errors,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

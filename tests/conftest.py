@@ -1,0 +1,112 @@
+"""Test set-up: one migrated database and one running app per session, clean state per test.
+
+The backends come from the environment so the same tests run everywhere:
+`TEST_DATABASE_URL` (PostgreSQL; unset means a temporary SQLite file) and `TEST_REDIS_URL`
+(unset means in-process substitutes). Tests go through a real engine rather than one
+wrapped transaction, because concurrency, per-task sessions and the lean read paths must
+behave exactly as they do in production; isolation comes from emptying every table first.
+"""
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import delete, text
+
+from app.core.config import Environment, Settings
+from app.core.resources import Resources
+from app.main import create_app
+from app.models import Base
+from tests.migrations import upgrade_to_head
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+
+
+def make_settings(database_url: str | None, sqlite_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": Environment.TEST,
+        "database_url": database_url,
+        "sqlite_path": sqlite_path,
+        "redis_url": TEST_REDIS_URL,
+        "docs_enabled": True,
+        "log_format": "text",
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(TEST_DATABASE_URL, tmp_path_factory.mktemp("db") / "test.db")
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> Settings:
+    upgrade_to_head(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def app(migrated: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(migrated)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def resources(app: FastAPI) -> Resources:
+    resources: Resources = app.state.resources
+    return resources
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(request: pytest.FixtureRequest) -> None:
+    if "app" not in request.fixturenames:
+        return
+    resources: Resources = request.getfixturevalue("resources")
+    async with resources.engine.begin() as connection:
+        tables = Base.metadata.sorted_tables
+        if connection.dialect.name == "postgresql" and tables:
+            names = ", ".join(table.name for table in tables)
+            await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(tables):
+                await connection.execute(delete(table))
+    if resources.redis is not None:
+        await resources.redis.flushdb()
+
+
+def asgi_client(application: FastAPI) -> httpx.AsyncClient:
+    # raise_app_exceptions=False: the client sees what a real client sees on a crash.
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(app) as http:
+        yield http
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    if TEST_DATABASE_URL is None:
+        pytest.skip("needs PostgreSQL: set TEST_DATABASE_URL=postgresql+asyncpg://...")
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Redis]:
+    if TEST_REDIS_URL is None:
+        pytest.skip("needs Redis: set TEST_REDIS_URL=redis://...")
+    client = Redis.from_url(TEST_REDIS_URL)
+    try:
+        yield client
+    finally:
+        await client.aclose()

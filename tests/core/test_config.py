@@ -1,0 +1,71 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.core.config import DEFAULT_SECRET_KEY, Environment, InsecureConfigurationError, Settings
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+SAFE = {
+    "environment": Environment.PRODUCTION,
+    "secret_key": "a-long-random-production-secret-value-0123456789",
+    "database_url": "postgresql+asyncpg://app@db/app",
+    "redis_url": "redis://redis:6379/0",
+    "web_concurrency": 4,
+}
+
+
+def production(**overrides: object) -> Settings:
+    return Settings(_env_file=None, **(SAFE | overrides))  # type: ignore[arg-type]
+
+
+def test_safe_production_settings_start() -> None:
+    assert production().production_problems() == []
+    create_app(production())
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"secret_key": DEFAULT_SECRET_KEY}, "SECRET_KEY"),
+        ({"database_url": None}, "DATABASE_URL"),
+        ({"redis_url": None}, "REDIS_URL"),
+    ],
+)
+def test_production_refuses_each_insecure_setting(override: dict[str, object], named: str) -> None:
+    with pytest.raises(InsecureConfigurationError, match=named):
+        create_app(production(**override))
+
+
+def test_in_process_substitutes_are_fine_for_a_single_worker() -> None:
+    assert production(redis_url=None, web_concurrency=1).production_problems() == []
+
+
+def test_local_environment_accepts_development_defaults() -> None:
+    assert Settings(_env_file=None).production_problems() == []
+
+
+def test_docs_are_off_in_production_unless_enabled() -> None:
+    assert production().show_docs is False
+    assert production(docs_enabled=True).show_docs is True
+    assert Settings(_env_file=None).show_docs is True
+
+
+def test_entry_point_refuses_to_start_with_one_line_per_problem(tmp_path: Path) -> None:
+    env = {"ENVIRONMENT": "production", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import app.main"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("refusing to start in production:")
+    assert "set a long random SECRET_KEY" in result.stderr
+    assert "set DATABASE_URL=postgresql+asyncpg://" in result.stderr
