@@ -12,6 +12,7 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.resources import open_resources
+from app.domains.users.service import ensure_admin
 
 DESCRIPTION = """
 A layered REST API: users and authentication, a catalog of items, orders and posts.
@@ -22,13 +23,23 @@ Every error is an RFC 9457 `application/problem+json` document; every response c
 """
 
 TAGS = [
+    {"name": "auth", "description": "Log in, rotate refresh tokens, log out."},
+    {"name": "users", "description": "Registration, your account, user administration."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with open_resources(app.state.settings) as resources:
+    settings: Settings = app.state.settings
+    async with open_resources(settings) as resources:
+        if settings.first_admin_email and settings.first_admin_password:
+            await ensure_admin(
+                resources.sessionmaker,
+                resources.passwords,
+                email=settings.first_admin_email,
+                password=settings.first_admin_password.get_secret_value(),
+            )
         app.state.resources = resources
         yield
 

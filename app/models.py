@@ -4,5 +4,7 @@ Alembic's autogenerate and the test set-up import this module.
 """
 
 from app.core.db import Base
+from app.domains.auth.models import AuthSession, RefreshToken
+from app.domains.users.models import User
 
-__all__ = ["Base"]
+__all__ = ["AuthSession", "Base", "RefreshToken", "User"]

@@ -9,6 +9,7 @@ behave exactly as they do in production; isolation comes from emptying every tab
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,9 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         "docs_enabled": True,
         "log_format": "text",
         "log_level": "WARNING",
+        # Cheap hashing keeps the suite fast; production cost is a setting like any other.
+        "password_hash_memory_kib": 1024,
+        "password_hash_iterations": 1,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -91,6 +95,14 @@ def asgi_client(application: FastAPI) -> httpx.AsyncClient:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(app) as http:
+        yield http
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A separately configured app, started and stopped around the block."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application), asgi_client(application) as http:
         yield http
 
 

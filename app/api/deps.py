@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.errors import DomainError
 from app.core.resources import Resources
 
 
@@ -36,6 +37,9 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     async with resources.sessionmaker() as session:
         try:
             yield session
+        except DomainError as error:
+            await (session.commit() if error.keeps_changes else session.rollback())
+            raise
         except BaseException:
             await session.rollback()
             raise

@@ -45,6 +45,23 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     web_concurrency: int = Field(default=1, ge=1, description="worker processes per replica")
 
+    # Tokens: HMAC-signed JWTs; PREVIOUS_SECRET_KEYS still verify during a key rotation.
+    previous_secret_keys: list[SecretStr] = Field(default_factory=list)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "fastapi-reference-service"
+    jwt_audience: str = "fastapi-reference-service-api"
+    access_token_expire_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_expire_days: int = Field(default=14, ge=1, le=365)
+
+    # Argon2id cost; the defaults are OWASP's minimum (19 MiB, 2 passes).
+    password_hash_memory_kib: int = Field(default=19456, ge=1024)
+    password_hash_iterations: int = Field(default=2, ge=1)
+    # Unset: one fewer than the CPU cores, leaving a core for the event loop.
+    password_hash_concurrency: int | None = Field(default=None, ge=1, le=64)
+
+    first_admin_email: str | None = None
+    first_admin_password: SecretStr | None = None
+
     docs_enabled: bool | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] | None = None

@@ -43,6 +43,9 @@ class DomainError(Exception):
 
     status_code: ClassVar[int] = 500
     type: ClassVar[str] = "about:blank"
+    # Most failures undo the request's writes; a few record a fact that must survive the
+    # error response (a revoked token family), and set this.
+    keeps_changes: ClassVar[bool] = False
     title: ClassVar[str] = "Internal Server Error"
     detail: str = "The server could not complete the request."
 
@@ -62,6 +65,10 @@ class Unauthorized(DomainError):
     status_code = 401
     title = "Unauthorized"
     detail = "Authentication is required."
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        # RFC 9110: a 401 must say which authentication scheme to use.
+        super().__init__(detail, headers=headers or {"WWW-Authenticate": "Bearer"})
 
 
 class Forbidden(DomainError):

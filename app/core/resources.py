@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.redis import create_redis
+from app.core.security import PasswordHasher, TokenCodec
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,8 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
+    passwords: PasswordHasher
+    tokens: TokenCodec
 
 
 @asynccontextmanager
@@ -30,6 +33,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             redis=redis,
+            passwords=PasswordHasher(settings),
+            tokens=TokenCodec(settings),
         )
     finally:
         if redis is not None:

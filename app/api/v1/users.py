@@ -1,0 +1,97 @@
+"""Registration, the caller's own account, and user administration."""
+
+from fastapi import APIRouter, status
+
+from app.core.errors import error_responses
+from app.core.pagination import Page, PageParamsDep
+from app.domains.auth.dependencies import AdminUser, CurrentUser, ProfileUser
+from app.domains.auth.exceptions import (
+    AdminRequired,
+    InsufficientScope,
+    InvalidAccessToken,
+    NotAuthenticated,
+)
+from app.domains.users.dependencies import UserServiceDep
+from app.domains.users.exceptions import EmailTaken, UserNotFound, WrongCurrentPassword
+from app.domains.users.schemas import (
+    PasswordChange,
+    UserAdminUpdate,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+AUTH_ERRORS = (NotAuthenticated, InvalidAccessToken, InsufficientScope)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a new account",
+    responses=error_responses(EmailTaken),
+)
+async def register_user(data: UserCreate, users: UserServiceDep) -> UserRead:
+    return UserRead.model_validate(await users.register(data))
+
+
+@router.get("/me", summary="Your account", responses=error_responses(*AUTH_ERRORS))
+async def read_me(principal: CurrentUser) -> UserRead:
+    return UserRead.model_validate(principal)
+
+
+@router.patch(
+    "/me",
+    summary="Change your name or email",
+    responses=error_responses(*AUTH_ERRORS, EmailTaken),
+)
+async def update_me(changes: UserUpdate, principal: ProfileUser, users: UserServiceDep) -> UserRead:
+    return UserRead.model_validate(await users.update_me(principal, changes))
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change your password; every other session is signed out",
+    responses=error_responses(*AUTH_ERRORS, WrongCurrentPassword),
+)
+async def change_password(
+    change: PasswordChange, principal: ProfileUser, users: UserServiceDep
+) -> None:
+    await users.change_password(principal, change)
+
+
+@router.get(
+    "",
+    summary="List users (administrators)",
+    responses=error_responses(*AUTH_ERRORS, AdminRequired),
+)
+async def list_users(_: AdminUser, page: PageParamsDep, users: UserServiceDep) -> Page[UserRead]:
+    rows, total = await users.list_page(offset=page.offset, limit=page.limit)
+    return Page(
+        items=[UserRead.model_validate(row) for row in rows],
+        total=total,
+        offset=page.offset,
+        limit=page.limit,
+    )
+
+
+@router.get(
+    "/{user_id}",
+    summary="Read a user (administrators)",
+    responses=error_responses(*AUTH_ERRORS, AdminRequired, UserNotFound),
+)
+async def read_user(user_id: int, _: AdminUser, users: UserServiceDep) -> UserRead:
+    return UserRead.model_validate(await users.get(user_id))
+
+
+@router.patch(
+    "/{user_id}",
+    summary="Activate, deactivate or change the role of a user (administrators)",
+    responses=error_responses(*AUTH_ERRORS, AdminRequired, UserNotFound),
+)
+async def update_user(
+    user_id: int, changes: UserAdminUpdate, _: AdminUser, users: UserServiceDep
+) -> UserRead:
+    return UserRead.model_validate(await users.admin_update(user_id, changes))

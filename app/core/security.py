@@ -1,0 +1,151 @@
+"""Password hashing and signed access tokens.
+
+Hashing is CPU-bound (Argon2id takes tens of milliseconds by design), so it runs in worker
+threads behind a limiter: a burst of logins queues for hashing capacity instead of
+stalling the event loop that serves every other request.
+"""
+
+import hashlib
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import jwt
+from anyio import CapacityLimiter
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
+
+from app.core.config import Settings
+
+ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+
+
+class PasswordHasher:
+    """Argon2id for new hashes; bcrypt hashes still verify and are upgraded on login."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._hash = PasswordHash(
+            (
+                Argon2Hasher(
+                    time_cost=settings.password_hash_iterations,
+                    memory_cost=settings.password_hash_memory_kib,
+                    parallelism=1,
+                ),
+                BcryptHasher(),
+            )
+        )
+        concurrency = settings.password_hash_concurrency or max(1, (os.cpu_count() or 2) - 1)
+        self._limiter = CapacityLimiter(concurrency)
+        # Verified when an email is unknown, so a miss costs as much as a wrong password
+        # and response time does not reveal which emails have accounts.
+        self._dummy_hash = self._hash.hash(secrets.token_urlsafe(16))
+
+    async def hash(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(self._hash.hash, password, limiter=self._limiter)
+
+    async def verify(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
+        """Check a password; the second value is a replacement hash when one is due."""
+        target = hashed if hashed is not None else self._dummy_hash
+        valid, replacement = await anyio.to_thread.run_sync(
+            self._hash.verify_and_update, password, target, limiter=self._limiter
+        )
+        if hashed is None:
+            return False, None
+        return valid, replacement
+
+
+class InvalidToken(Exception):
+    """The token is malformed, forged, expired, or not an access token."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    session_id: str
+    scopes: frozenset[str]
+    expires_at: datetime
+
+
+def key_id(secret: str) -> str:
+    """A public, stable identifier of a signing key, so rotation needs no extra setting."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+class TokenCodec:
+    """Issues and verifies access tokens as RFC 8725 asks: pinned algorithm, typed token,
+    required claims, issuer and audience checked, keys selected by `kid`."""
+
+    _REQUIRED = ("exp", "iat", "nbf", "sub", "jti", "iss", "aud", "sid", "typ")
+
+    def __init__(self, settings: Settings) -> None:
+        current = settings.secret_key.get_secret_value()
+        self._current_kid = key_id(current)
+        self._keys = {
+            key_id(old.get_secret_value()): old.get_secret_value()
+            for old in settings.previous_secret_keys
+        }
+        self._keys[self._current_kid] = current
+        self._algorithm = settings.jwt_algorithm
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self.lifetime = timedelta(minutes=settings.access_token_expire_minutes)
+
+    def issue(self, *, user_id: int, session_id: str, scopes: frozenset[str]) -> str:
+        now = datetime.now(UTC)
+        claims: dict[str, Any] = {
+            "sub": str(user_id),
+            "sid": session_id,
+            "typ": ACCESS_TOKEN_TYPE,
+            "scope": " ".join(sorted(scopes)),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.lifetime,
+            "jti": uuid.uuid4().hex,
+            "iss": self._issuer,
+            "aud": self._audience,
+        }
+        return jwt.encode(
+            claims,
+            self._keys[self._current_kid],
+            algorithm=self._algorithm,
+            headers={"kid": self._current_kid, "typ": "at+jwt"},
+        )
+
+    def verify(self, token: str) -> AccessClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self._keys.get(str(header.get("kid")))
+            if key is None:
+                raise InvalidToken("unknown signing key")
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[self._algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": list(self._REQUIRED)},
+            )
+            if claims["typ"] != ACCESS_TOKEN_TYPE:
+                raise InvalidToken("not an access token")
+            return AccessClaims(
+                user_id=int(claims["sub"]),
+                session_id=str(claims["sid"]),
+                scopes=frozenset(str(claims.get("scope", "")).split()),
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as error:
+            raise InvalidToken(str(error)) from error
+
+
+def new_opaque_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def fingerprint(token: str) -> str:
+    """How opaque tokens are stored: a leaked table holds nothing that can be presented."""
+    return hashlib.sha256(token.encode()).hexdigest()

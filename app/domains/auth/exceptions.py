@@ -1,0 +1,54 @@
+from app.core.errors import Forbidden, Unauthorized
+
+
+class InvalidCredentials(Unauthorized):
+    """The one answer to a failed login: it never says whether the email exists."""
+
+    type = "urn:problem-type:invalid-credentials"
+    title = "Invalid credentials"
+    detail = "Incorrect email or password."
+
+
+class NotAuthenticated(Unauthorized):
+    type = "urn:problem-type:not-authenticated"
+    title = "Not authenticated"
+    detail = "Send a bearer access token in the Authorization header."
+
+
+class InvalidAccessToken(Unauthorized):
+    type = "urn:problem-type:invalid-token"
+    title = "Invalid token"
+    detail = "The access token is invalid, expired or revoked."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+class InvalidRefreshToken(Unauthorized):
+    type = "urn:problem-type:invalid-refresh-token"
+    title = "Invalid refresh token"
+    detail = "The refresh token is invalid, expired, spent or revoked."
+
+
+class RefreshTokenReused(InvalidRefreshToken):
+    """A spent token came back: its session has been revoked, and that must stick."""
+
+    keeps_changes = True
+
+
+class InsufficientScope(Forbidden):
+    type = "urn:problem-type:insufficient-scope"
+    title = "Insufficient scope"
+
+    def __init__(self, missing: list[str]) -> None:
+        needed = " ".join(missing)
+        super().__init__(
+            f"The access token lacks the scope(s): {needed}.",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+        )
+
+
+class AdminRequired(Forbidden):
+    type = "urn:problem-type:admin-required"
+    title = "Administrator required"
+    detail = "Only administrators may do this."

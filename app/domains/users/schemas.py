@@ -1,0 +1,72 @@
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.core.types import CleanStr
+from app.domains.users.models import Role
+
+MIN_PASSWORD_LENGTH = 8
+# Bounded so a client cannot make the server hash megabytes of input.
+MAX_PASSWORD_LENGTH = 128
+
+
+def _has_a_digit(password: str) -> str:
+    if not any(character.isdigit() for character in password):
+        raise ValueError("must contain at least one digit")
+    return password
+
+
+Password = Annotated[
+    CleanStr,
+    Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
+    AfterValidator(_has_a_digit),
+]
+FullName = Annotated[
+    CleanStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+Email = Annotated[EmailStr, AfterValidator(str.lower)]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    full_name: FullName
+    password: Password
+
+
+class UserUpdate(BaseModel):
+    """What users may change about themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email | None = None
+    full_name: FullName | None = None
+
+
+class UserAdminUpdate(BaseModel):
+    """What an administrator may change about any user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    is_active: bool | None = None
+    role: Role | None = None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: CleanStr = Field(max_length=MAX_PASSWORD_LENGTH)
+    new_password: Password
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    created_at: datetime

@@ -1,0 +1,90 @@
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.security import PasswordHasher
+from app.domains.auth.repository import AuthSessionRepository
+from app.domains.auth.schemas import Principal
+from app.domains.users.exceptions import EmailTaken, UserNotFound, WrongCurrentPassword
+from app.domains.users.models import Role, User
+from app.domains.users.repository import UserRepository
+from app.domains.users.schemas import (
+    PasswordChange,
+    UserAdminUpdate,
+    UserCreate,
+    UserUpdate,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class UserService:
+    def __init__(self, session: AsyncSession, *, passwords: PasswordHasher) -> None:
+        self.users = UserRepository(session)
+        self.sessions = AuthSessionRepository(session)
+        self.passwords = passwords
+
+    async def register(self, data: UserCreate, *, role: Role = Role.USER) -> User:
+        hashed = await self.passwords.hash(data.password)
+        user = User(email=data.email, full_name=data.full_name, hashed_password=hashed, role=role)
+        return await self.users.add(user)
+
+    async def get(self, user_id: int) -> User:
+        user = await self.users.get(user_id)
+        if user is None:
+            raise UserNotFound
+        return user
+
+    async def update_me(self, principal: Principal, changes: UserUpdate) -> User:
+        user = await self.get(principal.id)
+        for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
+            setattr(user, field, value)
+        await self.users.flush_unique_email()
+        return user
+
+    async def change_password(self, principal: Principal, change: PasswordChange) -> None:
+        user = await self.get(principal.id)
+        valid, _ = await self.passwords.verify(change.current_password, user.hashed_password)
+        if not valid:
+            raise WrongCurrentPassword
+        user.hashed_password = await self.passwords.hash(change.new_password)
+        # Whoever else held a session may be the reason the password changed.
+        await self.sessions.revoke_all_for_user(user.id, keep=principal.session_id)
+
+    async def list_page(self, *, offset: int, limit: int) -> tuple[list[User], int]:
+        return await self.users.list_page(offset=offset, limit=limit)
+
+    async def admin_update(self, user_id: int, changes: UserAdminUpdate) -> User:
+        user = await self.get(user_id)
+        for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
+            setattr(user, field, value)
+        if changes.is_active is False:
+            await self.sessions.revoke_all_for_user(user.id)
+        await self.users.session.flush()
+        return user
+
+
+async def ensure_admin(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    passwords: PasswordHasher,
+    *,
+    email: str,
+    password: str,
+    full_name: str = "Administrator",
+) -> bool:
+    """Create an administrator unless the email is already registered; True if created.
+
+    Safe to run from every worker at once: the unique email lets exactly one insert win.
+    """
+    data = UserCreate(email=email, full_name=full_name, password=password)
+    async with sessionmaker() as session:
+        service = UserService(session, passwords=passwords)
+        if await service.users.get_by_email(data.email) is not None:
+            return False
+        try:
+            await service.register(data, role=Role.ADMIN)
+            await session.commit()
+        except EmailTaken:
+            return False
+    logger.info("created administrator %s", data.email)
+    return True

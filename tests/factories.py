@@ -1,0 +1,72 @@
+"""Small async builders that create data the way a client would: over HTTP."""
+
+import itertools
+from dataclasses import dataclass
+
+import httpx
+
+from app.core.resources import Resources
+from app.domains.users.service import ensure_admin
+
+PASSWORD = "correct-horse-7"
+_sequence = itertools.count(1)
+
+
+@dataclass
+class Account:
+    id: int
+    email: str
+    password: str
+    access_token: str = ""
+    refresh_token: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}{next(_sequence)}@example.com"
+
+
+async def token(
+    client: httpx.AsyncClient, email: str, password: str, scope: str | None = None
+) -> httpx.Response:
+    form = {"username": email, "password": password}
+    if scope is not None:
+        form["scope"] = scope
+    return await client.post("/api/v1/auth/token", data=form)
+
+
+async def log_in(account: Account, client: httpx.AsyncClient, scope: str | None = None) -> Account:
+    response = await token(client, account.email, account.password, scope)
+    assert response.status_code == 200, response.text
+    pair = response.json()
+    account.access_token = pair["access_token"]
+    account.refresh_token = pair["refresh_token"]
+    return account
+
+
+async def register(
+    client: httpx.AsyncClient, *, email: str | None = None, password: str = PASSWORD
+) -> Account:
+    email = email or unique_email()
+    response = await client.post(
+        "/api/v1/users", json={"email": email, "full_name": "Ada Lovelace", "password": password}
+    )
+    assert response.status_code == 201, response.text
+    return Account(id=response.json()["id"], email=email, password=password)
+
+
+async def user(client: httpx.AsyncClient, scope: str | None = None) -> Account:
+    """A registered user with a fresh session."""
+    return await log_in(await register(client), client, scope)
+
+
+async def admin(client: httpx.AsyncClient, resources: Resources) -> Account:
+    email = unique_email("admin")
+    await ensure_admin(resources.sessionmaker, resources.passwords, email=email, password=PASSWORD)
+    account = await log_in(Account(id=0, email=email, password=PASSWORD), client)
+    me = await client.get("/api/v1/users/me", headers=account.headers)
+    account.id = me.json()["id"]
+    return account
