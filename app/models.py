@@ -4,5 +4,6 @@ Alembic's autogenerate and the test set-up import this module.
 """
 
 from app.core.db import Base
+from app.core.outbox import OutboxMessage
 
-__all__ = ["Base"]
+__all__ = ["Base", "OutboxMessage"]

@@ -36,6 +36,8 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         "docs_enabled": True,
         "log_format": "text",
         "log_level": "WARNING",
+        # Tests drive the outbox with run_once(), so no background loop races them for rows.
+        "outbox_enabled": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.outbox import OutboxDispatcher
 from app.core.resources import Resources
 
 
@@ -50,3 +51,11 @@ async def get_redis(resources: ResourcesDep) -> Redis | None:
 
 
 RedisDep = Annotated[Redis | None, Depends(get_redis)]
+
+
+async def get_outbox(resources: ResourcesDep) -> OutboxDispatcher:
+    return resources.outbox
+
+
+# Call `outbox.wake()` after the commit that enqueued messages, for immediate delivery.
+OutboxDep = Annotated[OutboxDispatcher, Depends(get_outbox)]
