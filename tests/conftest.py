@@ -22,6 +22,7 @@ from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base
 from tests.migrations import upgrade_to_head
+from tests.smtp import SmtpServer, smtp_server
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
@@ -112,3 +113,9 @@ async def redis_client() -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    async with smtp_server(username="mailer", password="mail-secret") as server:
+        yield server

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.outbox import OutboxDispatcher
+from app.core.outbox import OutboxDispatcher, take_enqueued
 from app.core.resources import Resources
 
 
@@ -32,7 +32,8 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 
     Commits when the handler returns and rolls back when it raises. Bound with
     `scope="function"` so the commit happens before the response is sent: a client never
-    sees success for a write that then fails to commit.
+    sees success for a write that then fails to commit. Outbox messages the request enqueued
+    are committed with it, and the dispatcher is woken only then, so they go out at once.
     """
     async with resources.sessionmaker() as session:
         try:
@@ -41,6 +42,8 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
+        if take_enqueued(session):
+            resources.outbox.wake()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
@@ -57,5 +60,6 @@ async def get_outbox(resources: ResourcesDep) -> OutboxDispatcher:
     return resources.outbox
 
 
-# Call `outbox.wake()` after the commit that enqueued messages, for immediate delivery.
+# For code that commits its own sessions (`SessionDep` already wakes it after its commit):
+# call `outbox.wake()` after committing enqueued messages.
 OutboxDep = Annotated[OutboxDispatcher, Depends(get_outbox)]

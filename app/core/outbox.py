@@ -49,6 +49,8 @@ DEFAULT_BACKOFF_BASE_SECONDS = 10.0
 DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
 # Long enough for an operator to see why, short enough not to store a whole traceback.
 _LAST_ERROR_LIMIT = 2000
+# Session.info key marking that the transaction carries outbox messages.
+_ENQUEUED = "outbox.enqueued"
 
 
 class OutboxStatus(StrEnum):
@@ -93,10 +95,17 @@ class OutboxMessage(Base):
 async def enqueue(session: AsyncSession, topic: str, payload: Mapping[str, Any]) -> None:
     """Add a message to the caller's transaction; it is delivered only if that commits.
 
-    Call the dispatcher's `wake()` after the commit for immediate delivery; without it the
-    message still goes out at the next poll.
+    Nothing is committed here: the request owns the transaction. Whoever commits should then
+    call the dispatcher's `wake()` when `take_enqueued(session)` is true (the request session
+    dependency does); without a wake the message still goes out at the next poll.
     """
     session.add(OutboxMessage(topic=topic, payload=dict(payload)))
+    session.info[_ENQUEUED] = True
+
+
+def take_enqueued(session: AsyncSession) -> bool:
+    """Whether messages were enqueued on this session since the last call."""
+    return bool(session.info.pop(_ENQUEUED, False))
 
 
 @dataclass(frozen=True, slots=True)
