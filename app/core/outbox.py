@@ -236,7 +236,7 @@ class OutboxDispatcher:
                 or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
                 # A replica only takes topics it can deliver, so during a rolling deploy an
                 # older one never burns the attempts of a message meant for a newer one.
-                OutboxMessage.topic.in_(self._handlers),
+                OutboxMessage.topic.in_(list(self._handlers)),
             )
             .order_by(OutboxMessage.available_at, OutboxMessage.id)
             .limit(self._batch_size)

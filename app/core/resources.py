@@ -13,6 +13,10 @@ from app.core.email import EMAIL_TOPIC, create_email_sender, email_handler
 from app.core.outbox import OutboxDispatcher
 from app.core.redis import create_redis
 
+# How long shutdown waits for in-flight deliveries: inside gunicorn's --graceful-timeout, so
+# the dispatcher, not a SIGKILL, decides. A delivery cut short is retried after its lease.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class Resources:
@@ -56,7 +60,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             outbox=outbox,
         )
     finally:
-        await outbox.stop()
+        await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)
         if redis is not None:
             await redis.aclose()
         await engine.dispose()

@@ -298,16 +298,15 @@ async def test_stopping_mid_delivery_keeps_the_message_for_a_retry(
 async def test_the_loop_survives_a_failing_batch(
     sessionmaker: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
 ) -> None:
+    failed = asyncio.Event()
     delivered = asyncio.Event()
-    failures = 0
 
     class FlakySessions:
         """Fails the first claim as a database outage would, then behaves."""
 
         def begin(self) -> Any:
-            nonlocal failures
-            if failures == 0:
-                failures += 1
+            if not failed.is_set():
+                failed.set()
                 raise ConnectionError("database unavailable")
             return sessionmaker.begin()
 
@@ -319,14 +318,13 @@ async def test_the_loop_survives_a_failing_batch(
     with caplog.at_level(logging.ERROR, logger="app.core.outbox"):
         outbox.start()
         try:
-            outbox.wake()
-            # The first batch fails; a second wake stands in for the next poll.
-            while not delivered.is_set():
+            async with asyncio.timeout(10):
+                await failed.wait()
+                # The loop is now waiting for the next poll; a wake stands in for it.
                 outbox.wake()
-                await asyncio.sleep(0)
+                await delivered.wait()
         finally:
             await outbox.stop()
-    assert failures == 1
     assert any("outbox dispatch failed" in r.getMessage() for r in caplog.records)
 
 

@@ -10,10 +10,10 @@ from app.core.email import EmailMessage, enqueue_email
 from app.core.outbox import OutboxMessage, OutboxStatus
 from app.core.resources import Resources
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parent.parent
 
 
-async def test_worker_delivers_pending_messages_and_stops_on_sigterm(
+async def test_worker_delivers_pending_messages_and_stops_cleanly_on_sigterm(
     migrated: Settings, resources: Resources, tmp_path: Path
 ) -> None:
     async with resources.sessionmaker.begin() as session:
@@ -27,14 +27,15 @@ async def test_worker_delivers_pending_messages_and_stops_on_sigterm(
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "INFO",
         "SQLITE_PATH": str(migrated.sqlite_path),
-        "OUTBOX_ENABLED": "true",
+        # The shared environment turns delivery off in the API; the worker delivers anyway.
+        "OUTBOX_ENABLED": "false",
     }
     if migrated.database_url:
         env["DATABASE_URL"] = migrated.database_url
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "scripts.outbox_worker",
+        "app.worker",
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
