@@ -23,6 +23,7 @@ from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base
 from tests.migrations import upgrade_to_head
+from tests.smtp import SmtpServer, smtp_server
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
@@ -40,6 +41,8 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         # Cheap hashing keeps the suite fast; production cost is a setting like any other.
         "password_hash_memory_kib": 1024,
         "password_hash_iterations": 1,
+        # Tests drive the outbox with run_once(), so no background loop races them for rows.
+        "outbox_enabled": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -122,3 +125,9 @@ async def redis_client() -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    async with smtp_server(username="mailer", password="mail-secret") as server:
+        yield server

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import DomainError
+from app.core.outbox import OutboxDispatcher, take_enqueued
 from app.core.resources import Resources
 
 
@@ -32,7 +33,8 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 
     Commits when the handler returns and rolls back when it raises. Bound with
     `scope="function"` so the commit happens before the response is sent: a client never
-    sees success for a write that then fails to commit.
+    sees success for a write that then fails to commit. Outbox messages the request enqueued
+    are committed with it, and the dispatcher is woken only then, so they go out at once.
     """
     async with resources.sessionmaker() as session:
         try:
@@ -44,6 +46,8 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
+        if take_enqueued(session):
+            resources.outbox.wake()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
@@ -54,3 +58,12 @@ async def get_redis(resources: ResourcesDep) -> Redis | None:
 
 
 RedisDep = Annotated[Redis | None, Depends(get_redis)]
+
+
+async def get_outbox(resources: ResourcesDep) -> OutboxDispatcher:
+    return resources.outbox
+
+
+# For code that commits its own sessions (`SessionDep` already wakes it after its commit):
+# call `outbox.wake()` after committing enqueued messages.
+OutboxDep = Annotated[OutboxDispatcher, Depends(get_outbox)]

@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, NameEmail, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import __version__
@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] | None = None
     health_check_timeout: float = Field(default=2.0, gt=0)
+
+    smtp_host: str | None = Field(default=None, description="unset means emails are only logged")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout: float = Field(default=10.0, gt=0)
+    email_from: NameEmail = NameEmail("FastAPI Reference Service", "no-reply@example.com")
+
+    outbox_enabled: bool = Field(default=True, description="run the delivery loop in this process")
+    outbox_poll_interval: float = Field(default=5.0, gt=0)
+    outbox_batch_size: int = Field(default=20, ge=1, le=1000)
+    outbox_max_attempts: int = Field(default=10, ge=1, le=100)
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -9,8 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.email import EMAIL_TOPIC, create_email_sender, email_handler
+from app.core.outbox import OutboxDispatcher
 from app.core.redis import create_redis
 from app.core.security import PasswordHasher, TokenCodec
+
+# How long shutdown waits for in-flight deliveries: inside gunicorn's --graceful-timeout, so
+# the dispatcher, not a SIGKILL, decides. A delivery cut short is retried after its lease.
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,22 +27,45 @@ class Resources:
     redis: Redis | None
     passwords: PasswordHasher
     tokens: TokenCodec
+    outbox: OutboxDispatcher
+
+
+def create_outbox(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> OutboxDispatcher:
+    sender = create_email_sender(settings)
+    return OutboxDispatcher(
+        sessionmaker,
+        {EMAIL_TOPIC: email_handler(sender, domain=settings.email_from.email.split("@")[-1])},
+        batch_size=settings.outbox_batch_size,
+        max_attempts=settings.outbox_max_attempts,
+        poll_interval=settings.outbox_poll_interval,
+        lease_seconds=settings.outbox_lease_seconds,
+    )
 
 
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
     redis = create_redis(settings.redis_url) if settings.redis_url else None
+    sessionmaker = create_sessionmaker(engine)
+    # Built even when disabled, so request code can always call wake(); it is then a no-op
+    # and a dedicated worker (or another replica) delivers the messages.
+    outbox = create_outbox(settings, sessionmaker)
+    if settings.outbox_enabled:
+        outbox.start()
     try:
         yield Resources(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             redis=redis,
             passwords=PasswordHasher(settings),
             tokens=TokenCodec(settings),
+            outbox=outbox,
         )
     finally:
+        await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)
         if redis is not None:
             await redis.aclose()
         await engine.dispose()

@@ -1,7 +1,7 @@
 """Users, auth sessions and refresh tokens.
 
-Revision ID: 0002
-Revises:
+Revision ID: 7c3e9b1d2a40
+Revises: 421a8fdab8c1
 Created: 2026-11-24 20:00:49.331056
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import app.core.db
 
-revision: str = "0002"
-down_revision: str | None = None
+revision: str = "7c3e9b1d2a40"
+down_revision: str | None = "421a8fdab8c1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,317 @@
+"""Transactional outbox: side effects that must not be lost, delivered after commit.
+
+A request writes an `OutboxMessage` in its own transaction (`enqueue`), so the message exists
+exactly when the change does. The `OutboxDispatcher` delivers it afterwards:
+
+1. it claims due messages in a short transaction (`FOR UPDATE SKIP LOCKED`, so any number of
+   workers and replicas share the table without waiting on each other) and sets a lease;
+2. it calls the topic's handler outside any transaction, so a slow SMTP server never holds a
+   database connection or lock;
+3. it marks the message delivered, or schedules a retry with exponential backoff and jitter,
+   or gives up after the maximum number of attempts and logs the message as dead.
+
+A worker that dies mid-delivery leaves only a lease behind; once it expires another worker
+claims the message again. Delivery is therefore at least once: handlers should tolerate a rare
+repeat (the email handler gives each message a stable Message-ID for that reason).
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Enum,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, utcnow
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKOFF_BASE_SECONDS = 10.0
+DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
+# Long enough for an operator to see why, short enough not to store a whole traceback.
+_LAST_ERROR_LIMIT = 2000
+# Session.info key marking that the transaction carries outbox messages.
+_ENQUEUED = "outbox.enqueued"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        # The claim query: pending messages in order of when they fall due.
+        Index("ix_outbox_messages_status_available_at", "status", "available_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[OutboxStatus] = mapped_column(
+        Enum(
+            OutboxStatus,
+            name="outbox_status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda statuses: [status.value for status in statuses],
+        ),
+        default=OutboxStatus.PENDING,
+        server_default=OutboxStatus.PENDING.value,
+    )
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Server defaults too, so an operator can requeue or insert a message in plain SQL.
+    available_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    delivered_at: Mapped[datetime | None]
+
+
+async def enqueue(session: AsyncSession, topic: str, payload: Mapping[str, Any]) -> None:
+    """Add a message to the caller's transaction; it is delivered only if that commits.
+
+    Nothing is committed here: the request owns the transaction. Whoever commits should then
+    call the dispatcher's `wake()` when `take_enqueued(session)` is true (the request session
+    dependency does); without a wake the message still goes out at the next poll.
+    """
+    session.add(OutboxMessage(topic=topic, payload=dict(payload)))
+    session.info[_ENQUEUED] = True
+
+
+def take_enqueued(session: AsyncSession) -> bool:
+    """Whether messages were enqueued on this session since the last call."""
+    return bool(session.info.pop(_ENQUEUED, False))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One claimed message, handed to its topic's handler."""
+
+    id: int
+    topic: str
+    payload: dict[str, Any]
+    attempt: int
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+
+def backoff_delay(attempt: int, *, base: float, maximum: float) -> float:
+    """Seconds before retrying after failed attempt number `attempt` (1-based).
+
+    Doubles each time up to `maximum`; the random half keeps messages that failed together
+    (an SMTP outage) from all retrying in the same instant.
+    """
+    ceiling: float = min(maximum, base * 2.0 ** (attempt - 1))
+    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - spreading load, not a secret
+
+
+class OutboxDispatcher:
+    """Claims due outbox messages and delivers each through the handler for its topic.
+
+    `run_once()` processes one batch; `start()` runs batches in a background task until
+    `stop()`, polling every `poll_interval` seconds or sooner when `wake()` is called.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        handlers: Mapping[str, Handler],
+        *,
+        batch_size: int,
+        max_attempts: int,
+        poll_interval: float,
+        lease_seconds: float,
+        backoff_base: float = DEFAULT_BACKOFF_BASE_SECONDS,
+        backoff_max: float = DEFAULT_BACKOFF_MAX_SECONDS,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._handlers = dict(handlers)
+        self._batch_size = batch_size
+        self._max_attempts = max_attempts
+        self._poll_interval = poll_interval
+        self._lease = timedelta(seconds=lease_seconds)
+        # Half the lease: the outcome is recorded well before another worker may reclaim it.
+        self._delivery_timeout = lease_seconds / 2
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next poll; call it after the enqueuing commit."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim one batch of due messages and deliver it; returns how many were claimed."""
+        claimed = await self._claim()
+        if claimed:
+            async with asyncio.TaskGroup() as group:
+                for delivery in claimed:
+                    group.create_task(self._deliver(delivery))
+        return len(claimed)
+
+    def start(self) -> None:
+        if self.running:
+            raise RuntimeError("the outbox dispatcher is already running")
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
+
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Let the current batch finish, then stop; cancel it if it outlasts the grace period.
+
+        A cancelled delivery keeps its lease and is claimed again once the lease expires,
+        so stopping never loses a message.
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        grace = self._delivery_timeout if grace_seconds is None else grace_seconds
+        _, pending = await asyncio.wait({task}, timeout=grace)
+        if pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                # A database outage must not end the loop; the next poll tries again.
+                logger.exception("outbox dispatch failed")
+                claimed = 0
+            if self._stopping:
+                break
+            if claimed < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll_interval):
+                        await self._wake.wait()
+
+    async def _claim(self) -> list[Delivery]:
+        if not self._handlers:
+            return []
+        now = self._clock()
+        due = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.available_at <= now,
+                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
+                # A replica only takes topics it can deliver, so during a rolling deploy an
+                # older one never burns the attempts of a message meant for a newer one.
+                OutboxMessage.topic.in_(list(self._handlers)),
+            )
+            .order_by(OutboxMessage.available_at, OutboxMessage.id)
+            .limit(self._batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._sessionmaker.begin() as session:
+            messages = (await session.scalars(due)).all()
+            for message in messages:
+                # Counting the attempt at claim time means a message that crashes its worker
+                # every time still runs out of attempts instead of looping forever.
+                message.attempts += 1
+                message.locked_until = now + self._lease
+            return [
+                Delivery(
+                    id=message.id,
+                    topic=message.topic,
+                    payload=message.payload,
+                    attempt=message.attempts,
+                )
+                for message in messages
+            ]
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        handler = self._handlers[delivery.topic]
+        try:
+            async with asyncio.timeout(self._delivery_timeout):
+                await handler(delivery)
+        except Exception as error:
+            await self._record_failure(delivery, error)
+        else:
+            await self._finish(
+                delivery, status=OutboxStatus.DELIVERED, delivered_at=self._clock(), last_error=None
+            )
+
+    async def _record_failure(self, delivery: Delivery, error: Exception) -> None:
+        reason = f"{type(error).__name__}: {error}"[:_LAST_ERROR_LIMIT]
+        context = {"outbox_id": delivery.id, "topic": delivery.topic, "attempt": delivery.attempt}
+        if delivery.attempt >= self._max_attempts:
+            logger.error(
+                "outbox message %s (%s) is dead after %s attempts: %s",
+                delivery.id,
+                delivery.topic,
+                delivery.attempt,
+                reason,
+                extra=context,
+            )
+            await self._finish(delivery, status=OutboxStatus.DEAD, last_error=reason)
+            return
+        delay = backoff_delay(delivery.attempt, base=self._backoff_base, maximum=self._backoff_max)
+        logger.warning(
+            "outbox message %s (%s) failed on attempt %s, retrying in %.0fs: %s",
+            delivery.id,
+            delivery.topic,
+            delivery.attempt,
+            delay,
+            reason,
+            extra=context,
+        )
+        await self._finish(
+            delivery,
+            status=OutboxStatus.PENDING,
+            available_at=self._clock() + timedelta(seconds=delay),
+            last_error=reason,
+        )
+
+    async def _finish(self, delivery: Delivery, **values: Any) -> None:
+        async with self._sessionmaker.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == delivery.id,
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    # Only the claim that made this attempt may record its outcome: after an
+                    # expired lease another worker owns the message.
+                    OutboxMessage.attempts == delivery.attempt,
+                )
+                .values(locked_until=None, **values)
+            )

@@ -1,0 +1,45 @@
+"""Deliver outbox messages without serving HTTP: `python -m app.worker`.
+
+For deployments that run the API with `OUTBOX_ENABLED=false` and deliver from dedicated
+processes instead. Reads the same settings as the API, so the same environment serves both:
+it delivers whatever `OUTBOX_ENABLED` says, since delivering is all it is for. Stops cleanly
+on SIGTERM or SIGINT, leaving any unfinished delivery to be retried once its lease expires.
+"""
+
+import asyncio
+import logging
+import signal
+
+from app.core.config import InsecureConfigurationError, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.logging import configure_logging
+from app.core.resources import SHUTDOWN_GRACE_SECONDS, create_outbox
+
+logger = logging.getLogger("app.worker")
+
+
+async def run_worker() -> None:
+    settings = get_settings()
+    try:
+        settings.check_production()
+    except InsecureConfigurationError as error:
+        raise SystemExit(f"refusing to start in production: {error}") from None
+    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    engine = create_engine(settings)
+    outbox = create_outbox(settings, create_sessionmaker(engine))
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    outbox.start()
+    logger.info("outbox worker started")
+    try:
+        await stopping.wait()
+    finally:
+        await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)
+        await engine.dispose()
+    logger.info("outbox worker stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(run_worker())

@@ -1,0 +1,128 @@
+import logging
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from pydantic import NameEmail, SecretStr
+
+from app.core.config import Settings
+from app.core.email import (
+    EmailMessage,
+    LogEmailSender,
+    SmtpEmailSender,
+    create_email_sender,
+    email_handler,
+)
+from app.core.outbox import Delivery
+from tests.conftest import make_settings
+from tests.smtp import SmtpServer
+
+SENDER = NameEmail("Reference Service", "no-reply@example.org")
+WELCOME = EmailMessage(
+    to="ada@example.com",
+    subject="Welcome aboard",
+    text="Hello Ada, your account is ready.",
+    html="<p>Hello Ada, your account is ready.</p>",
+)
+
+
+def smtp_sender(smtp: SmtpServer, **overrides: object) -> SmtpEmailSender:
+    options: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": smtp.port,
+        "sender": SENDER,
+        "username": smtp.username,
+        "password": SecretStr(smtp.password),
+        "security": "none",
+    }
+    options.update(overrides)
+    return SmtpEmailSender(**options)  # type: ignore[arg-type]
+
+
+def settings_with(tmp_path: Path, **overrides: object) -> Settings:
+    return make_settings(None, tmp_path / "unused.db", **overrides)
+
+
+async def test_smtp_sender_delivers_the_message_with_its_headers(smtp: SmtpServer) -> None:
+    await smtp_sender(smtp).send(WELCOME, message_id="<outbox-7@example.org>")
+
+    received = await smtp.next_message()
+    assert received.mail_from == "no-reply@example.org"
+    assert received.rcpt_tos == ["ada@example.com"]
+    assert received.login == "mailer"
+    message = received.message
+    assert message["From"] == "Reference Service <no-reply@example.org>"
+    assert message["To"] == "ada@example.com"
+    assert message["Subject"] == "Welcome aboard"
+    assert message["Message-ID"] == "<outbox-7@example.org>"
+    assert message["Date"] is not None
+    text_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    assert text_part is not None
+    assert html_part is not None
+    assert text_part.get_content().strip() == "Hello Ada, your account is ready."
+    assert html_part.get_content().strip() == "<p>Hello Ada, your account is ready.</p>"
+
+
+async def test_smtp_sender_with_wrong_credentials_fails(smtp: SmtpServer) -> None:
+    sender = smtp_sender(smtp, password=SecretStr("wrong"))
+    with pytest.raises(aiosmtplib.SMTPAuthenticationError):
+        await sender.send(WELCOME, message_id="<outbox-1@example.org>")
+    assert smtp.inbox.empty()
+
+
+async def test_starttls_is_required_not_opportunistic(smtp: SmtpServer) -> None:
+    # The test server offers no STARTTLS: the sender must refuse rather than log in in clear.
+    sender = smtp_sender(smtp, security="starttls")
+    with pytest.raises(aiosmtplib.SMTPException, match="STARTTLS"):
+        await sender.send(WELCOME, message_id="<outbox-1@example.org>")
+    assert smtp.inbox.empty()
+
+
+async def test_email_topic_handler_sends_the_payload_with_a_stable_message_id(
+    smtp: SmtpServer,
+) -> None:
+    handler = email_handler(smtp_sender(smtp), domain="example.org")
+    delivery = Delivery(id=42, topic="email", payload=WELCOME.model_dump(mode="json"), attempt=1)
+
+    await handler(delivery)
+
+    received = await smtp.next_message()
+    assert received.message["Message-ID"] == "<outbox-42@example.org>"
+    assert received.message["Subject"] == "Welcome aboard"
+
+
+async def test_email_topic_handler_rejects_a_malformed_payload() -> None:
+    handler = email_handler(LogEmailSender(), domain="example.org")
+    with pytest.raises(ValueError, match="to"):
+        await handler(Delivery(id=1, topic="email", payload={"subject": "x"}, attempt=1))
+
+
+def test_smtp_host_selects_the_smtp_sender(tmp_path: Path) -> None:
+    settings = settings_with(
+        tmp_path,
+        smtp_host="mail.example.com",
+        smtp_port=465,
+        smtp_security="tls",
+        email_from="Ops <ops@example.com>",
+    )
+    sender = create_email_sender(settings)
+    assert isinstance(sender, SmtpEmailSender)
+    assert (sender.host, sender.port, sender.security) == ("mail.example.com", 465, "tls")
+    assert str(sender.sender) == "Ops <ops@example.com>"
+
+
+async def test_without_smtp_host_emails_are_logged_without_their_body(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = create_email_sender(settings_with(tmp_path, smtp_host=None))
+    assert isinstance(sender, LogEmailSender)
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="app.core.email"):
+        await sender.send(WELCOME, message_id="<outbox-1@example.org>")
+
+    [record] = caplog.records
+    assert "ada@example.com" in record.getMessage()
+    assert "Welcome aboard" in record.getMessage()
+    assert "your account is ready" not in record.getMessage()
