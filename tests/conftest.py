@@ -82,9 +82,11 @@ async def clean_state(request: pytest.FixtureRequest) -> None:
         await resources.redis.flushdb()
 
 
-def asgi_client(application: FastAPI) -> httpx.AsyncClient:
+def asgi_client(
+    application: FastAPI, peer: tuple[str, int] = ("127.0.0.1", 123)
+) -> httpx.AsyncClient:
     # raise_app_exceptions=False: the client sees what a real client sees on a crash.
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False, client=peer)
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
@@ -92,6 +94,17 @@ def asgi_client(application: FastAPI) -> httpx.AsyncClient:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(app) as http:
         yield http
+
+
+@pytest.fixture
+async def empty_redis() -> None:
+    """Empties the test Redis, when there is one, for tests that build their own apps."""
+    if TEST_REDIS_URL is not None:
+        client = Redis.from_url(TEST_REDIS_URL)
+        try:
+            await client.flushdb()
+        finally:
+            await client.aclose()
 
 
 @pytest.fixture

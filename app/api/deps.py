@@ -7,7 +7,10 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.cache import Cache
 from app.core.config import Settings
+from app.core.etag import ETagJSONRenderer, etag_json
+from app.core.rate_limit import client_ip
 from app.core.resources import Resources
 
 
@@ -50,3 +53,15 @@ async def get_redis(resources: ResourcesDep) -> Redis | None:
 
 
 RedisDep = Annotated[Redis | None, Depends(get_redis)]
+
+
+async def get_cache(resources: ResourcesDep) -> Cache:
+    return resources.cache
+
+
+CacheDep = Annotated[Cache, Depends(get_cache)]
+# The calling client's IP address (X-Forwarded-For only from TRUSTED_PROXIES), for rate-limit
+# keys that combine it with something else.
+ClientIPDep = Annotated[str, Depends(client_ip)]
+# `return etag_json(model)` renders a JSON body with a strong ETag, or a 304 on a match.
+ETagJSON = Annotated[ETagJSONRenderer, Depends(etag_json)]

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.rate_limit import RateLimiter
 from app.core.redis import create_redis
 
 
@@ -18,6 +20,8 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
+    cache: Cache
+    rate_limiter: RateLimiter
 
 
 @asynccontextmanager
@@ -30,6 +34,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
             redis=redis,
+            cache=Cache.from_settings(settings, redis),
+            rate_limiter=RateLimiter.from_settings(settings, redis),
         )
     finally:
         if redis is not None:
