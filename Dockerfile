@@ -25,4 +25,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
 # Gunicorn supervises the workers (restarts a crashed one); WEB_CONCURRENCY sets how many.
-CMD ["gunicorn", "app.main:app", "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", "--graceful-timeout", "20", "--timeout", "60", "--keep-alive", "5", "--forwarded-allow-ips", "*"]
+CMD ["gunicorn", "app.main:app", "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", "--graceful-timeout", "20", "--timeout", "60", "--keep-alive", "5"]

@@ -89,9 +89,11 @@ async def clean_state(request: pytest.FixtureRequest) -> None:
         await resources.redis.flushdb()
 
 
-def asgi_client(application: FastAPI) -> httpx.AsyncClient:
+def asgi_client(
+    application: FastAPI, peer: tuple[str, int] = ("127.0.0.1", 123)
+) -> httpx.AsyncClient:
     # raise_app_exceptions=False: the client sees what a real client sees on a crash.
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False, client=peer)
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
@@ -107,6 +109,17 @@ async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     application = create_app(settings)
     async with application.router.lifespan_context(application), asgi_client(application) as http:
         yield http
+
+
+@pytest.fixture
+async def empty_redis() -> None:
+    """Empties the test Redis, when there is one, for tests that build their own apps."""
+    if TEST_REDIS_URL is not None:
+        client = Redis.from_url(TEST_REDIS_URL)
+        try:
+            await client.flushdb()
+        finally:
+            await client.aclose()
 
 
 @pytest.fixture

@@ -7,9 +7,12 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.errors import DomainError
+from app.core.etag import ETagJSONRenderer, etag_json
 from app.core.outbox import OutboxDispatcher, take_enqueued
+from app.core.rate_limit import client_ip
 from app.core.resources import Resources
 
 
@@ -67,3 +70,15 @@ async def get_outbox(resources: ResourcesDep) -> OutboxDispatcher:
 # For code that commits its own sessions (`SessionDep` already wakes it after its commit):
 # call `outbox.wake()` after committing enqueued messages.
 OutboxDep = Annotated[OutboxDispatcher, Depends(get_outbox)]
+
+
+async def get_cache(resources: ResourcesDep) -> Cache:
+    return resources.cache
+
+
+CacheDep = Annotated[Cache, Depends(get_cache)]
+# The calling client's IP address (X-Forwarded-For only from TRUSTED_PROXIES), for rate-limit
+# keys that combine it with something else.
+ClientIPDep = Annotated[str, Depends(client_ip)]
+# `return etag_json(model)` renders a JSON body with a strong ETag, or a 304 on a match.
+ETagJSON = Annotated[ETagJSONRenderer, Depends(etag_json)]

@@ -2,11 +2,13 @@
 
 from enum import StrEnum
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, NameEmail, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from limits import parse_many
+from pydantic import AfterValidator, BeforeValidator, Field, NameEmail, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import __version__
 
@@ -22,6 +24,31 @@ class Environment(StrEnum):
 
 class InsecureConfigurationError(RuntimeError):
     """Raised when production settings would leave the service unsafe or unscalable."""
+
+
+def check_rate_limit(value: str) -> str:
+    """Accept one limit such as '100/minute' or '10 per hour'; anything else is an error."""
+    # Checked at start-up so a typo stops the service instead of surfacing on a request.
+    try:
+        items = parse_many(value)
+    except ValueError:
+        items = []
+    if len(items) != 1 or items[0].amount < 1:
+        raise ValueError(f"{value!r} is not one rate limit such as '100/minute' or '10 per hour'")
+    return value
+
+
+def _split_networks(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+RateLimitString = Annotated[str, AfterValidator(check_rate_limit)]
+# Comma-separated in the environment ("10.0.0.0/8, 192.168.1.7"), not JSON.
+Networks = Annotated[
+    tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_split_networks)
+]
 
 
 class Settings(BaseSettings):
@@ -44,6 +71,27 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     web_concurrency: int = Field(default=1, ge=1, description="worker processes per replica")
+    redis_key_prefix: str = Field(
+        default="app", min_length=1, description="lets several deployments share one Redis"
+    )
+    redis_failure_cooldown_seconds: float = Field(
+        default=5.0, ge=0, description="after a Redis error, use the fallbacks this long"
+    )
+
+    cache_ttl_seconds: float = Field(default=60.0, gt=0)
+    cache_stale_seconds: float = Field(
+        default=30.0, ge=0, description="how long past its TTL a value may be served stale"
+    )
+    cache_lock_seconds: float = Field(default=5.0, gt=0, description="recompute lock lifetime")
+    cache_lock_wait_seconds: float = Field(default=0.5, ge=0)
+    cache_local_max_entries: int = Field(default=10_000, ge=1)
+
+    rate_limit_enabled: bool = True
+    rate_limit_default: RateLimitString = "100/minute"
+    rate_limit_login: RateLimitString = "5/minute"
+    rate_limit_register: RateLimitString = "10/hour"
+    rate_limit_orders: RateLimitString = "30/minute"
+    trusted_proxies: Networks = ()
 
     # Tokens: HMAC-signed JWTs; PREVIOUS_SECRET_KEYS still verify during a key rotation.
     previous_secret_keys: list[SecretStr] = Field(default_factory=list)

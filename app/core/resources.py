@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.email import EMAIL_TOPIC, create_email_sender, email_handler
 from app.core.outbox import OutboxDispatcher
+from app.core.rate_limit import RateLimiter
 from app.core.redis import create_redis
 from app.core.security import PasswordHasher, TokenCodec
 
@@ -28,6 +30,8 @@ class Resources:
     passwords: PasswordHasher
     tokens: TokenCodec
     outbox: OutboxDispatcher
+    cache: Cache
+    rate_limiter: RateLimiter
 
 
 def create_outbox(
@@ -63,6 +67,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             passwords=PasswordHasher(settings),
             tokens=TokenCodec(settings),
             outbox=outbox,
+            cache=Cache.from_settings(settings, redis),
+            rate_limiter=RateLimiter.from_settings(settings, redis),
         )
     finally:
         await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)

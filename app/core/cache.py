@@ -1,0 +1,398 @@
+"""Cache-aside over Redis, with a bounded in-process store when REDIS_URL is unset.
+
+Services read through `get_or_set` and invalidate after their transaction commits: `delete`
+for one object, `bump(namespace)` for every list of a namespace at once. The cache only
+accelerates: when Redis fails or times out, a read is a miss, a write is skipped, a warning
+is logged, and the caller loads from the database as if nothing were cached.
+"""
+
+import asyncio
+import json
+import logging
+import secrets
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import TypeAdapter
+from redis.asyncio import Redis
+
+from app.core.config import Settings
+from app.core.redis import REDIS_ERRORS, RedisBreaker
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Every stored value starts with the wall-clock time it stays fresh until, so a replica can
+# tell a stale value (still servable while another replica recomputes) from a fresh one.
+_FRESH_UNTIL = struct.Struct(">d")
+_POLL_SECONDS = 0.05
+# Only the holder of the lock may release it; a lock that outlived its holder is left alone.
+_UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+
+
+class Codec(Protocol[T]):
+    def dumps(self, value: T) -> bytes: ...
+    def loads(self, data: bytes) -> T: ...
+
+
+class _RawCodec:
+    def dumps(self, value: bytes) -> bytes:
+        return value
+
+    def loads(self, data: bytes) -> bytes:
+        return data
+
+
+class _JsonCodec:
+    def dumps(self, value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data)
+
+
+RAW: Codec[bytes] = _RawCodec()
+JSON: Codec[Any] = _JsonCodec()
+
+
+class ModelCodec(Generic[T]):
+    """Stores any type pydantic can validate (a model, `Page[ItemRead]`) as JSON."""
+
+    def __init__(self, type_: type[T]) -> None:
+        self._adapter = TypeAdapter(type_)
+
+    def dumps(self, value: T) -> bytes:
+        return self._adapter.dump_json(value)
+
+    def loads(self, data: bytes) -> T:
+        return self._adapter.validate_json(data)
+
+
+class _Unavailable(Exception):
+    """Redis failed or is cooling down; the caller treats it as a miss."""
+
+
+class _LeaderCancelled(Exception):
+    """The request loading a key was cancelled; its waiters must load it themselves."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    data: bytes
+    fresh: bool
+
+
+class _LocalStore:
+    """A least-recently-used map with per-entry expiry, for a single process."""
+
+    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._max_entries = max_entries
+        self._clock = clock
+
+    def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def set(self, key: str, value: bytes, ttl: float) -> None:
+        self._entries[key] = (self._clock() + ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+class Cache:
+    """Cache-aside with stampede protection and namespace versioning.
+
+    `hits`, `misses`, `stale_hits` and `errors` count what happened, for metrics to read.
+    """
+
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        prefix: str = "cache",
+        ttl: float = 60.0,
+        stale: float = 30.0,
+        lock_seconds: float = 5.0,
+        lock_wait: float = 0.5,
+        local_max_entries: int = 10_000,
+        failure_cooldown: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.stale_hits = 0
+        self.errors = 0
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl
+        self._stale = stale
+        self._lock_ms = int(lock_seconds * 1000)
+        self._lock_wait = lock_wait
+        self._clock = clock
+        self._local = _LocalStore(local_max_entries, clock)
+        self._versions: dict[str, int] = {}
+        self._inflight: dict[tuple[str | None, str], asyncio.Future[bytes]] = {}
+        self._breaker = RedisBreaker("cache", failure_cooldown)
+        self._unlock = redis.register_script(_UNLOCK) if redis is not None else None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Redis | None) -> "Cache":
+        return cls(
+            redis,
+            prefix=f"{settings.redis_key_prefix}:cache",
+            ttl=settings.cache_ttl_seconds,
+            stale=settings.cache_stale_seconds,
+            lock_seconds=settings.cache_lock_seconds,
+            lock_wait=settings.cache_lock_wait_seconds,
+            local_max_entries=settings.cache_local_max_entries,
+            failure_cooldown=settings.redis_failure_cooldown_seconds,
+        )
+
+    async def get(self, key: str) -> bytes | None:
+        entry = await self._read(self._key(key))
+        if entry is None or not entry.fresh:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry.data
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        await self._write(self._key(key), value, ttl or self._ttl)
+
+    async def get_json(self, key: str) -> Any:
+        """The stored JSON value, or None on a miss."""
+        data = await self.get(key)
+        return None if data is None else JSON.loads(data)
+
+    async def set_json(self, key: str, value: Any, ttl: float | None = None) -> None:
+        await self.set(key, JSON.dumps(value), ttl)
+
+    async def delete(self, *keys: str) -> None:
+        full_keys = [self._key(key) for key in keys]
+        if self._redis is None:
+            for full_key in full_keys:
+                self._local.delete(full_key)
+            return
+        redis = self._redis
+        try:
+            await self._call(lambda: redis.delete(*full_keys))
+        except _Unavailable:
+            logger.warning("cache: could not delete %s; stale until its TTL ends", keys)
+
+    async def bump(self, namespace: str) -> None:
+        """Invalidate every key stored under `namespace` by moving to a new version."""
+        if self._redis is None:
+            self._versions[namespace] = self._versions.get(namespace, 0) + 1
+            return
+        redis, version_key = self._redis, self._version_key(namespace)
+
+        async def increment() -> None:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.set(version_key, self._seed(), nx=True)
+                pipe.incr(version_key)
+                await pipe.execute()
+
+        try:
+            await self._call(increment)
+        except _Unavailable:
+            logger.warning("cache: could not bump %r; its lists stale until TTL ends", namespace)
+
+    async def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[T]],
+        ttl: float | None = None,
+        *,
+        codec: Codec[T] = JSON,
+        namespace: str | None = None,
+    ) -> T:
+        """The cached value of `key`, or `loader()`'s result, stored for `ttl` seconds.
+
+        Concurrent calls for one key in this process share one `loader()` call. With Redis,
+        a short lock lets one replica recompute an expired key while the others serve the
+        stale value, or wait up to CACHE_LOCK_WAIT_SECONDS when there is none.
+        """
+        flight = (namespace, key)
+        while (pending := self._inflight.get(flight)) is not None:
+            try:
+                return codec.loads(await asyncio.shield(pending))
+            except _LeaderCancelled:
+                continue
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._inflight[flight] = future
+        try:
+            value, data = await self._load_through(key, namespace, loader, ttl or self._ttl, codec)
+        except BaseException as error:
+            shared = _LeaderCancelled() if isinstance(error, asyncio.CancelledError) else error
+            future.set_exception(shared)
+            future.exception()  # retrieved here, so an unawaited future is not logged
+            raise
+        else:
+            future.set_result(data)
+            return value
+        finally:
+            del self._inflight[flight]
+
+    async def _load_through(
+        self,
+        key: str,
+        namespace: str | None,
+        loader: Callable[[], Awaitable[T]],
+        ttl: float,
+        codec: Codec[T],
+    ) -> tuple[T, bytes]:
+        full_key = await self._namespaced_key(key, namespace)
+        if full_key is None:
+            # The namespace version is unknown, so nothing read or written could be trusted.
+            self.misses += 1
+            value = await loader()
+            return value, codec.dumps(value)
+        entry = await self._read(full_key)
+        if entry is not None and entry.fresh and (found := _decode(codec, entry, full_key)):
+            self.hits += 1
+            return found[0], entry.data
+        may_load, token = await self._try_lock(full_key)
+        try:
+            if not may_load:
+                if entry is not None and (found := _decode(codec, entry, full_key)):
+                    self.stale_hits += 1
+                    return found[0], entry.data
+                fresh = await self._wait_for(full_key)
+                if fresh is not None and (found := _decode(codec, fresh, full_key)):
+                    self.hits += 1
+                    return found[0], fresh.data
+            self.misses += 1
+            value = await loader()
+            data = codec.dumps(value)
+            await self._write(full_key, data, ttl)
+            return value, data
+        finally:
+            if token is not None:
+                await self._release(full_key, token)
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}:{key}"
+
+    def _version_key(self, namespace: str) -> str:
+        return f"{self._prefix}:{namespace}:version"
+
+    def _seed(self) -> int:
+        # Versions start from the clock, not 0: if a version key is lost (eviction, a flush),
+        # its new value cannot coincide with one that entries still in Redis were written under.
+        return int(self._clock() * 1000)
+
+    async def _namespaced_key(self, key: str, namespace: str | None) -> str | None:
+        if namespace is None:
+            return self._key(key)
+        if self._redis is None:
+            version = self._versions.get(namespace, 0)
+            return f"{self._prefix}:{namespace}:v{version}:{key}"
+        redis, version_key = self._redis, self._version_key(namespace)
+        try:
+            raw = await self._call(lambda: redis.get(version_key))
+            if raw is None:
+                await self._call(lambda: redis.set(version_key, self._seed(), nx=True))
+                raw = await self._call(lambda: redis.get(version_key))
+        except _Unavailable:
+            return None
+        if raw is None:
+            return None
+        return f"{self._prefix}:{namespace}:v{int(raw)}:{key}"
+
+    async def _read(self, full_key: str) -> _Entry | None:
+        if self._redis is None:
+            raw: bytes | str | None = self._local.get(full_key)
+        else:
+            redis = self._redis
+            try:
+                raw = await self._call(lambda: redis.get(full_key))
+            except _Unavailable:
+                return None
+        if not isinstance(raw, bytes) or len(raw) < _FRESH_UNTIL.size:
+            return None
+        (fresh_until,) = _FRESH_UNTIL.unpack_from(raw)
+        return _Entry(data=raw[_FRESH_UNTIL.size :], fresh=self._clock() < fresh_until)
+
+    async def _write(self, full_key: str, data: bytes, ttl: float) -> None:
+        payload = _FRESH_UNTIL.pack(self._clock() + ttl) + data
+        if self._redis is None:
+            # One process is the whole deployment here, and the in-flight map already stops
+            # a stampede, so there is no one to serve a stale value to.
+            self._local.set(full_key, payload, ttl)
+            return
+        redis, keep_ms = self._redis, int((ttl + self._stale) * 1000)
+        try:
+            await self._call(lambda: redis.set(full_key, payload, px=keep_ms))
+        except _Unavailable:
+            return
+
+    async def _try_lock(self, full_key: str) -> tuple[bool, str | None]:
+        """(may this caller load, the lock token to release afterwards)."""
+        if self._redis is None:
+            return True, None
+        redis, token = self._redis, secrets.token_hex(8)
+        try:
+            acquired = await self._call(
+                lambda: redis.set(f"{full_key}:lock", token, nx=True, px=self._lock_ms)
+            )
+        except _Unavailable:
+            return True, None
+        return (True, token) if acquired else (False, None)
+
+    async def _release(self, full_key: str, token: str) -> None:
+        unlock = self._unlock
+        if unlock is None:
+            return
+        try:
+            await self._call(lambda: unlock(keys=[f"{full_key}:lock"], args=[token]))
+        except _Unavailable:
+            return
+
+    async def _wait_for(self, full_key: str) -> _Entry | None:
+        """A fresh value written by the replica holding the lock, if it comes in time."""
+        deadline = time.monotonic() + self._lock_wait
+        while time.monotonic() < deadline and self._breaker.closed:
+            await asyncio.sleep(_POLL_SECONDS)
+            entry = await self._read(full_key)
+            if entry is not None and entry.fresh:
+                return entry
+        return None
+
+    async def _call(self, command: Callable[[], Awaitable[R]]) -> R:
+        if not self._breaker.closed:
+            raise _Unavailable
+        try:
+            result = await command()
+        except REDIS_ERRORS as error:
+            self.errors += 1
+            self._breaker.failed(error)
+            raise _Unavailable from error
+        self._breaker.succeeded()
+        return result
+
+
+def _decode(codec: Codec[T], entry: _Entry, full_key: str) -> tuple[T] | None:
+    """The decoded value in a 1-tuple (a cached value may itself be falsy), or None."""
+    try:
+        return (codec.loads(entry.data),)
+    except ValueError as error:
+        # Written by an older release with another shape, or corrupted: load it afresh.
+        logger.warning("cache: ignoring undecodable value at %s: %s", full_key, error)
+        return None

@@ -1,0 +1,210 @@
+"""Rate limits per client, shared through Redis by every worker and replica.
+
+The strategy is the moving window: a hit counts for exactly one window length after it is
+made, so no client gets twice its limit by straddling a window boundary (as a fixed window
+allows), and `Retry-After` is the true time until the oldest counted hit expires. It costs a
+list of up to `limit` timestamps per client, negligible at the limits used here. Refused
+hits are not counted, so hammering does not extend a lock-out.
+
+When Redis fails, limits are counted in process (stricter per replica, never off) until
+Redis answers again; a limiter never turns a request into a 500.
+"""
+
+import inspect
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Any
+
+from fastapi import Depends, Request, Response
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
+
+from app.core.config import Settings, check_rate_limit
+from app.core.errors import TooManyRequests
+from app.core.redis import REDIS_ERRORS, RedisBreaker
+
+logger = logging.getLogger(__name__)
+
+Network = IPv4Network | IPv6Network
+KeyFunction = Callable[..., Awaitable[str]]
+LimitSource = str | Callable[[Settings], str]
+
+
+class RateLimitExceeded(TooManyRequests):
+    type = "urn:problem-type:rate-limit-exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_after),
+        }
+
+
+class RateLimiter:
+    """Counts hits in Redis when there is one, in process otherwise or while it fails."""
+
+    def __init__(
+        self, redis: Redis | None, *, key_prefix: str = "ratelimit", failure_cooldown: float = 5.0
+    ) -> None:
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
+        if redis is not None:
+            # Reuses the application's connection pool, and with it its short timeouts.
+            pool: dict[str, Any] = {"connection_pool": redis.connection_pool}
+            storage = RedisStorage(
+                "async+redis://", implementation="redispy", key_prefix=key_prefix, **pool
+            )
+            self._shared = MovingWindowRateLimiter(storage)
+        self._breaker = RedisBreaker("rate limits", failure_cooldown)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Redis | None) -> "RateLimiter":
+        return cls(
+            redis,
+            key_prefix=f"{settings.redis_key_prefix}:ratelimit",
+            failure_cooldown=settings.redis_failure_cooldown_seconds,
+        )
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> Verdict:
+        if self._shared is not None and self._breaker.closed:
+            try:
+                verdict = await _count(self._shared, item, identifiers)
+            except REDIS_ERRORS as error:
+                self._breaker.failed(error)
+            else:
+                self._breaker.succeeded()
+                return verdict
+        return await _count(self._local, item, identifiers)
+
+
+async def _count(
+    limiter: MovingWindowRateLimiter, item: RateLimitItem, identifiers: Sequence[str]
+) -> Verdict:
+    allowed = await limiter.hit(item, *identifiers)
+    reset_at, remaining = await limiter.get_window_stats(item, *identifiers)
+    return Verdict(
+        allowed=allowed,
+        limit=item.amount,
+        remaining=max(0, remaining),
+        reset_after=max(0, math.ceil(reset_at - time.time())),
+    )
+
+
+def _parse_ip(value: str | None) -> IPv4Address | IPv6Address | None:
+    if value is None:
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; compare them as IPv4.
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def resolve_client_ip(
+    peer: str | None, forwarded_for: Sequence[str], trusted_proxies: Sequence[Network]
+) -> str:
+    """The client address: the peer, or the right-most untrusted `X-Forwarded-For` hop.
+
+    `X-Forwarded-For` is read only when the peer is a trusted proxy, and only from the right,
+    since everything left of the last trusted hop was written by the client and can be forged.
+    """
+    address = _parse_ip(peer)
+    if address is None:
+        return peer or "unknown"
+
+    def trusted(candidate: IPv4Address | IPv6Address) -> bool:
+        return any(candidate in network for network in trusted_proxies)
+
+    if not trusted(address):
+        return str(address)
+    hops = [hop for header in forwarded_for for hop in header.split(",")]
+    for hop in reversed(hops):
+        hop_address = _parse_ip(hop)
+        if hop_address is None:
+            # A trusted proxy writes addresses only; the chain is unreliable from here on.
+            break
+        address = hop_address
+        if not trusted(address):
+            break
+    return str(address)
+
+
+async def client_ip(request: Request) -> str:
+    """The calling client's IP address, honouring TRUSTED_PROXIES."""
+    settings: Settings = request.app.state.settings
+    peer = request.client.host if request.client is not None else None
+    return resolve_client_ip(
+        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies
+    )
+
+
+@lru_cache(maxsize=64)
+def _parse_limit(value: str) -> RateLimitItem:
+    return parse(check_rate_limit(value))
+
+
+class RateLimit:
+    """A dependency that limits requests per key within a scope.
+
+    `limit` is a literal ("5/minute") or a function of the settings
+    (`lambda settings: settings.rate_limit_login`), read on each request so an app built
+    from other settings gets its own limits. `key` is any dependency returning a string
+    (the client IP by default; a user id, or IP and username for a login form), resolved by
+    FastAPI like every other dependency. `scope` separates limits that share a key.
+    """
+
+    def __init__(self, limit: LimitSource, *, scope: str, key: KeyFunction = client_ip) -> None:
+        if isinstance(limit, str):
+            _parse_limit(limit)
+        self.limit = limit
+        self.scope = scope
+        # FastAPI reads the signature to resolve parameters; exposing `key` as a dependency
+        # lets a key depend on anything a route can (the current user, the form body).
+        self.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+                inspect.Parameter("response", inspect.Parameter.KEYWORD_ONLY, annotation=Response),
+                inspect.Parameter(
+                    "key", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=Depends(key)
+                ),
+            ]
+        )
+
+    async def __call__(self, *, request: Request, response: Response, key: str) -> None:
+        settings: Settings = request.app.state.settings
+        if not settings.rate_limit_enabled:
+            return
+        limiter: RateLimiter = request.app.state.resources.rate_limiter
+        limit = self.limit if isinstance(self.limit, str) else self.limit(settings)
+        verdict = await limiter.hit(_parse_limit(limit), self.scope, key)
+        if not verdict.allowed:
+            retry_after = max(1, verdict.reset_after)
+            raise RateLimitExceeded(
+                f"Rate limit of {limit} exceeded; retry in {retry_after} s.",
+                headers=verdict.headers() | {"Retry-After": str(retry_after)},
+            )
+        # With several limits on one route, the one closest to running out is reported.
+        reported = response.headers.get("RateLimit-Remaining")
+        if reported is None or verdict.remaining < int(reported):
+            for name, value in verdict.headers().items():
+                response.headers[name] = value

@@ -1,0 +1,270 @@
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from app.api.deps import CacheDep
+from app.core.cache import JSON, RAW, Cache, ModelCodec
+from app.core.config import Settings
+from app.main import create_app
+from tests.conftest import TEST_REDIS_URL, asgi_client
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:9"
+V = TypeVar("V")
+
+
+class Thing(BaseModel):
+    id: int
+    name: str
+
+
+class Clock:
+    """Wall-clock stand-in, so expiry is tested without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def redis_or_none(request: pytest.FixtureRequest) -> AsyncIterator[Redis | None]:
+    if request.param == "memory":
+        yield None
+        return
+    if TEST_REDIS_URL is None:
+        pytest.skip("needs Redis: set TEST_REDIS_URL=redis://...")
+    redis = Redis.from_url(TEST_REDIS_URL)
+    await redis.flushdb()
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+@pytest.fixture
+def make_cache(redis_or_none: Redis | None) -> Callable[..., Cache]:
+    def make(**options: object) -> Cache:
+        return Cache(redis_or_none, **options)  # type: ignore[arg-type]
+
+    return make
+
+
+def counting_loader(value: V) -> tuple[list[int], Callable[[], Awaitable[V]]]:
+    calls: list[int] = []
+
+    async def load() -> V:
+        calls.append(1)
+        await asyncio.sleep(0)
+        return value
+
+    return calls, load
+
+
+async def test_miss_then_hit(make_cache: Callable[..., Cache]) -> None:
+    cache = make_cache()
+    calls, load = counting_loader({"id": 1})
+    assert await cache.get_or_set("thing:1", load) == {"id": 1}
+    assert await cache.get_or_set("thing:1", load) == {"id": 1}
+    assert len(calls) == 1
+    assert (cache.misses, cache.hits) == (1, 1)
+
+
+async def test_bytes_and_json_round_trip_with_ttl(make_cache: Callable[..., Cache]) -> None:
+    clock = Clock()
+    cache = make_cache(clock=clock)
+    await cache.set("raw", b"\x00bytes", ttl=10)
+    await cache.set_json("doc", {"a": [1, 2]}, ttl=10)
+    assert await cache.get("raw") == b"\x00bytes"
+    assert await cache.get_json("doc") == {"a": [1, 2]}
+    clock.now += 11
+    assert await cache.get("raw") is None
+    assert await cache.get_json("doc") is None
+    assert await cache.get_json("never-set") is None
+
+
+async def test_delete_forgets_a_key(make_cache: Callable[..., Cache]) -> None:
+    cache = make_cache()
+    await cache.set_json("thing:1", {"id": 1})
+    await cache.delete("thing:1")
+    assert await cache.get("thing:1") is None
+
+
+async def test_bump_invalidates_every_list_of_the_namespace(
+    make_cache: Callable[..., Cache],
+) -> None:
+    cache = make_cache()
+    for page in ("page:1", "page:2"):
+        await cache.get_or_set(page, counting_loader(["old"])[1], namespace="things")
+    await cache.get_or_set("other", counting_loader(["kept"])[1], namespace="others")
+    await cache.bump("things")
+    for page in ("page:1", "page:2"):
+        assert await cache.get_or_set(page, counting_loader(["new"])[1], namespace="things") == [
+            "new"
+        ]
+    assert await cache.get_or_set("other", counting_loader(["x"])[1], namespace="others") == [
+        "kept"
+    ]
+
+
+async def test_one_loader_runs_for_fifty_concurrent_calls(
+    make_cache: Callable[..., Cache],
+) -> None:
+    cache = make_cache()
+    calls, load = counting_loader({"hot": True})
+    results = await asyncio.gather(*(cache.get_or_set("hot", load) for _ in range(50)))
+    assert results == [{"hot": True}] * 50
+    assert len(calls) == 1
+
+
+async def test_a_failing_loader_fails_its_waiters_and_caches_nothing(
+    make_cache: Callable[..., Cache],
+) -> None:
+    cache = make_cache()
+
+    async def broken() -> object:
+        await asyncio.sleep(0)
+        raise LookupError("database said no")
+
+    results = await asyncio.gather(
+        *(cache.get_or_set("k", broken) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(result, LookupError) for result in results)
+    assert await cache.get_or_set("k", counting_loader(7)[1]) == 7
+
+
+async def test_waiters_load_themselves_when_the_loading_request_is_cancelled(
+    make_cache: Callable[..., Cache],
+) -> None:
+    cache = make_cache()
+    started, never = asyncio.Event(), asyncio.Event()
+
+    async def stuck() -> object:
+        started.set()
+        await never.wait()
+        return "unreachable"
+
+    leader = asyncio.create_task(cache.get_or_set("k", stuck))
+    await started.wait()
+    waiter = asyncio.create_task(cache.get_or_set("k", counting_loader("fresh")[1]))
+    await asyncio.sleep(0)
+    leader.cancel()
+    assert await waiter == "fresh"
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+
+
+async def test_models_are_cached_through_their_codec(make_cache: Callable[..., Cache]) -> None:
+    cache, codec = make_cache(), ModelCodec(list[Thing])
+    things = [Thing(id=1, name="a")]
+    assert await cache.get_or_set("things", counting_loader(things)[1], codec=codec) == things
+    cached = await cache.get_or_set("things", counting_loader([])[1], codec=codec)
+    assert cached == things
+    assert isinstance(cached[0], Thing)
+    assert await cache.get_or_set("raw", counting_loader(b"\xff")[1], codec=RAW) == b"\xff"
+
+
+async def test_an_undecodable_value_is_a_miss(make_cache: Callable[..., Cache]) -> None:
+    cache = make_cache()
+    await cache.set("thing", b"not json")
+    assert await cache.get_or_set("thing", counting_loader([1])[1], codec=JSON) == [1]
+    assert await cache.get_json("thing") == [1]
+
+
+async def test_the_in_process_store_is_bounded() -> None:
+    cache = Cache(None, local_max_entries=2)
+    for key in ("a", "b", "c"):
+        await cache.set(key, key.encode())
+    assert [await cache.get(key) for key in ("a", "b", "c")] == [None, b"b", b"c"]
+
+
+async def test_a_stale_value_is_served_while_another_replica_recomputes(
+    redis_client: Redis,
+) -> None:
+    await redis_client.flushdb()
+    clock = Clock()
+    replica_a, replica_b = Cache(redis_client, clock=clock), Cache(redis_client, clock=clock)
+    await replica_a.get_or_set("hot", counting_loader("v1")[1], ttl=10)
+    clock.now += 11
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_reload() -> object:
+        started.set()
+        await release.wait()
+        return "v2"
+
+    recompute = asyncio.create_task(replica_a.get_or_set("hot", slow_reload, ttl=10))
+    await started.wait()
+    calls, load = counting_loader("v-b")
+    assert await replica_b.get_or_set("hot", load, ttl=10) == "v1"
+    assert (calls, replica_b.stale_hits) == ([], 1)
+    release.set()
+    assert await recompute == "v2"
+    assert await replica_b.get_or_set("hot", load, ttl=10) == "v2"
+
+
+async def test_unreachable_redis_degrades_to_misses_and_never_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    redis = Redis.from_url(UNREACHABLE_REDIS)
+    try:
+        cache = Cache(redis, failure_cooldown=0)
+        calls, load = counting_loader({"id": 1})
+        assert await cache.get_or_set("thing", load) == {"id": 1}
+        assert await cache.get_or_set("thing", load, namespace="things") == {"id": 1}
+        await cache.set("thing", b"x")
+        await cache.bump("things")
+        await cache.delete("thing")
+        assert await cache.get("thing") is None
+    finally:
+        await redis.aclose()
+    assert len(calls) == 2
+    assert cache.errors > 0
+    assert any(record.levelname == "WARNING" for record in caplog.records)
+
+
+def app_with_cached_routes(settings: Settings) -> tuple[FastAPI, list[int]]:
+    application = create_app(settings)
+    loads: list[int] = []
+    stored: list[str] = ["first"]
+
+    async def load_names() -> list[str]:
+        loads.append(1)
+        return list(stored)
+
+    @application.get("/names")
+    async def list_names(cache: CacheDep) -> list[str]:
+        return await cache.get_or_set("all", load_names, namespace="names")
+
+    @application.post("/names/{name}", status_code=204)
+    async def add_name(name: str, cache: CacheDep) -> None:
+        stored.append(name)
+        await cache.bump("names")
+
+    return application, loads
+
+
+@pytest.mark.usefixtures("empty_redis")
+@pytest.mark.parametrize("redis_url", [TEST_REDIS_URL, UNREACHABLE_REDIS])
+async def test_routes_read_through_the_cache_and_see_invalidations(
+    migrated: Settings, redis_url: str | None
+) -> None:
+    settings = migrated.model_copy(update={"redis_url": redis_url})
+    application, loads = app_with_cached_routes(settings)
+    async with application.router.lifespan_context(application), asgi_client(application) as http:
+        assert (await http.get("/names")).json() == ["first"]
+        assert (await http.get("/names")).json() == ["first"]
+        assert (await http.post("/names/second")).status_code == 204
+        assert (await http.get("/names")).json() == ["first", "second"]
+    cache: Cache = application.state.resources.cache
+    if redis_url == UNREACHABLE_REDIS:
+        assert len(loads) == 3
+        assert cache.hits == 0
+    else:
+        assert len(loads) == 2
+        assert cache.hits == 1
