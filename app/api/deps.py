@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,3 +51,12 @@ async def get_redis(resources: ResourcesDep) -> Redis | None:
 
 
 RedisDep = Annotated[Redis | None, Depends(get_redis)]
+
+
+async def get_tracer(request: Request) -> Tracer:
+    """The tracer services use for domain spans; a no-op tracer when tracing is off."""
+    tracer: Tracer = request.app.state.tracer
+    return tracer
+
+
+TracerDep = Annotated[Tracer, Depends(get_tracer)]
