@@ -9,6 +9,7 @@ behave exactly as they do in production; isolation comes from emptying every tab
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -86,6 +87,18 @@ def asgi_client(application: FastAPI) -> httpx.AsyncClient:
     # raise_app_exceptions=False: the client sees what a real client sees on a crash.
     transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@asynccontextmanager
+async def running(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for an app built in a test, with its lifespan running."""
+    async with application.router.lifespan_context(application), asgi_client(application) as c:
+        yield c
+
+
+def variant(settings: Settings, **overrides: object) -> Settings:
+    """The test settings with some values changed, validated like real configuration."""
+    return make_settings(settings.database_url, settings.sqlite_path, **overrides)
 
 
 @pytest.fixture
