@@ -7,6 +7,7 @@ import pytest
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan
@@ -37,7 +38,7 @@ def traced_app(settings: Settings, exporter: InMemorySpanExporter) -> FastAPI:
 
 
 def instrumented() -> list[str]:
-    instrumentors = {
+    instrumentors: dict[str, BaseInstrumentor] = {
         "sqlalchemy": SQLAlchemyInstrumentor(),
         "redis": RedisInstrumentor(),
         "httpx": HTTPXClientInstrumentor(),
