@@ -30,7 +30,9 @@ def traced_app(settings: Settings, exporter: InMemorySpanExporter) -> FastAPI:
     @application.get("/reports/{report_id}")
     async def read_report(report_id: int, session: SessionDep, tracer: TracerDep) -> dict[str, int]:
         with tracer.start_as_current_span("reports.compute"):
-            value = (await session.execute(text("SELECT CAST(:n AS INTEGER)"), {"n": report_id})).scalar_one()
+            value = (
+                await session.execute(text("SELECT CAST(:n AS INTEGER)"), {"n": report_id})
+            ).scalar_one()
             logging.getLogger("app.reports").warning("computed report %s", report_id)
         return {"value": value}
 
