@@ -17,7 +17,7 @@ ENV PATH="/opt/venv/bin:$PATH" \
 RUN useradd --system --uid 10001 --home-dir /app app
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
-COPY alembic.ini ./
+COPY alembic.ini gunicorn.conf.py ./
 COPY alembic ./alembic
 COPY app ./app
 USER app
@@ -25,4 +25,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
 # Gunicorn supervises the workers (restarts a crashed one); WEB_CONCURRENCY sets how many.
-CMD ["gunicorn", "app.main:app", "--worker-class", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", "--graceful-timeout", "20", "--timeout", "60", "--keep-alive", "5"]
+# gunicorn.conf.py prepares the Prometheus multiprocess directory; the worker class is
+# uvicorn-worker's without the Server header.
+CMD ["gunicorn", "app.main:app", "--config", "gunicorn.conf.py", "--worker-class", "app.core.server.UvicornWorker", "--bind", "0.0.0.0:8000", "--graceful-timeout", "20", "--timeout", "60", "--keep-alive", "5"]

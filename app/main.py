@@ -4,12 +4,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from app.api import health
 from app.api.router import api_router
+from app.core import telemetry as otel
 from app.core.config import InsecureConfigurationError, Settings, get_settings
+from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
+from app.core.hardening import (
+    BodySizeLimitMiddleware,
+    SecurityHeadersMiddleware,
+    TrustedHostMiddleware,
+)
 from app.core.logging import configure_logging
+from app.core.metrics import MetricsMiddleware, metrics_endpoint, pool_usage_refresh
 from app.core.middleware import RequestContextMiddleware
 from app.core.resources import open_resources
 from app.domains.users.service import ensure_admin
@@ -32,6 +43,7 @@ TAGS = [
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    telemetry: otel.Telemetry | None = app.state.telemetry
     async with open_resources(settings) as resources:
         if settings.first_admin_email and settings.first_admin_password:
             await ensure_admin(
@@ -41,13 +53,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 password=settings.first_admin_password.get_secret_value(),
             )
         app.state.resources = resources
-        yield
+        if telemetry is not None:
+            telemetry.instrument(resources.engine)
+        try:
+            async with pool_usage_refresh(resources.engine):
+                yield
+        finally:
+            if telemetry is not None:
+                telemetry.shutdown()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """Build the application; `span_exporter` replaces OTLP export when tracing is on."""
     settings = settings or get_settings()
     settings.check_production()
-    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    telemetry = otel.create_telemetry(settings, span_exporter)
+    configure_logging(
+        level=settings.log_level, json_lines=settings.json_logs, trace_ids=telemetry is not None
+    )
 
     docs = settings.show_docs
     app = FastAPI(
@@ -58,16 +83,59 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         license_info={"name": "MIT", "identifier": "MIT"},
         openapi_tags=TAGS,
         openapi_url="/openapi.json" if docs else None,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        # FastAPI's own pages load their assets from a CDN; install_docs serves local ones.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
         lifespan=lifespan,
+        telemetry=telemetry.fastapi_config() if telemetry is not None else otel.DISABLED,
     )
     app.state.settings = settings
+    app.state.telemetry = telemetry
+    app.state.tracer = otel.tracer_for(telemetry)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router)
-    app.add_middleware(RequestContextMiddleware)
+    if docs:
+        install_docs(app, openapi_url="/openapi.json")
+    if settings.metrics_enabled:
+        app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    add_middleware(app, settings)
     return app
+
+
+def add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Wrap the app, innermost first: each `add_middleware` goes outside the previous one.
+
+    From the outside in: metrics see every request, rejected ones included; security
+    headers land on every response, the last-resort 500 included; the request id is set
+    before anything below can refuse a request, so those refusals carry it; CORS headers
+    reach the browser on 413s too, so a page can read why its upload failed.
+    """
+    app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size)
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "If-None-Match",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+            max_age=600,
+        )
+    if settings.allowed_hosts != ["*"]:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
+    if settings.metrics_enabled:
+        app.add_middleware(MetricsMiddleware)
 
 
 def _create_default_app() -> FastAPI:

@@ -97,6 +97,18 @@ def asgi_client(
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
+@asynccontextmanager
+async def running(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for an app built in a test, with its lifespan running."""
+    async with application.router.lifespan_context(application), asgi_client(application) as c:
+        yield c
+
+
+def variant(settings: Settings, **overrides: object) -> Settings:
+    """The test settings with some values changed, validated like real configuration."""
+    return make_settings(settings.database_url, settings.sqlite_path, **overrides)
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(app) as http:

@@ -78,7 +78,8 @@ def test_dockerfile_installs_the_hashed_lock_and_copies_what_runs() -> None:
             assert (ROOT / source).exists(), source
     command = dockerfile_cmd()
     assert command[:2] == ["gunicorn", "app.main:app"]
-    assert "uvicorn_worker.UvicornWorker" in command
+    assert command[command.index("--worker-class") + 1] == "app.core.server.UvicornWorker"
+    assert command[command.index("--config") + 1] == "gunicorn.conf.py"
 
 
 def free_port() -> int:

@@ -31,3 +31,34 @@ async def test_production_hides_docs_by_default(tmp_path: Path) -> None:
     async with asgi_client(create_app(settings)) as c:
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert (await c.get(path)).status_code == 404
+
+
+async def test_docs_pages_load_only_local_assets(client: httpx.AsyncClient) -> None:
+    for path, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        page = await client.get(path)
+        assert f'src="/static/docs/{asset}"' in page.text
+        assert "://" not in page.text.replace("window.location.origin", ""), path
+        script = await client.get(f"/static/docs/{asset}")
+        assert script.status_code == 200
+        assert "javascript" in script.headers["content-type"]
+    assert (await client.get("/static/docs/swagger-ui.css")).status_code == 200
+
+
+async def test_docs_policy_allows_exactly_the_pages_inline_scripts(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/docs")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy
+    assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+    assert "cdn" not in policy
+    assert '"persistAuthorization": true' in page.text
+    redirect = await client.get("/docs/oauth2-redirect")
+    assert "'sha256-" in redirect.headers["content-security-policy"]
+
+
+async def test_docs_assets_are_absent_when_docs_are_off(tmp_path: Path) -> None:
+    settings = make_settings(None, tmp_path / "app.db", docs_enabled=False)
+    async with asgi_client(create_app(settings)) as c:
+        for path in ("/docs/oauth2-redirect", "/static/docs/swagger-ui-bundle.js"):
+            assert (await c.get(path)).status_code == 404

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,3 +83,12 @@ CacheDep = Annotated[Cache, Depends(get_cache)]
 ClientIPDep = Annotated[str, Depends(client_ip)]
 # `return etag_json(model)` renders a JSON body with a strong ETag, or a 304 on a match.
 ETagJSON = Annotated[ETagJSONRenderer, Depends(etag_json)]
+
+
+async def get_tracer(request: Request) -> Tracer:
+    """The tracer services use for domain spans; a no-op tracer when tracing is off."""
+    tracer: Tracer = request.app.state.tracer
+    return tracer
+
+
+TracerDep = Annotated[Tracer, Depends(get_tracer)]

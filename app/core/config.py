@@ -4,10 +4,19 @@ from enum import StrEnum
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import AfterValidator, BeforeValidator, Field, NameEmail, SecretStr
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    NameEmail,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import __version__
@@ -38,7 +47,7 @@ def check_rate_limit(value: str) -> str:
     return value
 
 
-def _split_networks(value: object) -> object:
+def _split_commas(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
@@ -47,8 +56,10 @@ def _split_networks(value: object) -> object:
 RateLimitString = Annotated[str, AfterValidator(check_rate_limit)]
 # Comma-separated in the environment ("10.0.0.0/8, 192.168.1.7"), not JSON.
 Networks = Annotated[
-    tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_split_networks)
+    tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_split_commas)
 ]
+# Environment variables hold these lists as comma-separated values, not JSON.
+CommaSeparated = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 
 class Settings(BaseSettings):
@@ -128,6 +139,70 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(default=20, ge=1, le=1000)
     outbox_max_attempts: int = Field(default=10, ge=1, le=100)
     outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    otel_enabled: bool | None = Field(
+        default=None, description="trace with OpenTelemetry; unset means on when an endpoint is set"
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector base URL, e.g. http://collector:4318"
+    )
+    otel_service_name: str = Field(default="fastapi-reference-service", min_length=1)
+    otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    metrics_enabled: bool = True
+
+    cors_origins: CommaSeparated = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+    allowed_hosts: CommaSeparated = Field(default_factory=lambda: ["*"])
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    gzip_minimum_size: int = Field(default=1024, ge=0, le=1024 * 1024)
+    hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _endpoint_is_http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            url = urlsplit(value)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError("must be an http(s) URL such as http://collector:4318")
+            value = value.rstrip("/")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_exact(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin == "*":
+                continue
+            url = urlsplit(origin)
+            if (
+                url.scheme not in ("http", "https")
+                or not url.netloc
+                or url.path
+                or url.query
+                or url.fragment
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an origin: use scheme://host[:port] with no path"
+                )
+        return origins
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_are_patterns(cls, hosts: list[str]) -> list[str]:
+        if not hosts:
+            raise ValueError("list at least one host, or * for any")
+        for host in hosts:
+            if host != "*" and ("*" in host.removeprefix("*.") or "/" in host):
+                raise ValueError(f"{host!r} is not a host name, *.domain or *")
+        return hosts
+
+    @model_validator(mode="after")
+    def _credentials_need_explicit_origins(self) -> Self:
+        # Browsers refuse credentials with a wildcard origin; echoing any origin back
+        # instead would let every site act with the user's credentials.
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError("CORS_ALLOW_CREDENTIALS=true needs explicit CORS_ORIGINS, not *")
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -142,6 +217,12 @@ class Settings(BaseSettings):
         if self.docs_enabled is not None:
             return self.docs_enabled
         return self.environment is not Environment.PRODUCTION
+
+    @property
+    def tracing_enabled(self) -> bool:
+        if self.otel_enabled is not None:
+            return self.otel_enabled
+        return self.otel_exporter_otlp_endpoint is not None
 
     @property
     def json_logs(self) -> bool:

@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
-from app.core.context import request_id_var
+from app.core.context import REQUEST_ID_HEADER, request_id_var
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -138,6 +139,38 @@ def problem_response(
         headers=headers,
         media_type=PROBLEM_JSON,
     )
+
+
+async def send_problem(
+    send: Send,
+    *,
+    status: int,
+    detail: str,
+    instance: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer with a problem straight from ASGI middleware, outside any route."""
+    request_id = request_id_var.get()
+    body = Problem(
+        type="about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=instance,
+        request_id=request_id,
+    ).model_dump_json(exclude_none=True)
+    raw_headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if request_id is not None:
+        raw_headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
+    raw_headers.extend(
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in (headers or {}).items()
+    )
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body.encode()})
 
 
 def error_responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:

@@ -10,7 +10,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import REQUEST_ID_HEADER, choose_request_id, request_id_var
-from app.core.errors import PROBLEM_JSON, Problem
+from app.core.errors import send_problem
 
 logger = logging.getLogger("app.request")
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.lower().encode()
@@ -57,7 +57,12 @@ class RequestContextMiddleware:
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if response_started:
                 raise
-            await _send_internal_error(send, scope["path"], request_id)
+            await send_problem(
+                send,
+                status=500,
+                detail="The server failed to complete the request; the error has been logged.",
+                instance=scope["path"],
+            )
             status = 500
         finally:
             if self.access_log:
@@ -74,26 +79,3 @@ class RequestContextMiddleware:
                     },
                 )
             request_id_var.reset(token)
-
-
-async def _send_internal_error(send: Send, path: str, request_id: str) -> None:
-    body = Problem(
-        type="about:blank",
-        title="Internal Server Error",
-        status=500,
-        detail="The server failed to complete the request; the error has been logged.",
-        instance=path,
-        request_id=request_id,
-    ).model_dump_json(exclude_none=True)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (_REQUEST_ID_HEADER_BYTES, request_id.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body.encode()})

@@ -1,0 +1,149 @@
+"""HTTP hardening as pure ASGI middleware: security headers, host check, body size limit.
+
+Their own refusals (400 for a host that is not served, 413 for a body that is too large)
+are problem+json like every other error; they sit inside the request-id middleware, so
+those responses carry `X-Request-ID` too.
+"""
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import send_problem
+
+# Nothing an API response contains should ever run, load or be framed in a browser.
+API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every response that does not set its own."""
+
+    def __init__(self, app: ASGIApp, *, hsts_seconds: int = 0) -> None:
+        self.app = app
+        headers = {
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": API_CONTENT_SECURITY_POLICY,
+        }
+        if hsts_seconds > 0:
+            headers["Strict-Transport-Security"] = f"max-age={hsts_seconds}; includeSubDomains"
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    # A response with its own policy (the docs pages) keeps it.
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _hostname(host_header: str) -> str:
+    if host_header.startswith("["):
+        return host_header.partition("]")[0] + "]"
+    return host_header.partition(":")[0]
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern
+
+
+class TrustedHostMiddleware:
+    """Refuses requests whose Host header names no host this service answers for.
+
+    Patterns are exact names, `*.example.com` for any subdomain, or `*` for anything.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.allowed_hosts = [pattern.lower() for pattern in allowed_hosts]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = _hostname(Headers(scope=scope).get("host", "")).lower()
+        if any(_host_matches(host, pattern) for pattern in self.allowed_hosts):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await send_problem(
+            send,
+            status=400,
+            detail="The Host header names a host this service does not serve.",
+            instance=scope["path"],
+        )
+
+
+class BodySizeLimitMiddleware:
+    """Answers 413 to request bodies over the limit, declared or streamed.
+
+    A declared Content-Length is checked before the application runs. A chunked body has no
+    length up front, so the chunks are counted as the application reads them, and reading
+    past the limit raises a 413 `HTTPException`, which the error handlers render.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        detail = f"The request body exceeds the limit of {limit} bytes."
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await send_problem(
+                    send,
+                    status=400,
+                    detail="Content-Length is not a number.",
+                    instance=scope["path"],
+                )
+                return
+            if int(declared) > limit:
+                await send_problem(send, status=413, detail=detail, instance=scope["path"])
+                return
+
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(status_code=413, detail=detail)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except HTTPException as exc:
+            # Read outside any route (middleware, a raw ASGI app): answer here instead.
+            if exc.status_code != 413 or response_started:
+                raise
+            await send_problem(send, status=413, detail=detail, instance=scope["path"])

@@ -1,0 +1,169 @@
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from pydantic import ValidationError
+
+from app.core.config import Settings
+from app.core.hardening import API_CONTENT_SECURITY_POLICY
+from app.main import create_app
+from tests.conftest import running, variant
+
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+def echo_app(settings: Settings) -> FastAPI:
+    application = create_app(settings)
+
+    @application.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"received": len(await request.body())}
+
+    @application.get("/crash")
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    return application
+
+
+@pytest.fixture(scope="module")
+async def hardened(migrated: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = variant(
+        migrated,
+        max_request_body_bytes=2048,
+        hsts_seconds=31536000,
+        allowed_hosts=["api.example.com", "*.internal.example.com"],
+        cors_origins=["https://app.example.com"],
+        cors_allow_credentials=True,
+    )
+    application = echo_app(settings)
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=transport, base_url="http://api.example.com") as client,
+    ):
+        yield client
+
+
+def assert_problem(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == status
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_every_response_carries_the_security_headers(hardened: httpx.AsyncClient) -> None:
+    for response in (
+        await hardened.get("/health"),
+        await hardened.get("/missing"),
+        await hardened.get("/crash"),
+    ):
+        assert response.headers.items() >= SECURITY_HEADERS.items(), response.status_code
+        assert response.headers["content-security-policy"] == API_CONTENT_SECURITY_POLICY
+        assert response.headers["strict-transport-security"] == (
+            "max-age=31536000; includeSubDomains"
+        )
+
+
+async def test_hsts_is_off_by_default(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert "strict-transport-security" not in response.headers
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_declared_body_over_the_limit_is_refused_up_front(
+    hardened: httpx.AsyncClient,
+) -> None:
+    assert (await hardened.post("/echo", content=b"x" * 2048)).json() == {"received": 2048}
+    response = await hardened.post("/echo", content=b"x" * 2049)
+    assert_problem(response, 413)
+    assert "2048 bytes" in response.json()["detail"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_streamed_body_over_the_limit_is_refused(hardened: httpx.AsyncClient) -> None:
+    async def chunks(count: int) -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield b"x" * 1000
+
+    small = await hardened.post("/echo", content=chunks(2))
+    assert "content-length" not in small.request.headers
+    assert small.json() == {"received": 2000}
+    assert_problem(await hardened.post("/echo", content=chunks(3)), 413)
+
+
+async def test_unknown_host_is_a_400_problem(hardened: httpx.AsyncClient) -> None:
+    assert (await hardened.get("/health", headers={"host": "db.internal.example.com"})).is_success
+    response = await hardened.get("/health", headers={"host": "evil.example.net"})
+    assert_problem(response, 400)
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_cors_allows_only_the_configured_origins(hardened: httpx.AsyncClient) -> None:
+    preflight = {"access-control-request-method": "POST"}
+    allowed = await hardened.options(
+        "/echo", headers={"origin": "https://app.example.com", **preflight}
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    refused = await hardened.options(
+        "/echo", headers={"origin": "https://evil.example", **preflight}
+    )
+    assert "access-control-allow-origin" not in refused.headers
+    simple = await hardened.get("/health", headers={"origin": "https://app.example.com"})
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+
+
+async def test_no_cors_headers_without_configured_origins(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health", headers={"origin": "https://app.example.com"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cors_origins": "*", "cors_allow_credentials": True}, "explicit CORS_ORIGINS"),
+        ({"cors_origins": "https://app.example.com/path"}, "not an origin"),
+        ({"cors_origins": "app.example.com"}, "not an origin"),
+        ({"allowed_hosts": "api.*.example.com"}, "not a host name"),
+        ({"max_request_body_bytes": 10}, "greater than or equal"),
+    ],
+)
+def test_unsafe_settings_are_refused_at_start_up(
+    migrated: Settings, overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        variant(migrated, **overrides)
+
+
+async def test_large_responses_are_gzipped_and_small_ones_are_not(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {"accept-encoding": "gzip"}
+    schema = await client.get("/openapi.json", headers=headers)
+    assert schema.headers["content-encoding"] == "gzip"
+    assert int(schema.headers["content-length"]) < len(schema.content)
+    assert "content-encoding" not in (await client.get("/health", headers=headers)).headers
+
+
+async def test_no_server_header(client: httpx.AsyncClient) -> None:
+    assert "server" not in (await client.get("/health")).headers
+
+
+async def test_default_settings_serve_any_host(migrated: Settings) -> None:
+    async with running(create_app(migrated)) as client:
+        response = await client.get("/health", headers={"host": "anything.example"})
+    assert response.status_code == 200
+
+
+async def test_refusals_are_counted_in_metrics(migrated: Settings) -> None:
+    async with running(echo_app(variant(migrated, max_request_body_bytes=1024))) as client:
+        await client.post("/echo", content=b"x" * 1025)
+        exposition = (await client.get("/metrics")).text
+    assert 'route="<unmatched>",status="413"' in exposition
