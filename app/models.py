@@ -6,6 +6,7 @@ Alembic's autogenerate and the test set-up import this module.
 from app.core.db import Base
 from app.core.outbox import OutboxMessage
 from app.domains.auth.models import AuthSession, RefreshToken
+from app.domains.items.models import Item
 from app.domains.users.models import User
 
-__all__ = ["AuthSession", "Base", "OutboxMessage", "RefreshToken", "User"]
+__all__ = ["AuthSession", "Base", "Item", "OutboxMessage", "RefreshToken", "User"]
