@@ -43,6 +43,10 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         "password_hash_iterations": 1,
         # Tests drive the outbox with run_once(), so no background loop races them for rows.
         "outbox_enabled": False,
+        # Every test client shares one address; the limits' own tests set the real ones.
+        "rate_limit_default": "100000/minute",
+        "rate_limit_register": "100000/hour",
+        "rate_limit_login": "100000/minute",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

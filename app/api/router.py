@@ -1,9 +1,19 @@
 """Mounts every versioned router under /api/v1."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.api.v1 import auth, users
+from app.core.errors import error_responses
+from app.core.rate_limit import RateLimit, RateLimitExceeded
+from app.domains.auth.dependencies import caller_rate_key
 
-api_router = APIRouter(prefix="/api/v1")
+# Every API route shares the default limit per caller; some routes add a stricter one.
+api_router = APIRouter(
+    prefix="/api/v1",
+    dependencies=[
+        Depends(RateLimit(lambda s: s.rate_limit_default, scope="api", key=caller_rate_key))
+    ],
+    responses=error_responses(RateLimitExceeded),
+)
 api_router.include_router(auth.router)
 api_router.include_router(users.router)

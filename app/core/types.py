@@ -12,4 +12,7 @@ def _reject_nul(value: str) -> str:
     return value
 
 
-CleanStr = Annotated[str, AfterValidator(_reject_nul)]
+# Place after any length constraints (`Annotated[str, StringConstraints(...), NoNul]`) so
+# their messages speak of characters.
+NoNul = AfterValidator(_reject_nul)
+CleanStr = Annotated[str, NoNul]

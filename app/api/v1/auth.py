@@ -2,10 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Depends, Form, Response, status
 
 from app.core.errors import error_responses
-from app.domains.auth.dependencies import AuthServiceDep, CurrentUser
+from app.core.rate_limit import RateLimit, RateLimitExceeded
+from app.domains.auth.dependencies import AuthServiceDep, CurrentUser, login_rate_key
 from app.domains.auth.exceptions import (
     InvalidAccessToken,
     InvalidCredentials,
@@ -26,7 +27,10 @@ def _never_store(response: Response) -> None:
 @router.post(
     "/token",
     summary="Log in with email and password (OAuth2 password grant)",
-    responses=error_responses(InvalidCredentials),
+    responses=error_responses(InvalidCredentials, RateLimitExceeded),
+    dependencies=[
+        Depends(RateLimit(lambda s: s.rate_limit_login, scope="auth-token", key=login_rate_key))
+    ],
 )
 async def issue_token(
     form: Annotated[TokenRequest, Form()], response: Response, auth: AuthServiceDep

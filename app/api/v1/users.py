@@ -1,9 +1,10 @@
 """Registration, the caller's own account, and user administration."""
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
 from app.core.errors import error_responses
 from app.core.pagination import Page, PageParamsDep
+from app.core.rate_limit import RateLimit, RateLimitExceeded
 from app.domains.auth.dependencies import AdminUser, CurrentUser, ProfileUser
 from app.domains.auth.exceptions import (
     AdminRequired,
@@ -30,7 +31,8 @@ AUTH_ERRORS = (NotAuthenticated, InvalidAccessToken, InsufficientScope)
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Register a new account",
-    responses=error_responses(EmailTaken),
+    responses=error_responses(EmailTaken, RateLimitExceeded),
+    dependencies=[Depends(RateLimit(lambda s: s.rate_limit_register, scope="register"))],
 )
 async def register_user(data: UserCreate, users: UserServiceDep) -> UserRead:
     return UserRead.model_validate(await users.register(data))

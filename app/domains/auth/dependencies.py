@@ -1,9 +1,9 @@
 from typing import Annotated
 
-from fastapi import Depends, Security
+from fastapi import Depends, Form, Request, Response, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
-from app.api.deps import ResourcesDep, SessionDep
+from app.api.deps import ClientIPDep, ResourcesDep, SessionDep
 from app.core.security import InvalidToken
 from app.domains.auth.exceptions import (
     AdminRequired,
@@ -12,7 +12,7 @@ from app.domains.auth.exceptions import (
     NotAuthenticated,
 )
 from app.domains.auth.repository import find_principal
-from app.domains.auth.schemas import SCOPE_DESCRIPTIONS, Principal, Scope
+from app.domains.auth.schemas import SCOPE_DESCRIPTIONS, Principal, Scope, TokenRequest
 from app.domains.auth.service import AuthService
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
@@ -26,6 +26,7 @@ oauth2_scheme = OAuth2PasswordBearer(
 async def get_principal(
     security_scopes: SecurityScopes,
     resources: ResourcesDep,
+    response: Response,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     if token is None:
@@ -43,6 +44,8 @@ async def get_principal(
     missing = [scope for scope in security_scopes.scopes if scope not in claims.scopes]
     if missing:
         raise InsufficientScope(missing)
+    # What one caller sees must never be served to another from a shared cache.
+    response.headers["Cache-Control"] = "private, no-store"
     return principal
 
 
@@ -60,6 +63,27 @@ async def get_admin(
 
 
 AdminUser = Annotated[Principal, Depends(get_admin)]
+
+
+async def login_rate_key(ip: ClientIPDep, form: Annotated[TokenRequest, Form()]) -> str:
+    # Per address and account: one client cannot guess many passwords for an account, and
+    # one busy address (a NAT) does not lock everyone behind it out of every account.
+    return f"{ip}|{form.username.lower()}"
+
+
+async def caller_rate_key(request: Request, resources: ResourcesDep, ip: ClientIPDep) -> str:
+    """The user behind a valid bearer token, else the client address.
+
+    Only the signature is checked (no database read): a limit key needs to be stable, not
+    authoritative, and the route's own authentication still decides access.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        try:
+            return f"user:{resources.tokens.verify(token).user_id}"
+        except InvalidToken:
+            pass
+    return f"ip:{ip}"
 
 
 async def get_auth_service(session: SessionDep, resources: ResourcesDep) -> AuthService:

@@ -3,9 +3,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.core.types import CleanStr
+from app.core.types import NoNul
 from app.domains.users.models import Role
 
 
@@ -58,9 +58,11 @@ class TokenRequest(BaseModel):
     """The OAuth2 password grant form (RFC 6749 section 4.3); `username` is the email."""
 
     grant_type: Annotated[Literal["password"] | None, Field()] = None
-    username: CleanStr = Field(max_length=320)
-    password: CleanStr = Field(max_length=128)
-    scope: CleanStr = Field(default="", max_length=500, description="space-separated scopes")
+    username: Annotated[str, StringConstraints(max_length=320), NoNul]
+    password: Annotated[str, StringConstraints(max_length=128), NoNul]
+    scope: Annotated[str, StringConstraints(max_length=500), NoNul] = Field(
+        default="", description="space-separated scopes"
+    )
 
 
 class TokenPair(BaseModel):
@@ -74,4 +76,4 @@ class TokenPair(BaseModel):
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: CleanStr = Field(min_length=1, max_length=200)
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]

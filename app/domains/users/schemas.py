@@ -1,9 +1,9 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints
 
-from app.core.types import CleanStr
+from app.core.types import NoNul
 from app.domains.users.models import Role
 
 MIN_PASSWORD_LENGTH = 8
@@ -18,12 +18,13 @@ def _has_a_digit(password: str) -> str:
 
 
 Password = Annotated[
-    CleanStr,
-    Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
+    str,
+    StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
+    NoNul,
     AfterValidator(_has_a_digit),
 ]
 FullName = Annotated[
-    CleanStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
 ]
 Email = Annotated[EmailStr, AfterValidator(str.lower)]
 
@@ -57,7 +58,7 @@ class UserAdminUpdate(BaseModel):
 class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    current_password: CleanStr = Field(max_length=MAX_PASSWORD_LENGTH)
+    current_password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NoNul]
     new_password: Password
 
 

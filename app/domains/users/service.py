@@ -2,6 +2,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.email import EmailMessage, enqueue_email
 from app.core.security import PasswordHasher
 from app.domains.auth.repository import AuthSessionRepository
 from app.domains.auth.schemas import Principal
@@ -18,8 +19,28 @@ from app.domains.users.schemas import (
 logger = logging.getLogger(__name__)
 
 
+def welcome_email(user: User) -> EmailMessage:
+    return EmailMessage(
+        to=user.email,
+        subject="Welcome aboard",
+        text=f"Hello {user.full_name},\n\nYour account {user.email} is ready.\n",
+    )
+
+
+def password_changed_email(user: User) -> EmailMessage:
+    return EmailMessage(
+        to=user.email,
+        subject="Your password was changed",
+        text=(
+            f"Hello {user.full_name},\n\nThe password of {user.email} was just changed and "
+            "every other session was signed out. If this was not you, reset it now.\n"
+        ),
+    )
+
+
 class UserService:
     def __init__(self, session: AsyncSession, *, passwords: PasswordHasher) -> None:
+        self.session = session
         self.users = UserRepository(session)
         self.sessions = AuthSessionRepository(session)
         self.passwords = passwords
@@ -27,7 +48,10 @@ class UserService:
     async def register(self, data: UserCreate, *, role: Role = Role.USER) -> User:
         hashed = await self.passwords.hash(data.password)
         user = User(email=data.email, full_name=data.full_name, hashed_password=hashed, role=role)
-        return await self.users.add(user)
+        await self.users.add(user)
+        # Written in the same transaction: the email goes out exactly when the account exists.
+        await enqueue_email(self.session, welcome_email(user))
+        return user
 
     async def get(self, user_id: int) -> User:
         user = await self.users.get(user_id)
@@ -50,6 +74,7 @@ class UserService:
         user.hashed_password = await self.passwords.hash(change.new_password)
         # Whoever else held a session may be the reason the password changed.
         await self.sessions.revoke_all_for_user(user.id, keep=principal.session_id)
+        await enqueue_email(self.session, password_changed_email(user))
 
     async def list_page(self, *, offset: int, limit: int) -> tuple[list[User], int]:
         return await self.users.list_page(offset=offset, limit=limit)
@@ -60,7 +85,7 @@ class UserService:
             setattr(user, field, value)
         if changes.is_active is False:
             await self.sessions.revoke_all_for_user(user.id)
-        await self.users.session.flush()
+        await self.session.flush()
         return user
 
 
