@@ -122,8 +122,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A separately configured app, started and stopped around the block."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application), asgi_client(application) as http:
+    async with running(create_app(settings)) as http:
         yield http
 
 

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 async def base_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """The app served by uvicorn, as `make run` serves it, on the embedded database."""
+    """The app migrated and served by uvicorn, as `make run` does, on the embedded database."""
     data = tmp_path_factory.mktemp("browser")
     port = free_port()
     environment = {
@@ -51,6 +51,10 @@ async def base_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
         "DOCS_ENABLED": "true",
         "LOG_LEVEL": "WARNING",
     }
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "alembic", "upgrade", "head", cwd=ROOT, env=environment
+    )
+    assert await migrate.wait() == 0
     server = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "uvicorn", "app.main:app", "--no-server-header"],
         *["--host", "127.0.0.1", "--port", str(port)],
@@ -145,3 +149,29 @@ async def test_redoc_renders_the_operations(offline: OfflinePage, base_url: str)
     await page.goto(f"{base_url}/redoc")
     heading = page.get_by_role("heading", name="Readiness: the database", exact=False)
     await heading.first.wait_for(timeout=15_000)
+
+
+async def test_swagger_authorize_then_call_users_me(offline: OfflinePage, base_url: str) -> None:
+    email, password = "swagger-user@example.com", "swagger-pass-1"
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        registered = await http.post(
+            "/api/v1/users", json={"email": email, "full_name": "Swagger", "password": password}
+        )
+        assert registered.status_code == 201
+    page = offline.page
+    await page.goto(f"{base_url}/docs")
+    await page.locator(".btn.authorize").first.click()
+    await page.locator("#oauth_username").fill(email)
+    await page.locator("#oauth_password").fill(password)
+    await page.locator(".auth-btn-wrapper .btn.authorize").first.click()
+    await page.locator(".auth-btn-wrapper .btn-done").first.click()
+
+    operation = page.locator("#operations-users-read_me_api_v1_users_me_get")
+    await operation.locator(".opblock-summary").click()
+    await operation.locator(".try-out__btn").click()
+    await operation.locator(".execute").click()
+    status = operation.locator(".live-responses-table tr.response td.response-col_status").first
+    await status.wait_for(timeout=15_000)
+    assert (await status.inner_text()).strip() == "200"
+    body = await operation.locator(".live-responses-table .microlight").first.inner_text()
+    assert email in body

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
 from app.core.config import Settings
+from app.core.metrics import CACHE_HITS, CACHE_MISSES
 from app.core.redis import REDIS_ERRORS, RedisBreaker
 
 logger = logging.getLogger(__name__)
@@ -168,9 +169,9 @@ class Cache:
     async def get(self, key: str) -> bytes | None:
         entry = await self._read(self._key(key))
         if entry is None or not entry.fresh:
-            self.misses += 1
+            self._count_miss(key, None)
             return None
-        self.hits += 1
+        self._count_hit(key, None)
         return entry.data
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -261,24 +262,25 @@ class Cache:
         full_key = await self._namespaced_key(key, namespace)
         if full_key is None:
             # The namespace version is unknown, so nothing read or written could be trusted.
-            self.misses += 1
+            self._count_miss(key, namespace)
             value = await loader()
             return value, codec.dumps(value)
         entry = await self._read(full_key)
         if entry is not None and entry.fresh and (found := _decode(codec, entry, full_key)):
-            self.hits += 1
+            self._count_hit(key, namespace)
             return found[0], entry.data
         may_load, token = await self._try_lock(full_key)
         try:
             if not may_load:
                 if entry is not None and (found := _decode(codec, entry, full_key)):
                     self.stale_hits += 1
+                    self._count_hit(key, namespace)
                     return found[0], entry.data
                 fresh = await self._wait_for(full_key)
                 if fresh is not None and (found := _decode(codec, fresh, full_key)):
-                    self.hits += 1
+                    self._count_hit(key, namespace)
                     return found[0], fresh.data
-            self.misses += 1
+            self._count_miss(key, namespace)
             value = await loader()
             data = codec.dumps(value)
             await self._write(full_key, data, ttl)
@@ -286,6 +288,14 @@ class Cache:
         finally:
             if token is not None:
                 await self._release(full_key, token)
+
+    def _count_hit(self, key: str, namespace: str | None) -> None:
+        self.hits += 1
+        CACHE_HITS.labels(_metric_namespace(key, namespace)).inc()
+
+    def _count_miss(self, key: str, namespace: str | None) -> None:
+        self.misses += 1
+        CACHE_MISSES.labels(_metric_namespace(key, namespace)).inc()
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}:{key}"
@@ -396,3 +406,8 @@ def _decode(codec: Codec[T], entry: _Entry, full_key: str) -> tuple[T] | None:
         # Written by an older release with another shape, or corrupted: load it afresh.
         logger.warning("cache: ignoring undecodable value at %s: %s", full_key, error)
         return None
+
+
+def _metric_namespace(key: str, namespace: str | None) -> str:
+    # Keys read "kind:id"; labelling by the kind keeps the metric's cardinality small.
+    return namespace or key.partition(":")[0]

@@ -33,8 +33,6 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.resources import Resources
-
 # Requests no route matched (404s, and those rejected before routing) share one label, so
 # scanners probing random paths cannot grow the number of series without bound.
 UNMATCHED_ROUTE = "<unmatched>"
@@ -150,8 +148,8 @@ async def pool_usage_refresh(engine: AsyncEngine) -> AsyncIterator[None]:
 
 async def metrics_endpoint(request: Request) -> Response:
     """The Prometheus text exposition of every metric, merged across workers."""
-    resources: Resources = request.app.state.resources
-    record_pool_usage(resources.engine)
+    engine: AsyncEngine = request.app.state.resources.engine
+    record_pool_usage(engine)
     if multiprocess_mode():
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 
 from app.core.config import Settings, check_rate_limit
 from app.core.errors import TooManyRequests
+from app.core.metrics import RATE_LIMIT_REJECTIONS
 from app.core.redis import REDIS_ERRORS, RedisBreaker
 
 logger = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ class RateLimit:
         limit = self.limit if isinstance(self.limit, str) else self.limit(settings)
         verdict = await limiter.hit(_parse_limit(limit), self.scope, key)
         if not verdict.allowed:
+            RATE_LIMIT_REJECTIONS.labels(self.scope).inc()
             retry_after = max(1, verdict.reset_after)
             raise RateLimitExceeded(
                 f"Rate limit of {limit} exceeded; retry in {retry_after} s.",

@@ -4,6 +4,7 @@ from typing import TypeVar
 
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
@@ -66,13 +67,20 @@ def counting_loader(value: V) -> tuple[list[int], Callable[[], Awaitable[V]]]:
     return calls, load
 
 
+def exported(name: str, namespace: str) -> float:
+    return REGISTRY.get_sample_value(name, {"namespace": namespace}) or 0.0
+
+
 async def test_miss_then_hit(make_cache: Callable[..., Cache]) -> None:
     cache = make_cache()
+    hits, misses = exported("cache_hits_total", "thing"), exported("cache_misses_total", "thing")
     calls, load = counting_loader({"id": 1})
     assert await cache.get_or_set("thing:1", load) == {"id": 1}
     assert await cache.get_or_set("thing:1", load) == {"id": 1}
     assert len(calls) == 1
     assert (cache.misses, cache.hits) == (1, 1)
+    assert exported("cache_hits_total", "thing") == hits + 1
+    assert exported("cache_misses_total", "thing") == misses + 1
 
 
 async def test_bytes_and_json_round_trip_with_ttl(make_cache: Callable[..., Cache]) -> None:

@@ -127,3 +127,24 @@ def test_gunicorn_workers_report_one_merged_total(tmp_path: Path) -> None:
             {str(key): value for key, value in samples.items() if "health" in str(key)}
         )
     assert not (metrics_dir / "counter_999999.db").exists()
+
+
+async def test_rate_limit_rejections_are_counted_by_scope(migrated: Settings) -> None:
+    strict = variant(migrated, rate_limit_register="1/hour")
+    async with running(create_app(strict)) as client:
+        before = parse((await client.get("/metrics")).text)
+        statuses = []
+        for attempt in range(2):
+            response = await client.post(
+                "/api/v1/users",
+                json={
+                    "email": f"metrics{attempt}-{time.time_ns()}@example.com",
+                    "full_name": "M",
+                    "password": "metrics-pass-1",
+                },
+            )
+            statuses.append(response.status_code)
+        after = parse((await client.get("/metrics")).text)
+    assert statuses == [201, 429]
+    key = ("rate_limit_rejections_total", frozenset({("scope", "register")}))
+    assert after[key] == before.get(key, 0.0) + 1
