@@ -13,7 +13,12 @@ def _reject_nul(value: str) -> str:
     return value
 
 
-CleanStr = Annotated[str, AfterValidator(_reject_nul)]
+NoNul = AfterValidator(_reject_nul)
+CleanStr = Annotated[str, NoNul]
+# Where whitespace is stripped, put the StringConstraints before NoNul:
+# `Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), NoNul]`. Placed
+# after a validator, pydantic checks the lengths before stripping, so "   " would pass
+# min_length=1 and be stored empty.
 
 # The largest value of a BIGINT primary key (and of SQLite's INTEGER): an id beyond it can
 # name no row, and sending it to the database would overflow its parameter type.

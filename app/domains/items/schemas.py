@@ -5,7 +5,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from app.core.types import MAX_INT32, CleanStr, Money
+from app.core.types import MAX_INT32, CleanStr, Money, NoNul
 
 # Keeps order totals (up to 1000 units on several lines) far inside Numeric(12, 2).
 MAX_PRICE = Decimal("1000000.00")
@@ -13,7 +13,7 @@ MAX_DESCRIPTION_LENGTH = 5000
 MIN_QUERY_LENGTH = 3
 MAX_QUERY_LENGTH = 100
 
-Name = Annotated[CleanStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Description = Annotated[CleanStr, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
 Price = Annotated[Money, Field(gt=0, le=MAX_PRICE)]
 Stock = Annotated[int, Field(ge=0, le=MAX_INT32)]
@@ -71,22 +71,22 @@ class SortOrder(StrEnum):
     DESC = "desc"
 
 
+SearchText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=MIN_QUERY_LENGTH, max_length=MAX_QUERY_LENGTH
+    ),
+    NoNul,
+]
 PriceBound = Annotated[Money, Field(ge=0, le=MAX_PRICE)]
 
 
 class ItemQuery(BaseModel):
     """The catalog's search, filter and sort parameters (a query-string model)."""
 
-    q: (
-        Annotated[
-            CleanStr,
-            StringConstraints(
-                strip_whitespace=True, min_length=MIN_QUERY_LENGTH, max_length=MAX_QUERY_LENGTH
-            ),
-            Field(description="case-insensitive text in the name or description"),
-        ]
-        | None
-    ) = None
+    q: SearchText | None = Field(
+        default=None, description="case-insensitive text in the name or description"
+    )
     min_price: PriceBound | None = None
     max_price: PriceBound | None = None
     sort: ItemSort = ItemSort.CREATED_AT

@@ -3,11 +3,13 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
-from app.core.types import CleanStr
+from app.core.types import CleanStr, NoNul
 
 MAX_BODY_LENGTH = 20_000
 
-Title = Annotated[CleanStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
+]
 Body = Annotated[CleanStr, StringConstraints(min_length=1, max_length=MAX_BODY_LENGTH)]
 
 
