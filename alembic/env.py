@@ -1,10 +1,13 @@
 """Alembic environment: async engine, URL from the service settings."""
 
 import asyncio
+from collections.abc import Callable
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import SchemaItem
 
 from app.core.config import Settings
 from app.core.db import create_engine
@@ -35,10 +38,27 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _for_dialect(dialect: str) -> Callable[[SchemaItem, str | None, str, bool, Any], bool]:
+    """Leaves out of the comparison the indexes a model declares for other databases only
+    (`info={"dialects": (...)}`, such as PostgreSQL's trigram indexes): their migrations
+    create them only there, so elsewhere their absence is not a difference."""
+
+    def include_object(
+        obj: SchemaItem, _name: str | None, type_: str, reflected: bool, _compare_to: Any
+    ) -> bool:
+        if type_ != "index" or reflected:
+            return True
+        dialects = obj.info.get("dialects")
+        return dialects is None or dialect in dialects
+
+    return include_object
+
+
 def _run_with(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_for_dialect(connection.dialect.name),
         # SQLite cannot ALTER most constraints; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

@@ -36,6 +36,8 @@ Every error is an RFC 9457 `application/problem+json` document; every response c
 TAGS = [
     {"name": "auth", "description": "Log in, rotate refresh tokens, log out."},
     {"name": "users", "description": "Registration, your account, user administration."},
+    {"name": "items", "description": "The catalog: public cached reads, owners change items."},
+    {"name": "posts", "description": "Posts: public reads, authors write."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 

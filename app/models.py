@@ -7,6 +7,7 @@ from app.core.db import Base
 from app.core.outbox import OutboxMessage
 from app.domains.auth.models import AuthSession, RefreshToken
 from app.domains.items.models import Item
+from app.domains.posts.models import Post
 from app.domains.users.models import User
 
-__all__ = ["AuthSession", "Base", "Item", "OutboxMessage", "RefreshToken", "User"]
+__all__ = ["AuthSession", "Base", "Item", "OutboxMessage", "Post", "RefreshToken", "User"]

@@ -1,5 +1,6 @@
 """Platform dependencies, as `Annotated` aliases that routes and domain dependencies chain."""
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -10,11 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.cache import Cache
 from app.core.config import Settings
+from app.core.db import take_after_commit
 from app.core.errors import DomainError
 from app.core.etag import ETagJSONRenderer, etag_json
 from app.core.outbox import OutboxDispatcher, take_enqueued
 from app.core.rate_limit import client_ip
 from app.core.resources import Resources
+
+logger = logging.getLogger(__name__)
 
 
 async def get_resources(request: Request) -> Resources:
@@ -39,19 +43,40 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     `scope="function"` so the commit happens before the response is sent: a client never
     sees success for a write that then fails to commit. Outbox messages the request enqueued
     are committed with it, and the dispatcher is woken only then, so they go out at once.
+    Callbacks registered with `after_commit(session, ...)` run after the commit, too.
     """
     async with resources.sessionmaker() as session:
         try:
             yield session
         except DomainError as error:
-            await (session.commit() if error.keeps_changes else session.rollback())
+            if not error.keeps_changes:
+                await session.rollback()
+                raise
+            await session.commit()
+            await _run_after_commit(session)
             raise
         except BaseException:
             await session.rollback()
             raise
         await session.commit()
+        await _run_after_commit(session)
         if take_enqueued(session):
             resources.outbox.wake()
+
+
+async def _run_after_commit(session: AsyncSession) -> None:
+    """Run the callbacks registered with `app.core.db.after_commit`, each exactly once.
+
+    They run here, before the response is sent, so the client's next request (to any
+    worker) already sees their effect: an invalidated cache entry is gone by then.
+    The write has committed, so a failing callback is logged, not turned into an error
+    response that would make the client retry a change that was made.
+    """
+    for callback in take_after_commit(session):
+        try:
+            await callback()
+        except Exception:
+            logger.exception("after-commit callback %r failed", callback)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

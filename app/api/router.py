@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends
 
-from app.api.v1 import auth, users
+from app.api.v1 import auth, items, posts, users
 from app.core.errors import error_responses
 from app.core.rate_limit import RateLimit, RateLimitExceeded
 from app.domains.auth.dependencies import caller_rate_key
@@ -17,3 +17,5 @@ api_router = APIRouter(
 )
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
+api_router.include_router(items.router)
+api_router.include_router(posts.router)

@@ -1,5 +1,6 @@
 """Engine and session factories, the declarative base and shared column types."""
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -99,3 +100,24 @@ def create_engine(settings: Settings) -> AsyncEngine:
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Objects stay readable after commit so responses can be rendered from them.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the transaction on `session` has committed.
+
+    For side effects that must not be seen before the data is (cache invalidation): run
+    earlier, a concurrent read could refill the cache from the old rows. Whoever commits
+    runs them with `take_after_commit`; `SessionDep` does so for every request. Nothing
+    runs when the transaction rolls back.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def take_after_commit(session: AsyncSession) -> list[AfterCommit]:
+    """The callbacks registered on `session` since the last call, in registration order."""
+    callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
+    return callbacks

@@ -1,0 +1,90 @@
+"""The catalog: public, cached reads; owners (or administrators) change their items."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response, Security, status
+
+from app.api.deps import ETagJSON
+from app.core.errors import error_responses
+from app.core.pagination import Page, PageParamsDep
+from app.core.rate_limit import RateLimitExceeded
+from app.core.types import MAX_ID
+from app.domains.auth.dependencies import get_principal
+from app.domains.auth.exceptions import InsufficientScope, InvalidAccessToken, NotAuthenticated
+from app.domains.auth.schemas import Principal, Scope
+from app.domains.items.dependencies import ItemServiceDep
+from app.domains.items.exceptions import ItemNotFound, NotItemOwner
+from app.domains.items.schemas import ItemCreate, ItemQuery, ItemRead, ItemUpdate
+
+router = APIRouter(
+    prefix="/items",
+    tags=["items"],
+)
+
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the item's id")]
+ItemWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.ITEMS_WRITE])]
+WRITE_ERRORS = (RateLimitExceeded, NotAuthenticated, InvalidAccessToken, InsufficientScope)
+
+
+@router.get(
+    "",
+    summary="Search, filter and sort the catalog",
+    response_model=Page[ItemRead],
+    responses=error_responses(RateLimitExceeded),
+)
+async def list_items(
+    query: Annotated[ItemQuery, Query()],
+    page: PageParamsDep,
+    items: ItemServiceDep,
+    etag_json: ETagJSON,
+) -> Response:
+    return etag_json(await items.search(query, offset=page.offset, limit=page.limit))
+
+
+@router.get(
+    "/{item_id}",
+    summary="Read an item",
+    response_model=ItemRead,
+    responses=error_responses(RateLimitExceeded, ItemNotFound),
+)
+async def read_item(item_id: ItemId, items: ItemServiceDep, etag_json: ETagJSON) -> Response:
+    return etag_json(await items.get(item_id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add an item to the catalog",
+    responses=error_responses(*WRITE_ERRORS),
+)
+async def create_item(
+    data: ItemCreate,
+    principal: ItemWriter,
+    items: ItemServiceDep,
+    request: Request,
+    response: Response,
+) -> ItemRead:
+    item = await items.create(principal, data)
+    response.headers["Location"] = request.app.url_path_for("read_item", item_id=item.id)
+    return item
+
+
+@router.patch(
+    "/{item_id}",
+    summary="Change an item (its owner or an administrator)",
+    responses=error_responses(*WRITE_ERRORS, NotItemOwner, ItemNotFound),
+)
+async def update_item(
+    item_id: ItemId, changes: ItemUpdate, principal: ItemWriter, items: ItemServiceDep
+) -> ItemRead:
+    return await items.update(principal, item_id, changes)
+
+
+@router.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an item (its owner or an administrator)",
+    responses=error_responses(*WRITE_ERRORS, NotItemOwner, ItemNotFound),
+)
+async def delete_item(item_id: ItemId, principal: ItemWriter, items: ItemServiceDep) -> None:
+    await items.delete(principal, item_id)

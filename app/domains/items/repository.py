@@ -1,0 +1,74 @@
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domains.items.models import Item
+from app.domains.items.schemas import ItemQuery, ItemSort, SortOrder
+
+_SORT_COLUMNS = {
+    ItemSort.CREATED_AT: Item.created_at,
+    ItemSort.PRICE: Item.price,
+    ItemSort.NAME: Item.name,
+}
+_LIKE_ESCAPE = "\\"
+
+
+def escape_like(text: str) -> str:
+    """`text` as a LIKE pattern that matches it literally: `%` and `_` lose their meaning."""
+    return (
+        text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2)
+        .replace("%", f"{_LIKE_ESCAPE}%")
+        .replace("_", f"{_LIKE_ESCAPE}_")
+    )
+
+
+def _conditions(query: ItemQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.q is not None:
+        # ILIKE on PostgreSQL, served by the trigram indexes; lower() LIKE lower() on SQLite.
+        pattern = f"%{escape_like(query.q)}%"
+        conditions.append(
+            or_(
+                Item.name.ilike(pattern, escape=_LIKE_ESCAPE),
+                Item.description.ilike(pattern, escape=_LIKE_ESCAPE),
+            )
+        )
+    if query.min_price is not None:
+        conditions.append(Item.price >= query.min_price)
+    if query.max_price is not None:
+        conditions.append(Item.price <= query.max_price)
+    return conditions
+
+
+class ItemRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, item_id: int) -> Item | None:
+        return await self.session.get(Item, item_id)
+
+    async def add(self, item: Item) -> Item:
+        self.session.add(item)
+        await self.session.flush()
+        return item
+
+    async def delete(self, item: Item) -> None:
+        await self.session.delete(item)
+        await self.session.flush()
+
+    async def search(self, query: ItemQuery, *, offset: int, limit: int) -> tuple[list[Item], int]:
+        """A page of items matching `query`, and how many match in all.
+
+        The id breaks ties in the chosen order, so equal prices or names never make an item
+        appear on two pages or on none.
+        """
+        conditions = _conditions(query)
+        total = await self.session.scalar(select(func.count()).select_from(Item).where(*conditions))
+        column = _SORT_COLUMNS[query.sort]
+        if query.order is SortOrder.ASC:
+            ordering = (column.asc(), Item.id.asc())
+        else:
+            ordering = (column.desc(), Item.id.desc())
+        rows = await self.session.scalars(
+            select(Item).where(*conditions).order_by(*ordering).offset(offset).limit(limit)
+        )
+        return list(rows), total or 0
