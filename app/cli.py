@@ -14,8 +14,10 @@ from pydantic import ValidationError
 
 from app.core.config import get_settings
 from app.core.resources import open_resources
+from app.demo import DEMO_PASSWORD, DemoCounts, demo_settings, seed_demo
 from app.domains.users.schemas import UserCreate
 from app.domains.users.service import ensure_admin
+from app.main import create_app
 
 
 async def create_admin(email: str, full_name: str, password: str) -> int:
@@ -34,6 +36,18 @@ async def create_admin(email: str, full_name: str, password: str) -> int:
             full_name=data.full_name,
         )
     print(f"created administrator {data.email}" if created else f"{data.email} already exists")
+    return 0
+
+
+async def load_demo(counts: DemoCounts) -> int:
+    application = create_app(demo_settings(get_settings()))
+    async with application.router.lifespan_context(application):
+        summary = await seed_demo(application, counts)
+    print(
+        f"demo data: {summary.users} new users, {summary.items} items, {summary.posts} posts, "
+        f"{summary.orders} orders; every demo user's password is {DEMO_PASSWORD!r} "
+        "(demo1@example.com ...)"
+    )
     return 0
 
 
@@ -56,10 +70,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     admin.add_argument("--email", required=True)
     admin.add_argument("--full-name", default="Administrator")
+    demo = commands.add_parser(
+        "seed-demo", help="load demo users, items, posts and orders through the API"
+    )
+    defaults = DemoCounts()
+    for name in ("users", "items", "posts", "orders"):
+        demo.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     arguments = parser.parse_args(argv)
     if arguments.command == "create-admin":
         password = _password_from_environment_or_prompt()
         return asyncio.run(create_admin(arguments.email, arguments.full_name, password))
+    if arguments.command == "seed-demo":
+        counts = DemoCounts(
+            users=max(1, arguments.users),
+            items=arguments.items,
+            posts=arguments.posts,
+            orders=arguments.orders,
+        )
+        return asyncio.run(load_demo(counts))
     parser.error(f"unknown command {arguments.command}")
     return 2
 
