@@ -36,6 +36,10 @@ Every error is an RFC 9457 `application/problem+json` document; every response c
 TAGS = [
     {"name": "auth", "description": "Log in, rotate refresh tokens, log out."},
     {"name": "users", "description": "Registration, your account, user administration."},
+    {
+        "name": "orders",
+        "description": "Place orders priced on the server, read, cancel and ship them.",
+    },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
