@@ -42,15 +42,15 @@ class OrderLineCreate(BaseModel):
     quantity: Quantity
 
 
+# The length bounds go after the strip (as `Field`s on the use), so "   " is too short.
+AddressText = Annotated[CleanStr, StringConstraints(strip_whitespace=True)]
+
+
 class AddressCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    street: Annotated[
-        CleanStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-    ]
-    city: Annotated[
-        CleanStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
-    ]
+    street: Annotated[AddressText, Field(min_length=1, max_length=200)]
+    city: Annotated[AddressText, Field(min_length=1, max_length=100)]
     country: Annotated[
         str,
         StringConstraints(pattern=r"^[A-Z]{2}$"),
