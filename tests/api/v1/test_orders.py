@@ -4,12 +4,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import delete
 
 from app.core.config import Settings
 from app.core.resources import Resources
 from app.domains.items.models import Item
-from tests.conftest import serve, variant
+from app.main import create_app
+from tests.conftest import running, serve, variant
 from tests.domains.orders.factories import (
     ORDERS,
     create_item,
@@ -423,3 +425,24 @@ async def test_order_creation_is_rate_limited_per_user(
         assert int(limited.headers["retry-after"]) >= 1
         assert (await place(client, other, order_body((item, 1)))).status_code == 201
     assert await stock_of(resources, item) == 7
+
+
+async def test_placing_is_traced_as_a_domain_span(
+    app: FastAPI, settings: Settings, resources: Resources
+) -> None:
+    exporter = InMemorySpanExporter()
+    traced = create_app(variant(settings, otel_enabled=True), span_exporter=exporter)
+    async with running(traced) as client:
+        buyer = await user(client)
+        item = await create_item(resources, buyer.id)
+        response = await place(client, buyer, order_body((item, 1), shipping="express"))
+        assert response.status_code == 201, response.text
+
+    spans = exporter.get_finished_spans()
+    placing = [span for span in spans if span.name == "orders.place"]
+    assert len(placing) == 1
+    assert placing[0].attributes == {"orders.lines": 1, "orders.shipping": "express"}
+    stock_updates = [
+        span for span in spans if span.parent and span.parent.span_id == placing[0].context.span_id
+    ]
+    assert any("UPDATE" in span.name for span in stock_updates)
