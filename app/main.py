@@ -131,7 +131,13 @@ def add_middleware(app: FastAPI, settings: Settings) -> None:
                 "If-None-Match",
                 "X-Request-ID",
             ],
-            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+            expose_headers=[
+                "ETag",
+                "Idempotent-Replayed",
+                "Location",
+                "Retry-After",
+                "X-Request-ID",
+            ],
             max_age=600,
         )
     if settings.allowed_hosts != ["*"]:
