@@ -17,7 +17,6 @@ from app.core.resources import open_resources
 from app.demo import DEMO_PASSWORD, DemoCounts, demo_settings, seed_demo
 from app.domains.users.schemas import UserCreate
 from app.domains.users.service import ensure_admin
-from app.main import create_app
 
 
 async def create_admin(email: str, full_name: str, password: str) -> int:
@@ -40,6 +39,10 @@ async def create_admin(email: str, full_name: str, password: str) -> int:
 
 
 async def load_demo(counts: DemoCounts) -> int:
+    # Imported here: importing app.main builds the default application, which only this
+    # command needs.
+    from app.main import create_app
+
     application = create_app(demo_settings(get_settings()))
     async with application.router.lifespan_context(application):
         summary = await seed_demo(application, counts)

@@ -38,6 +38,10 @@ TAGS = [
     {"name": "users", "description": "Registration, your account, user administration."},
     {"name": "items", "description": "The catalog: public cached reads, owners change items."},
     {"name": "posts", "description": "Posts: public reads, authors write."},
+    {
+        "name": "orders",
+        "description": "Place orders priced on the server, read, cancel and ship them.",
+    },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -129,7 +133,13 @@ def add_middleware(app: FastAPI, settings: Settings) -> None:
                 "If-None-Match",
                 "X-Request-ID",
             ],
-            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+            expose_headers=[
+                "ETag",
+                "Idempotent-Replayed",
+                "Location",
+                "Retry-After",
+                "X-Request-ID",
+            ],
             max_age=600,
         )
     if settings.allowed_hosts != ["*"]:

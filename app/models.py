@@ -7,7 +7,19 @@ from app.core.db import Base
 from app.core.outbox import OutboxMessage
 from app.domains.auth.models import AuthSession, RefreshToken
 from app.domains.items.models import Item
+from app.domains.orders.models import IdempotencyKey, Order, OrderLine
 from app.domains.posts.models import Post
 from app.domains.users.models import User
 
-__all__ = ["AuthSession", "Base", "Item", "OutboxMessage", "Post", "RefreshToken", "User"]
+__all__ = [
+    "AuthSession",
+    "Base",
+    "IdempotencyKey",
+    "Item",
+    "Order",
+    "OrderLine",
+    "OutboxMessage",
+    "Post",
+    "RefreshToken",
+    "User",
+]

@@ -18,6 +18,8 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import delete, text
 
+from app.api.deps import get_cache
+from app.core.cache import Cache
 from app.core.config import Environment, Settings
 from app.core.resources import Resources
 from app.main import create_app
@@ -47,6 +49,7 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         "rate_limit_default": "100000/minute",
         "rate_limit_register": "100000/hour",
         "rate_limit_login": "100000/minute",
+        "rate_limit_orders": "100000/minute",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -77,9 +80,16 @@ def resources(app: FastAPI) -> Resources:
 
 
 @pytest.fixture(autouse=True)
-async def clean_state(request: pytest.FixtureRequest) -> None:
+async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Empty tables, Redis and the cache before each test that uses the shared app.
+
+    Ids restart with the tables, so an in-process cache entry from an earlier test would
+    describe another row: each test gets a cache of its own through a dependency override.
+    """
     if "app" not in request.fixturenames:
+        yield
         return
+    application: FastAPI = request.getfixturevalue("app")
     resources: Resources = request.getfixturevalue("resources")
     async with resources.engine.begin() as connection:
         tables = Base.metadata.sorted_tables
@@ -91,6 +101,14 @@ async def clean_state(request: pytest.FixtureRequest) -> None:
                 await connection.execute(delete(table))
     if resources.redis is not None:
         await resources.redis.flushdb()
+    cache = Cache.from_settings(resources.settings, resources.redis)
+
+    async def own_cache() -> Cache:
+        return cache
+
+    application.dependency_overrides[get_cache] = own_cache
+    yield
+    del application.dependency_overrides[get_cache]
 
 
 def asgi_client(

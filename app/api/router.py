@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends
 
-from app.api.v1 import auth, items, posts, users
+from app.api.v1 import auth, items, orders, posts, users
 from app.core.errors import error_responses
 from app.core.rate_limit import RateLimit, RateLimitExceeded
 from app.domains.auth.dependencies import caller_rate_key
@@ -19,3 +19,4 @@ api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(items.router)
 api_router.include_router(posts.router)
+api_router.include_router(orders.router)

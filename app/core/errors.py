@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
@@ -236,7 +237,23 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _operational_error(request: Request, exc: Exception) -> JSONResponse:
+    # SQLite admits one writer at a time; a request that waited out the busy timeout behind
+    # others is refused as retryable, not failed as a crash. Any other operational error is
+    # a crash and goes to the last-resort handler.
+    if "database is locked" not in str(exc):
+        raise exc
+    logger.warning("database is locked on %s %s", request.method, request.url.path)
+    return problem_response(
+        request,
+        status=503,
+        detail="The database is busy; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(OperationalError, _operational_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

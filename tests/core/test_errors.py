@@ -1,9 +1,11 @@
+import sqlite3
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 
 from app.core.config import Settings
 from app.core.errors import Conflict, error_responses
@@ -109,3 +111,22 @@ async def test_declared_domain_errors_appear_in_openapi(probe_client: httpx.Asyn
     schema = (await probe_client.get("/openapi.json")).json()
     responses = schema["paths"]["/widgets"]["post"]["responses"]
     assert "application/problem+json" in responses["409"]["content"]
+
+
+@pytest.mark.parametrize(
+    ("message", "status"), [("database is locked", 503), ("disk I/O error", 500)]
+)
+async def test_sqlite_lock_contention_is_a_retryable_503(
+    migrated: Settings, message: str, status: int
+) -> None:
+    application: FastAPI = create_app(migrated)
+
+    @application.get("/write")
+    async def write() -> None:
+        raise OperationalError("UPDATE items ...", {}, sqlite3.OperationalError(message))
+
+    async with application.router.lifespan_context(application), asgi_client(application) as c:
+        response = await c.get("/write")
+    body = assert_problem(response, status)
+    assert message not in str(body)
+    assert ("retry-after" in response.headers) is (status == 503)

@@ -117,7 +117,10 @@ async def test_cors_allows_only_the_configured_origins(hardened: httpx.AsyncClie
     )
     assert "access-control-allow-origin" not in refused.headers
     simple = await hardened.get("/health", headers={"origin": "https://app.example.com"})
-    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+    exposed = simple.headers["access-control-expose-headers"].lower()
+    assert "x-request-id" in exposed
+    # A browser client must be able to tell a replayed order from a new one.
+    assert "idempotent-replayed" in exposed
 
 
 async def test_no_cors_headers_without_configured_origins(client: httpx.AsyncClient) -> None:

@@ -1,4 +1,5 @@
 import hashlib
+from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +26,22 @@ def page_key(query: ItemQuery, *, offset: int, limit: int) -> str:
     # Hashed: a search text of up to 100 characters should not become part of a Redis key.
     canonical = f"{query.model_dump_json()}|{offset}|{limit}"
     return f"page:{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+def invalidate_after_commit(session: AsyncSession, cache: Cache, item_ids: Iterable[int]) -> None:
+    """Forget the cached reads of these items, and every cached list, once `session` commits.
+
+    After, not before: invalidating earlier would let a concurrent read put the old row back.
+    Anything that changes items (the catalog, and orders moving stock) goes through here.
+    """
+    keys = [item_key(item_id) for item_id in item_ids]
+
+    async def invalidate() -> None:
+        if keys:
+            await cache.delete(*keys)
+        await cache.bump(LISTS_NAMESPACE)
+
+    after_commit(session, invalidate)
 
 
 def ensure_can_change(principal: Principal, item: Item) -> None:
@@ -70,7 +87,7 @@ class ItemService:
 
     async def create(self, principal: Principal, data: ItemCreate) -> ItemRead:
         item = await self.items.add(Item(**data.model_dump(), owner_id=principal.id))
-        self._invalidate_after_commit()
+        invalidate_after_commit(self.session, self.cache, [])
         return ItemRead.model_validate(item)
 
     async def update(self, principal: Principal, item_id: int, changes: ItemUpdate) -> ItemRead:
@@ -79,27 +96,17 @@ class ItemService:
         for field, value in changes.model_dump(exclude_unset=True).items():
             setattr(item, field, value)
         await self.session.flush()
-        self._invalidate_after_commit(item_id)
+        invalidate_after_commit(self.session, self.cache, [item_id])
         return ItemRead.model_validate(item)
 
     async def delete(self, principal: Principal, item_id: int) -> None:
         item = await self._get_item(item_id)
         ensure_can_change(principal, item)
         await self.items.delete(item)
-        self._invalidate_after_commit(item_id)
+        invalidate_after_commit(self.session, self.cache, [item_id])
 
     async def _get_item(self, item_id: int) -> Item:
         item = await self.items.get(item_id)
         if item is None:
             raise ItemNotFound
         return item
-
-    def _invalidate_after_commit(self, item_id: int | None = None) -> None:
-        cache = self.cache
-
-        async def invalidate() -> None:
-            if item_id is not None:
-                await cache.delete(item_key(item_id))
-            await cache.bump(LISTS_NAMESPACE)
-
-        after_commit(self.session, invalidate)

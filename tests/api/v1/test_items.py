@@ -1,5 +1,5 @@
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -7,8 +7,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.api.deps import get_cache
-from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.resources import Resources
 from tests.conftest import asgi_client, serve, variant
@@ -16,20 +14,6 @@ from tests.factories import Account, admin, user
 
 ITEMS = "/api/v1/items"
 _peers = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache(app: FastAPI, resources: Resources) -> Iterator[None]:
-    # Tables are emptied and ids restart between tests, but the in-process cache would
-    # outlive them; each test gets a cache of its own (Redis is flushed already).
-    cache = Cache.from_settings(resources.settings, resources.redis)
-
-    async def own_cache() -> Cache:
-        return cache
-
-    app.dependency_overrides[get_cache] = own_cache
-    yield
-    del app.dependency_overrides[get_cache]
 
 
 @pytest.fixture

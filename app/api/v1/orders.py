@@ -1,0 +1,125 @@
+"""Placing, reading, cancelling and shipping orders."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from app.core.errors import error_responses
+from app.core.pagination import Page, PageParamsDep
+from app.core.rate_limit import RateLimitExceeded
+from app.core.types import MAX_ID
+from app.domains.auth.exceptions import (
+    AdminRequired,
+    InsufficientScope,
+    InvalidAccessToken,
+    NotAuthenticated,
+)
+from app.domains.orders.dependencies import (
+    IdempotencyKeyHeader,
+    OrderAdmin,
+    OrderReader,
+    OrderServiceDep,
+    OrderWriter,
+    order_rate_limit,
+)
+from app.domains.orders.exceptions import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    OrderNotFound,
+    OrderTooLarge,
+    OutOfStock,
+    OvernightMinimum,
+    UnknownItems,
+)
+from app.domains.orders.schemas import OrderCreate, OrderFilter, OrderRead
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+AUTH_ERRORS = (NotAuthenticated, InvalidAccessToken, InsufficientScope)
+OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Place an order, priced on the server; stock is taken for every line or none",
+    dependencies=[Depends(order_rate_limit)],
+    responses=error_responses(
+        *AUTH_ERRORS,
+        UnknownItems,
+        OvernightMinimum,
+        OrderTooLarge,
+        IdempotencyKeyReused,
+        OutOfStock,
+        IdempotencyKeyInFlight,
+        RateLimitExceeded,
+    ),
+)
+async def place_order(
+    data: OrderCreate,
+    principal: OrderWriter,
+    orders: OrderServiceDep,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> OrderRead:
+    placed = await orders.place(principal, data, idempotency_key=idempotency_key)
+    response.status_code = placed.status_code
+    response.headers["Location"] = str(request.url_for("read_order", order_id=placed.order.id))
+    if placed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return placed.order
+
+
+@router.get(
+    "",
+    summary="List your orders, newest first (administrators: every order)",
+    responses=error_responses(*AUTH_ERRORS),
+)
+async def list_orders(
+    principal: OrderReader,
+    filters: Annotated[OrderFilter, Query()],
+    page: PageParamsDep,
+    orders: OrderServiceDep,
+) -> Page[OrderRead]:
+    rows, total = await orders.list_page(principal, filters, offset=page.offset, limit=page.limit)
+    return Page(
+        items=[OrderRead.model_validate(row) for row in rows],
+        total=total,
+        offset=page.offset,
+        limit=page.limit,
+    )
+
+
+@router.get(
+    "/{order_id}",
+    summary="Read one of your orders (administrators: any order)",
+    responses=error_responses(*AUTH_ERRORS, OrderNotFound),
+)
+async def read_order(
+    order_id: OrderId, principal: OrderReader, orders: OrderServiceDep
+) -> OrderRead:
+    return OrderRead.model_validate(await orders.get_for(principal, order_id))
+
+
+@router.post(
+    "/{order_id}/cancel",
+    summary="Cancel a placed order; its stock returns to the catalog",
+    responses=error_responses(*AUTH_ERRORS, OrderNotFound, IllegalTransition),
+)
+async def cancel_order(
+    order_id: OrderId, principal: OrderWriter, orders: OrderServiceDep
+) -> OrderRead:
+    return OrderRead.model_validate(await orders.cancel(principal, order_id))
+
+
+@router.post(
+    "/{order_id}/ship",
+    summary="Mark a placed order shipped (administrators)",
+    responses=error_responses(*AUTH_ERRORS, AdminRequired, OrderNotFound, IllegalTransition),
+)
+async def ship_order(
+    order_id: OrderId, principal: OrderAdmin, orders: OrderServiceDep
+) -> OrderRead:
+    return OrderRead.model_validate(await orders.ship(principal, order_id))

@@ -1,0 +1,57 @@
+from typing import Annotated
+
+from fastapi import Depends, Header, Security
+
+from app.api.deps import CacheDep, ResourcesDep, SessionDep, TracerDep
+from app.core.rate_limit import RateLimit
+from app.domains.auth.dependencies import get_principal
+from app.domains.auth.exceptions import AdminRequired
+from app.domains.auth.schemas import Principal, Scope
+from app.domains.orders.service import OrderService
+
+OrderReader = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_READ])]
+OrderWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_WRITE])]
+
+
+async def get_order_admin(
+    principal: Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_ADMIN])],
+) -> Principal:
+    # The scope alone is not enough: the role is read fresh, so a demoted admin stops here.
+    if not principal.is_admin:
+        raise AdminRequired
+    return principal
+
+
+OrderAdmin = Annotated[Principal, Depends(get_order_admin)]
+
+
+async def get_order_service(
+    session: SessionDep, resources: ResourcesDep, tracer: TracerDep, cache: CacheDep
+) -> OrderService:
+    return OrderService(session, sessionmaker=resources.sessionmaker, tracer=tracer, cache=cache)
+
+
+OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]
+
+
+async def ordering_user(principal: OrderWriter) -> str:
+    return str(principal.id)
+
+
+# Per user rather than per address: many customers can share one NAT, and one customer can
+# switch networks.
+order_rate_limit = RateLimit(
+    lambda settings: settings.rate_limit_orders, scope="orders", key=ordering_user
+)
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9._:~+/=-]+$",
+        description="Makes a retried order request safe: repeats return the first answer "
+        "for 24 hours (1-255 of A-Z a-z 0-9 . _ : ~ + / = -)",
+    ),
+]

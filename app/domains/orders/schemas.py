@@ -1,0 +1,113 @@
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from app.core.types import MAX_ID, CleanStr, Money
+from app.domains.orders.models import OrderStatus, ShippingMethod
+
+MAX_QUANTITY = 1000
+MAX_LINES = 50
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+
+
+class OrderLineCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Id
+    quantity: Quantity
+
+
+# The length bounds go after the strip (as `Field`s on the use), so "   " is too short.
+AddressText = Annotated[CleanStr, StringConstraints(strip_whitespace=True)]
+
+
+class AddressCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    street: Annotated[AddressText, Field(min_length=1, max_length=200)]
+    city: Annotated[AddressText, Field(min_length=1, max_length=100)]
+    country: Annotated[
+        str,
+        StringConstraints(pattern=r"^[A-Z]{2}$"),
+        Field(description="ISO 3166-1 alpha-2 code"),
+    ] = "US"
+
+
+def _distinct_items(lines: list[OrderLineCreate]) -> list[OrderLineCreate]:
+    # One line per item keeps pricing and stock accounting unambiguous.
+    seen: set[int] = set()
+    for line in lines:
+        if line.item_id in seen:
+            raise ValueError(f"item {line.item_id} appears on more than one line")
+        seen.add(line.item_id)
+    return lines
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lines: Annotated[
+        list[OrderLineCreate],
+        Field(min_length=1, max_length=MAX_LINES),
+        AfterValidator(_distinct_items),
+    ]
+    shipping: ShippingMethod
+    address: AddressCreate
+
+
+class OrderLineRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    item_id: int | None = Field(description="null once the item has left the catalog")
+    quantity: int
+    unit_price: Money
+    line_total: Money
+
+
+class AddressRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    street: str
+    city: str
+    country: str
+
+
+class OrderRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    status: OrderStatus
+    lines: list[OrderLineRead]
+    subtotal: Money
+    shipping: ShippingMethod
+    shipping_cost: Money
+    total: Money
+    address: AddressRead
+    created_at: datetime
+
+
+class OrderFilter(BaseModel):
+    """List filters; `user_id` narrows an administrator's view and never widens a user's."""
+
+    status: OrderStatus | None = None
+    user_id: Id | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    """The answer to an order request: new, or replayed for a repeated idempotency key."""
+
+    order: OrderRead
+    status_code: int
+    replayed: bool

@@ -1,0 +1,440 @@
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import delete
+
+from app.core.config import Settings
+from app.core.resources import Resources
+from app.domains.items.models import Item
+from app.main import create_app
+from tests.conftest import running, serve, variant
+from tests.domains.orders.factories import (
+    ORDERS,
+    create_item,
+    order_body,
+    order_count,
+    stock_of,
+)
+from tests.factories import Account, admin, user
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+async def place(client: httpx.AsyncClient, account: Account, body: object) -> httpx.Response:
+    return await client.post(ORDERS, json=body, headers=account.headers)
+
+
+async def test_an_order_is_priced_on_the_server(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    pen = await create_item(resources, buyer.id, price="12.50", stock=10)
+    ink = await create_item(resources, buyer.id, price="3.99", stock=10)
+    body = order_body((pen, 2), (ink, 3))
+    del body["address"]["country"]
+
+    response = await place(client, buyer, body)
+
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["lines"] == [
+        {"item_id": pen, "quantity": 2, "unit_price": "12.50", "line_total": "25.00"},
+        {"item_id": ink, "quantity": 3, "unit_price": "3.99", "line_total": "11.97"},
+    ]
+    assert order["subtotal"] == "36.97"
+    assert order["shipping"] == "standard"
+    assert order["shipping_cost"] == "5.00"
+    assert order["total"] == "41.97"
+    assert order["status"] == "placed"
+    assert order["user_id"] == buyer.id
+    assert order["address"] == {"street": "1 Main Street", "city": "Springfield", "country": "US"}
+    assert response.headers["location"].endswith(f"{ORDERS}/{order['id']}")
+    assert await stock_of(resources, pen) == 8
+    assert await stock_of(resources, ink) == 7
+    again = await client.get(f"{ORDERS}/{order['id']}", headers=buyer.headers)
+    assert again.json() == order
+
+
+async def test_client_sent_prices_are_refused(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    item = await create_item(resources, buyer.id)
+    body = order_body((item, 1))
+    body["lines"][0]["unit_price"] = "0.01"
+    problem(await place(client, buyer, body), 422)
+
+
+@pytest.mark.parametrize(
+    ("shipping", "cost", "total"),
+    [("standard", "5.00", "65.00"), ("express", "15.00", "75.00"), ("overnight", "30.00", "90.00")],
+)
+async def test_shipping_costs_by_method(
+    client: httpx.AsyncClient, resources: Resources, shipping: str, cost: str, total: str
+) -> None:
+    buyer = await user(client)
+    item = await create_item(resources, buyer.id, price="60.00")
+    response = await place(client, buyer, order_body((item, 1), shipping=shipping))
+    assert response.status_code == 201, response.text
+    assert (response.json()["shipping_cost"], response.json()["total"]) == (cost, total)
+
+
+async def test_overnight_needs_a_subtotal_of_fifty(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    item = await create_item(resources, buyer.id, price="24.99")
+
+    short = problem(await place(client, buyer, order_body((item, 2), shipping="overnight")), 422)
+    assert short["type"] == "urn:problem-type:overnight-minimum"
+    assert "50.00" in short["detail"]
+    assert "49.98" in short["detail"]
+    assert await stock_of(resources, item) == 10
+
+    cheap = await create_item(resources, buyer.id, price="0.02")
+    exact = await place(client, buyer, order_body((item, 2), (cheap, 1), shipping="overnight"))
+    assert exact.status_code == 201, exact.text
+    assert exact.json()["subtotal"] == "50.00"
+
+
+async def test_unknown_items_are_named_by_line(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    item = await create_item(resources, buyer.id)
+    body = problem(await place(client, buyer, order_body((item, 1), (999_999, 1))), 422)
+    assert body["type"] == "urn:problem-type:unknown-items"
+    assert "lines[1].item_id=999999" in body["detail"]
+    assert await stock_of(resources, item) == 10
+    assert await order_count(resources) == 0
+
+
+async def test_short_stock_is_409_and_reserves_nothing(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    plenty = await create_item(resources, buyer.id, stock=5)
+    scarce = await create_item(resources, buyer.id, stock=1)
+
+    body = problem(await place(client, buyer, order_body((plenty, 2), (scarce, 3))), 409)
+
+    assert body["type"] == "urn:problem-type:out-of-stock"
+    assert f"Item {scarce}" in body["detail"]
+    # The first line's stock was taken before the second fell short; it is all undone.
+    assert await stock_of(resources, plenty) == 5
+    assert await stock_of(resources, scarce) == 1
+    assert await order_count(resources) == 0
+
+
+async def test_the_whole_stock_can_be_bought(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    item = await create_item(resources, buyer.id, price="0.01", stock=1000)
+    response = await place(client, buyer, order_body((item, 1000)))
+    assert response.status_code == 201, response.text
+    assert await stock_of(resources, item) == 0
+    problem(await place(client, buyer, order_body((item, 1))), 409)
+
+
+@pytest.mark.parametrize(
+    ("lines", "field"),
+    [
+        ([{"item_id": 1, "quantity": 0}], ["body", "lines", 0, "quantity"]),
+        ([{"item_id": 1, "quantity": 1001}], ["body", "lines", 0, "quantity"]),
+        ([{"item_id": 1, "quantity": -1}], ["body", "lines", 0, "quantity"]),
+        ([{"item_id": 0, "quantity": 1}], ["body", "lines", 0, "item_id"]),
+        ([{"item_id": 2**63, "quantity": 1}], ["body", "lines", 0, "item_id"]),
+        ([{"item_id": 10**40, "quantity": 1}], ["body", "lines", 0, "item_id"]),
+        ([{"item_id": 1, "quantity": 10**40}], ["body", "lines", 0, "quantity"]),
+        ([{"item_id": 1, "quantity": 1.5}], ["body", "lines", 0, "quantity"]),
+        ([{"item_id": 1, "quantity": "NaN"}], ["body", "lines", 0, "quantity"]),
+        ([], ["body", "lines"]),
+        ([{"item_id": n, "quantity": 1} for n in range(1, 52)], ["body", "lines"]),
+        ([{"item_id": 7, "quantity": 1}, {"item_id": 7, "quantity": 2}], ["body", "lines"]),
+        ([{"item_id": 1, "quantity": 1, "price": "1.00"}], ["body", "lines", 0, "price"]),
+    ],
+    ids=[
+        "zero",
+        "over-1000",
+        "negative",
+        "id-zero",
+        "id-past-bigint",
+        "id-huge",
+        "quantity-huge",
+        "fraction",
+        "nan",
+        "no-lines",
+        "51-lines",
+        "duplicate-item",
+        "unknown-field",
+    ],
+)
+async def test_malformed_lines_are_422(
+    client: httpx.AsyncClient, lines: list[dict[str, Any]], field: list[str | int]
+) -> None:
+    buyer = await user(client)
+    body = problem(await place(client, buyer, {**order_body(), "lines": lines}), 422)
+    assert field in [error["loc"] for error in body["errors"]]
+
+
+async def test_fifty_lines_are_allowed(client: httpx.AsyncClient, resources: Resources) -> None:
+    buyer = await user(client)
+    items = [await create_item(resources, buyer.id, price="1.00") for _ in range(50)]
+    response = await place(client, buyer, order_body(*((item, 1) for item in items)))
+    assert response.status_code == 201, response.text
+    assert response.json()["subtotal"] == "50.00"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"shipping": "teleport"}, ["body", "shipping"]),
+        ({"address": {"street": "1 Main\x00Street", "city": "X"}}, ["body", "address", "street"]),
+        ({"address": {"street": "1 Main Street", "city": "X" * 101}}, ["body", "address", "city"]),
+        ({"address": {"street": "  ", "city": "X"}}, ["body", "address", "street"]),
+        (
+            {"address": {"street": "S", "city": "X", "country": "usa"}},
+            ["body", "address", "country"],
+        ),
+        ({"address": {"street": "S", "city": "X", "zip": "1"}}, ["body", "address", "zip"]),
+        ({"coupon": "FREE"}, ["body", "coupon"]),
+        ({"total": "0.00"}, ["body", "total"]),
+    ],
+    ids=[
+        "shipping",
+        "nul",
+        "long-city",
+        "blank-street",
+        "country",
+        "address-extra",
+        "extra",
+        "total",
+    ],
+)
+async def test_malformed_orders_are_422(
+    client: httpx.AsyncClient, change: dict[str, Any], field: list[str | int]
+) -> None:
+    buyer = await user(client)
+    body = problem(await place(client, buyer, order_body((1, 1)) | change), 422)
+    assert field in [error["loc"] for error in body["errors"]]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"lines": [{"item_id": 1, "quantity": NaN}]}', b"\x00", b'{"lines": ', b"[]"],
+    ids=["nan-literal", "nul-byte", "truncated", "array"],
+)
+async def test_hostile_bodies_are_4xx_problems(client: httpx.AsyncClient, content: bytes) -> None:
+    buyer = await user(client)
+    response = await client.post(
+        ORDERS, content=content, headers=buyer.headers | {"content-type": "application/json"}
+    )
+    problem(response, 422)
+
+
+@pytest.mark.parametrize(
+    "path", [f"{ORDERS}/{2**63}", f"{ORDERS}/0", f"{ORDERS}/abc", f"{ORDERS}?user_id={2**64}"]
+)
+async def test_hostile_ids_are_422(client: httpx.AsyncClient, path: str) -> None:
+    buyer = await user(client)
+    problem(await client.get(path, headers=buyer.headers), 422)
+
+
+async def test_orders_need_a_token_with_the_right_scope(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    item = await create_item(resources, buyer.id)
+    problem(await client.post(ORDERS, json=order_body((item, 1))), 401)
+    problem(await client.get(ORDERS), 401)
+    reader = await user(client, scope="orders:read")
+    problem(await place(client, reader, order_body((item, 1))), 403)
+    assert (await client.get(ORDERS, headers=reader.headers)).status_code == 200
+    assert await stock_of(resources, item) == 10
+
+
+async def test_cancelling_returns_the_stock_once(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    first = await create_item(resources, buyer.id, stock=5)
+    second = await create_item(resources, buyer.id, stock=5)
+    order = (await place(client, buyer, order_body((second, 2), (first, 3)))).json()
+
+    cancelled = await client.post(f"{ORDERS}/{order['id']}/cancel", headers=buyer.headers)
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert (await stock_of(resources, first), await stock_of(resources, second)) == (5, 5)
+    again = problem(await client.post(f"{ORDERS}/{order['id']}/cancel", headers=buyer.headers), 409)
+    assert again["type"] == "urn:problem-type:illegal-transition"
+    assert "cancelled" in again["detail"]
+    assert (await stock_of(resources, first), await stock_of(resources, second)) == (5, 5)
+
+
+async def test_an_order_survives_its_item_leaving_the_catalog(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    item = await create_item(resources, buyer.id, price="7.00")
+    order = (await place(client, buyer, order_body((item, 2)))).json()
+    async with resources.sessionmaker() as session:
+        await session.execute(delete(Item).where(Item.id == item))
+        await session.commit()
+
+    read = await client.get(f"{ORDERS}/{order['id']}", headers=buyer.headers)
+    assert read.json()["lines"] == [
+        {"item_id": None, "quantity": 2, "unit_price": "7.00", "line_total": "14.00"}
+    ]
+    cancelled = await client.post(f"{ORDERS}/{order['id']}/cancel", headers=buyer.headers)
+    assert cancelled.status_code == 200, cancelled.text
+
+
+async def test_shipping_is_for_administrators_and_placed_orders_only(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    boss = await admin(client, resources)
+    item = await create_item(resources, buyer.id)
+    shipped = (await place(client, buyer, order_body((item, 1)))).json()
+    cancelled = (await place(client, buyer, order_body((item, 1)))).json()
+    await client.post(f"{ORDERS}/{cancelled['id']}/cancel", headers=buyer.headers)
+
+    problem(await client.post(f"{ORDERS}/{shipped['id']}/ship", headers=buyer.headers), 403)
+    response = await client.post(f"{ORDERS}/{shipped['id']}/ship", headers=boss.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "shipped"
+
+    problem(await client.post(f"{ORDERS}/{shipped['id']}/ship", headers=boss.headers), 409)
+    problem(await client.post(f"{ORDERS}/{shipped['id']}/cancel", headers=buyer.headers), 409)
+    problem(await client.post(f"{ORDERS}/{cancelled['id']}/ship", headers=boss.headers), 409)
+    problem(await client.post(f"{ORDERS}/999999/ship", headers=boss.headers), 404)
+    assert await stock_of(resources, item) == 9
+
+
+async def test_someone_elses_order_is_404(client: httpx.AsyncClient, resources: Resources) -> None:
+    owner = await user(client)
+    stranger = await user(client)
+    item = await create_item(resources, owner.id)
+    order = (await place(client, owner, order_body((item, 1)))).json()
+    url = f"{ORDERS}/{order['id']}"
+
+    foreign = problem(await client.get(url, headers=stranger.headers), 404)
+    missing = problem(await client.get(f"{ORDERS}/999999", headers=stranger.headers), 404)
+    # Indistinguishable from an order that does not exist.
+    assert (foreign["type"], foreign["detail"]) == (missing["type"], missing["detail"])
+    problem(await client.post(f"{url}/cancel", headers=stranger.headers), 404)
+    assert (await client.get(ORDERS, headers=stranger.headers)).json()["total"] == 0
+    filtered = await client.get(ORDERS, params={"user_id": owner.id}, headers=stranger.headers)
+    assert filtered.json()["total"] == 0
+    assert await stock_of(resources, item) == 9
+
+
+async def test_administrators_see_and_cancel_any_order(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    boss = await admin(client, resources)
+    item = await create_item(resources, owner.id, stock=3)
+    order = (await place(client, owner, order_body((item, 3)))).json()
+
+    assert (await client.get(f"{ORDERS}/{order['id']}", headers=boss.headers)).json() == order
+    cancelled = await client.post(f"{ORDERS}/{order['id']}/cancel", headers=boss.headers)
+    assert cancelled.json()["status"] == "cancelled"
+    assert await stock_of(resources, item) == 3
+
+
+async def test_an_admin_token_without_the_orders_admin_scope_sees_only_its_own(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    boss = await admin(client, resources)
+    item = await create_item(resources, owner.id)
+    order = (await place(client, owner, order_body((item, 1)))).json()
+    narrow = await client.post(
+        "/api/v1/auth/token",
+        data={"username": boss.email, "password": boss.password, "scope": "orders:read"},
+    )
+    headers = {"Authorization": f"Bearer {narrow.json()['access_token']}"}
+    problem(await client.get(f"{ORDERS}/{order['id']}", headers=headers), 404)
+    problem(await client.post(f"{ORDERS}/{order['id']}/ship", headers=headers), 403)
+
+
+async def test_listing_is_newest_first_filtered_and_paged(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    other = await user(client)
+    boss = await admin(client, resources)
+    item = await create_item(resources, buyer.id, stock=100)
+    mine = [(await place(client, buyer, order_body((item, 1)))).json()["id"] for _ in range(3)]
+    theirs = (await place(client, other, order_body((item, 1)))).json()["id"]
+    await client.post(f"{ORDERS}/{mine[0]}/cancel", headers=buyer.headers)
+
+    def ids(response: httpx.Response) -> list[int]:
+        assert response.status_code == 200, response.text
+        return [order["id"] for order in response.json()["items"]]
+
+    own = await client.get(ORDERS, headers=buyer.headers)
+    assert ids(own) == mine[::-1]
+    assert own.json()["total"] == 3
+    paged = await client.get(ORDERS, params={"limit": 1, "offset": 1}, headers=buyer.headers)
+    assert ids(paged) == [mine[1]]
+    assert paged.json() | {"items": []} == {"items": [], "total": 3, "offset": 1, "limit": 1}
+    placed = await client.get(ORDERS, params={"status": "placed"}, headers=buyer.headers)
+    assert ids(placed) == [mine[2], mine[1]]
+
+    assert ids(await client.get(ORDERS, headers=boss.headers)) == [theirs, *mine[::-1]]
+    by_user = await client.get(ORDERS, params={"user_id": other.id}, headers=boss.headers)
+    assert ids(by_user) == [theirs]
+    cancelled = await client.get(ORDERS, params={"status": "cancelled"}, headers=boss.headers)
+    assert ids(cancelled) == [mine[0]]
+    problem(await client.get(ORDERS, params={"status": "lost"}, headers=buyer.headers), 422)
+    problem(await client.get(ORDERS, params={"limit": 101}, headers=buyer.headers), 422)
+
+
+async def test_order_creation_is_rate_limited_per_user(
+    app: FastAPI, settings: Settings, resources: Resources
+) -> None:
+    async with serve(variant(settings, rate_limit_orders="2/minute")) as client:
+        buyer = await user(client)
+        other = await user(client)
+        item = await create_item(resources, buyer.id)
+        for _ in range(2):
+            assert (await place(client, buyer, order_body((item, 1)))).status_code == 201
+        limited = await place(client, buyer, order_body((item, 1)))
+        problem(limited, 429)
+        assert int(limited.headers["retry-after"]) >= 1
+        assert (await place(client, other, order_body((item, 1)))).status_code == 201
+    assert await stock_of(resources, item) == 7
+
+
+async def test_placing_is_traced_as_a_domain_span(
+    app: FastAPI, settings: Settings, resources: Resources
+) -> None:
+    exporter = InMemorySpanExporter()
+    traced = create_app(variant(settings, otel_enabled=True), span_exporter=exporter)
+    async with running(traced) as client:
+        buyer = await user(client)
+        item = await create_item(resources, buyer.id)
+        response = await place(client, buyer, order_body((item, 1), shipping="express"))
+        assert response.status_code == 201, response.text
+
+    spans = exporter.get_finished_spans()
+    placing = [span for span in spans if span.name == "orders.place"]
+    assert len(placing) == 1
+    assert placing[0].attributes == {"orders.lines": 1, "orders.shipping": "express"}
+    stock_updates = [
+        span for span in spans if span.parent and span.parent.span_id == placing[0].context.span_id
+    ]
+    assert any("UPDATE" in span.name for span in stock_updates)
