@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter, Depends, status
 
+from app.api.deps import ResourcesDep
 from app.core.errors import error_responses
 from app.core.pagination import Page, PageParamsDep
 from app.core.rate_limit import RateLimit, RateLimitExceeded
@@ -12,15 +13,17 @@ from app.domains.auth.exceptions import (
     InvalidAccessToken,
     NotAuthenticated,
 )
-from app.domains.users.dependencies import UserServiceDep
+from app.domains.users.dependencies import DashboardReader, UserServiceDep
 from app.domains.users.exceptions import EmailTaken, UserNotFound, WrongCurrentPassword
 from app.domains.users.schemas import (
+    Dashboard,
     PasswordChange,
     UserAdminUpdate,
     UserCreate,
     UserRead,
     UserUpdate,
 )
+from app.domains.users.service import build_dashboard
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -50,6 +53,15 @@ async def read_me(principal: CurrentUser) -> UserRead:
 )
 async def update_me(changes: UserUpdate, principal: ProfileUser, users: UserServiceDep) -> UserRead:
     return UserRead.model_validate(await users.update_me(principal, changes))
+
+
+@router.get(
+    "/me/dashboard",
+    summary="Your order stats, newest orders and newest posts",
+    responses=error_responses(*AUTH_ERRORS),
+)
+async def read_dashboard(principal: DashboardReader, resources: ResourcesDep) -> Dashboard:
+    return await build_dashboard(resources.sessionmaker, principal)
 
 
 @router.post(

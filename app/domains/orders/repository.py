@@ -125,6 +125,15 @@ class OrderRepository:
         )
         return list(await self.session.scalars(statement)), total or 0
 
+    async def spent_by(self, user_id: int) -> Decimal:
+        """What a user's orders cost, cancelled ones excepted."""
+        spent = await self.session.scalar(
+            select(func.coalesce(func.sum(Order.total), 0)).where(
+                Order.user_id == user_id, Order.status != OrderStatus.CANCELLED
+            )
+        )
+        return Decimal(spent or 0).quantize(Decimal("0.01"))
+
 
 def _owned_by(user_id: int | None) -> ColumnElement[bool]:
     """The ownership rule: None means every order (administrators)."""

@@ -29,3 +29,12 @@ class PostRepository:
             .limit(limit)
         )
         return list(rows), total or 0
+
+    async def newest_by_author(self, author_id: int, *, limit: int) -> list[Post]:
+        rows = await self.session.scalars(
+            select(Post)
+            .where(Post.author_id == author_id)
+            .order_by(Post.created_at.desc(), Post.id.desc())
+            .limit(limit)
+        )
+        return list(rows)

@@ -1,9 +1,11 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from app.core.types import NoNul
+from app.core.types import Money, NoNul
+from app.domains.orders.schemas import OrderRead
+from app.domains.posts.schemas import PostRead
 from app.domains.users.models import Role
 
 MIN_PASSWORD_LENGTH = 8
@@ -71,3 +73,14 @@ class UserRead(BaseModel):
     role: Role
     is_active: bool
     created_at: datetime
+
+
+class DashboardStats(BaseModel):
+    order_count: int = Field(description="every order you placed, cancelled ones included")
+    total_spent: Money = Field(description="the totals of your orders that were not cancelled")
+
+
+class Dashboard(BaseModel):
+    stats: DashboardStats
+    recent_orders: list[OrderRead] = Field(description="your five newest orders")
+    recent_posts: list[PostRead] = Field(description="your five newest posts")

@@ -1,4 +1,6 @@
+import asyncio
 import logging
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -6,10 +8,18 @@ from app.core.email import EmailMessage, enqueue_email
 from app.core.security import PasswordHasher
 from app.domains.auth.repository import AuthSessionRepository
 from app.domains.auth.schemas import Principal
+from app.domains.orders.models import Order
+from app.domains.orders.repository import OrderRepository
+from app.domains.orders.schemas import OrderRead
+from app.domains.posts.models import Post
+from app.domains.posts.repository import PostRepository
+from app.domains.posts.schemas import PostRead
 from app.domains.users.exceptions import EmailTaken, UserNotFound, WrongCurrentPassword
 from app.domains.users.models import Role, User
 from app.domains.users.repository import UserRepository
 from app.domains.users.schemas import (
+    Dashboard,
+    DashboardStats,
     PasswordChange,
     UserAdminUpdate,
     UserCreate,
@@ -87,6 +97,42 @@ class UserService:
             await self.sessions.revoke_all_for_user(user.id)
         await self.session.flush()
         return user
+
+
+RECENT = 5
+
+
+async def build_dashboard(
+    sessionmaker: async_sessionmaker[AsyncSession], principal: Principal
+) -> Dashboard:
+    """Stats, newest orders and newest posts, read concurrently.
+
+    Each read gets a session of its own: one AsyncSession must never be used by two tasks
+    at once, and separate connections are what lets the three queries overlap.
+    """
+
+    async def orders_page() -> tuple[list[Order], int]:
+        async with sessionmaker() as session:
+            return await OrderRepository(session).list_page(
+                owner_id=principal.id, user_id=None, status=None, offset=0, limit=RECENT
+            )
+
+    async def spent() -> Decimal:
+        async with sessionmaker() as session:
+            return await OrderRepository(session).spent_by(principal.id)
+
+    async def posts() -> list[Post]:
+        async with sessionmaker() as session:
+            return await PostRepository(session).newest_by_author(principal.id, limit=RECENT)
+
+    (orders, order_count), total_spent, newest_posts = await asyncio.gather(
+        orders_page(), spent(), posts()
+    )
+    return Dashboard(
+        stats=DashboardStats(order_count=order_count, total_spent=total_spent),
+        recent_orders=[OrderRead.model_validate(order) for order in orders],
+        recent_posts=[PostRead.model_validate(post) for post in newest_posts],
+    )
 
 
 async def ensure_admin(
