@@ -52,31 +52,31 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
             if not error.keeps_changes:
                 await session.rollback()
                 raise
-            await session.commit()
-            await _run_after_commit(session)
+            await _commit(session, resources)
             raise
         except BaseException:
             await session.rollback()
             raise
-        await session.commit()
-        await _run_after_commit(session)
-        if take_enqueued(session):
-            resources.outbox.wake()
+        await _commit(session, resources)
 
 
-async def _run_after_commit(session: AsyncSession) -> None:
-    """Run the callbacks registered with `app.core.db.after_commit`, each exactly once.
+async def _commit(session: AsyncSession, resources: Resources) -> None:
+    """Commit, then run what must follow a commit, each exactly once.
 
-    They run here, before the response is sent, so the client's next request (to any
-    worker) already sees their effect: an invalidated cache entry is gone by then.
-    The write has committed, so a failing callback is logged, not turned into an error
-    response that would make the client retry a change that was made.
+    The callbacks registered with `app.core.db.after_commit` run here, before the response
+    is sent, so the client's next request (to any worker) already sees their effect: an
+    invalidated cache entry is gone by then. The write has committed, so a failing
+    callback is logged, not turned into an error response that would make the client
+    retry a change that was made.
     """
+    await session.commit()
     for callback in take_after_commit(session):
         try:
             await callback()
         except Exception:
             logger.exception("after-commit callback %r failed", callback)
+    if take_enqueued(session):
+        resources.outbox.wake()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
