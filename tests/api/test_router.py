@@ -23,3 +23,16 @@ async def test_default_limit_is_per_user_when_authenticated_else_per_address(
         assert refused.headers["ratelimit-remaining"] == "0"
         assert int(refused.headers["retry-after"]) >= 1
     assert (await client.get("/health")).status_code == 200
+
+
+async def test_callers_never_see_each_others_responses(client: httpx.AsyncClient) -> None:
+    first, second = await user(client), await user(client)
+    for _ in range(2):  # the second round would be served from any shared cache
+        for account in (first, second):
+            for path in (ME, "/api/v1/users/me/dashboard", "/api/v1/orders"):
+                response = await client.get(path, headers=account.headers)
+                assert response.status_code == 200, path
+                assert response.headers["cache-control"] == "private, no-store", path
+                assert "etag" not in response.headers, path
+            me = (await client.get(ME, headers=account.headers)).json()
+            assert me["email"] == account.email
