@@ -54,5 +54,9 @@ lock: $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --no-header -q -o requirements/main.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
 
+# Prints requests/s and latency of the hot paths; set DATABASE_URL/REDIS_URL to measure those.
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
