@@ -1,78 +1,31 @@
-"""Cache-aside over Redis, with a bounded in-process store when REDIS_URL is unset.
-
-Services read through `get_or_set` and invalidate after their transaction commits: `delete`
-for one object, `bump(namespace)` for every list of a namespace at once. The cache only
-accelerates: when Redis fails or times out, a read is a miss, a write is skipped, a warning
-is logged, and the caller loads from the database as if nothing were cached.
-"""
+"""The Cache class: reads through, writes, invalidates, and shares one load per key."""
 
 import asyncio
-import json
 import logging
 import secrets
-import struct
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
+from app.core.cache.codecs import JSON, Codec
+from app.core.cache.entries import FRESH_UNTIL, Entry, decode
+from app.core.cache.local import LocalStore
 from app.core.config import Settings
 from app.core.metrics import CACHE_HITS, CACHE_MISSES
 from app.core.redis import REDIS_ERRORS, RedisBreaker
 
-logger = logging.getLogger(__name__)
+# Every module of the package logs as `app.core.cache`, so its warnings are found and
+# filtered under one name whichever module raised them.
+logger = logging.getLogger(__package__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Every stored value starts with the wall-clock time it stays fresh until, so a replica can
-# tell a stale value (still servable while another replica recomputes) from a fresh one.
-_FRESH_UNTIL = struct.Struct(">d")
 _POLL_SECONDS = 0.05
 # Only the holder of the lock may release it; a lock that outlived its holder is left alone.
 _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
-
-
-class Codec(Protocol[T]):
-    def dumps(self, value: T) -> bytes: ...
-    def loads(self, data: bytes) -> T: ...
-
-
-class _RawCodec:
-    def dumps(self, value: bytes) -> bytes:
-        return value
-
-    def loads(self, data: bytes) -> bytes:
-        return data
-
-
-class _JsonCodec:
-    def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":")).encode()
-
-    def loads(self, data: bytes) -> Any:
-        return json.loads(data)
-
-
-RAW: Codec[bytes] = _RawCodec()
-JSON: Codec[Any] = _JsonCodec()
-
-
-class ModelCodec(Generic[T]):
-    """Stores any type pydantic can validate (a model, `Page[ItemRead]`) as JSON."""
-
-    def __init__(self, type_: type[T]) -> None:
-        self._adapter = TypeAdapter(type_)
-
-    def dumps(self, value: T) -> bytes:
-        return self._adapter.dump_json(value)
-
-    def loads(self, data: bytes) -> T:
-        return self._adapter.validate_json(data)
 
 
 class _Unavailable(Exception):
@@ -81,40 +34,6 @@ class _Unavailable(Exception):
 
 class _LeaderCancelled(Exception):
     """The request loading a key was cancelled; its waiters must load it themselves."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    data: bytes
-    fresh: bool
-
-
-class _LocalStore:
-    """A least-recently-used map with per-entry expiry, for a single process."""
-
-    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._max_entries = max_entries
-        self._clock = clock
-
-    def get(self, key: str) -> bytes | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
-
-    def set(self, key: str, value: bytes, ttl: float) -> None:
-        self._entries[key] = (self._clock() + ttl, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-
-    def delete(self, key: str) -> None:
-        self._entries.pop(key, None)
 
 
 class Cache:
@@ -147,7 +66,7 @@ class Cache:
         self._lock_ms = int(lock_seconds * 1000)
         self._lock_wait = lock_wait
         self._clock = clock
-        self._local = _LocalStore(local_max_entries, clock)
+        self._local = LocalStore(local_max_entries, clock)
         self._versions: dict[str, int] = {}
         self._inflight: dict[tuple[str | None, str], asyncio.Future[bytes]] = {}
         self._breaker = RedisBreaker("cache", failure_cooldown)
@@ -266,18 +185,18 @@ class Cache:
             value = await loader()
             return value, codec.dumps(value)
         entry = await self._read(full_key)
-        if entry is not None and entry.fresh and (found := _decode(codec, entry, full_key)):
+        if entry is not None and entry.fresh and (found := decode(codec, entry, full_key)):
             self._count_hit(key, namespace)
             return found[0], entry.data
         may_load, token = await self._try_lock(full_key)
         try:
             if not may_load:
-                if entry is not None and (found := _decode(codec, entry, full_key)):
+                if entry is not None and (found := decode(codec, entry, full_key)):
                     self.stale_hits += 1
                     self._count_hit(key, namespace)
                     return found[0], entry.data
                 fresh = await self._wait_for(full_key)
-                if fresh is not None and (found := _decode(codec, fresh, full_key)):
+                if fresh is not None and (found := decode(codec, fresh, full_key)):
                     self._count_hit(key, namespace)
                     return found[0], fresh.data
             self._count_miss(key, namespace)
@@ -326,7 +245,7 @@ class Cache:
             return None
         return f"{self._prefix}:{namespace}:v{int(raw)}:{key}"
 
-    async def _read(self, full_key: str) -> _Entry | None:
+    async def _read(self, full_key: str) -> Entry | None:
         if self._redis is None:
             raw: bytes | str | None = self._local.get(full_key)
         else:
@@ -335,13 +254,13 @@ class Cache:
                 raw = await self._call(lambda: redis.get(full_key))
             except _Unavailable:
                 return None
-        if not isinstance(raw, bytes) or len(raw) < _FRESH_UNTIL.size:
+        if not isinstance(raw, bytes) or len(raw) < FRESH_UNTIL.size:
             return None
-        (fresh_until,) = _FRESH_UNTIL.unpack_from(raw)
-        return _Entry(data=raw[_FRESH_UNTIL.size :], fresh=self._clock() < fresh_until)
+        (fresh_until,) = FRESH_UNTIL.unpack_from(raw)
+        return Entry(data=raw[FRESH_UNTIL.size :], fresh=self._clock() < fresh_until)
 
     async def _write(self, full_key: str, data: bytes, ttl: float) -> None:
-        payload = _FRESH_UNTIL.pack(self._clock() + ttl) + data
+        payload = FRESH_UNTIL.pack(self._clock() + ttl) + data
         if self._redis is None:
             # One process is the whole deployment here, and the in-flight map already stops
             # a stampede, so there is no one to serve a stale value to.
@@ -375,7 +294,7 @@ class Cache:
         except _Unavailable:
             return
 
-    async def _wait_for(self, full_key: str) -> _Entry | None:
+    async def _wait_for(self, full_key: str) -> Entry | None:
         """A fresh value written by the replica holding the lock, if it comes in time."""
         deadline = time.monotonic() + self._lock_wait
         while time.monotonic() < deadline and self._breaker.closed:
@@ -396,16 +315,6 @@ class Cache:
             raise _Unavailable from error
         self._breaker.succeeded()
         return result
-
-
-def _decode(codec: Codec[T], entry: _Entry, full_key: str) -> tuple[T] | None:
-    """The decoded value in a 1-tuple (a cached value may itself be falsy), or None."""
-    try:
-        return (codec.loads(entry.data),)
-    except ValueError as error:
-        # Written by an older release with another shape, or corrupted: load it afresh.
-        logger.warning("cache: ignoring undecodable value at %s: %s", full_key, error)
-        return None
 
 
 def _metric_namespace(key: str, namespace: str | None) -> str:

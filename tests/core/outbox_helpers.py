@@ -1,0 +1,79 @@
+"""A hand-driven clock, a recording handler and builders shared by the outbox tests."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.db import utcnow
+from app.core.outbox import Delivery, Handler, OutboxDispatcher, OutboxMessage, enqueue
+from app.core.resources import Resources
+
+TOPIC = "test.note"
+LEASE_SECONDS = 30.0
+BACKOFF_BASE = 10.0
+BACKOFF_MAX = 3600.0
+
+
+class Clock:
+    """A clock the test moves by hand, so retries and leases need no waiting."""
+
+    def __init__(self) -> None:
+        # A moment ahead of real time, so messages enqueued during the test are already due.
+        self.now = utcnow() + timedelta(seconds=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+
+    async def __call__(self, delivery: Delivery) -> None:
+        self.deliveries.append(delivery)
+
+
+@pytest.fixture
+def sessionmaker(resources: Resources) -> async_sessionmaker[AsyncSession]:
+    return resources.sessionmaker
+
+
+def dispatcher(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    handler: Handler,
+    *,
+    clock: Clock | None = None,
+    batch_size: int = 10,
+    max_attempts: int = 3,
+    poll_interval: float = 3600.0,
+) -> OutboxDispatcher:
+    return OutboxDispatcher(
+        sessionmaker,
+        {TOPIC: handler},
+        batch_size=batch_size,
+        max_attempts=max_attempts,
+        poll_interval=poll_interval,
+        lease_seconds=LEASE_SECONDS,
+        backoff_base=BACKOFF_BASE,
+        backoff_max=BACKOFF_MAX,
+        clock=clock or utcnow,
+    )
+
+
+async def commit_messages(
+    sessionmaker: async_sessionmaker[AsyncSession], *payloads: dict[str, Any], topic: str = TOPIC
+) -> None:
+    async with sessionmaker.begin() as session:
+        for payload in payloads:
+            await enqueue(session, topic, payload)
+
+
+async def stored(sessionmaker: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
+    async with sessionmaker() as session:
+        return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
