@@ -5,6 +5,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.core.schemas import PartialUpdate
 from app.core.types import MAX_INT32, CleanStr, Money, NoNul
 
 # Keeps order totals (up to 1000 units on several lines) far inside Numeric(12, 2).
@@ -28,23 +29,13 @@ class ItemCreate(BaseModel):
     stock: Stock
 
 
-class ItemUpdate(BaseModel):
+class ItemUpdate(PartialUpdate):
     """A partial change: only the fields sent are applied."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
     description: Description | None = None
     price: Price | None = None
     stock: Stock | None = None
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> Self:
-        # Every column is required: an explicit null would otherwise reach the database.
-        nulls = sorted(field for field in self.model_fields_set if getattr(self, field) is None)
-        if nulls:
-            raise ValueError(f"may not be null: {', '.join(nulls)}")
-        return self
 
 
 class ItemRead(BaseModel):

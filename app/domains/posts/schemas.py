@@ -1,8 +1,9 @@
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from app.core.schemas import PartialUpdate
 from app.core.types import CleanStr, NoNul
 
 MAX_BODY_LENGTH = 20_000
@@ -20,21 +21,11 @@ class PostCreate(BaseModel):
     body: Body
 
 
-class PostUpdate(BaseModel):
+class PostUpdate(PartialUpdate):
     """A partial change: only the fields sent are applied."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: Title | None = None
     body: Body | None = None
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> Self:
-        # Both columns are required: an explicit null would otherwise reach the database.
-        nulls = sorted(field for field in self.model_fields_set if getattr(self, field) is None)
-        if nulls:
-            raise ValueError(f"may not be null: {', '.join(nulls)}")
-        return self
 
 
 class PostRead(BaseModel):

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from app.core.schemas import PartialUpdate
 from app.core.types import Money, NoNul
 from app.domains.orders.schemas import OrderRead
 from app.domains.posts.schemas import PostRead
@@ -39,19 +40,15 @@ class UserCreate(BaseModel):
     password: Password
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(PartialUpdate):
     """What users may change about themselves."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: Email | None = None
     full_name: FullName | None = None
 
 
-class UserAdminUpdate(BaseModel):
+class UserAdminUpdate(PartialUpdate):
     """What an administrator may change about any user."""
-
-    model_config = ConfigDict(extra="forbid")
 
     is_active: bool | None = None
     role: Role | None = None

@@ -71,7 +71,7 @@ class UserService:
 
     async def update_me(self, principal: Principal, changes: UserUpdate) -> User:
         user = await self.get(principal.id)
-        for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
+        for field, value in changes.model_dump(exclude_unset=True).items():
             setattr(user, field, value)
         await self.users.flush_unique_email()
         return user
@@ -91,7 +91,7 @@ class UserService:
 
     async def admin_update(self, user_id: int, changes: UserAdminUpdate) -> User:
         user = await self.get(user_id)
-        for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
+        for field, value in changes.model_dump(exclude_unset=True).items():
             setattr(user, field, value)
         if changes.is_active is False:
             await self.sessions.revoke_all_for_user(user.id)

@@ -116,6 +116,8 @@ async def test_update_me_cannot_take_a_used_email_or_a_role(client: httpx.AsyncC
     assert taken.status_code == 409
     promoted = await client.patch(ME, json={"role": "admin"}, headers=second.headers)
     assert promoted.status_code == 422
+    nulled = await client.patch(ME, json={"full_name": None}, headers=second.headers)
+    assert nulled.status_code == 422
     me = (await client.get(ME, headers=second.headers)).json()
     assert me["email"] == second.email
     assert me["role"] == "user"

@@ -1,0 +1,22 @@
+"""Shared bases for request schemas."""
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class PartialUpdate(BaseModel):
+    """A PATCH body: only the fields sent are applied (`model_dump(exclude_unset=True)`).
+
+    Unknown fields are refused, and so is an explicit null: every updatable column is
+    required, so a null would otherwise reach the database or be silently dropped.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        nulls = sorted(field for field in self.model_fields_set if getattr(self, field) is None)
+        if nulls:
+            raise ValueError(f"may not be null: {', '.join(nulls)}")
+        return self
