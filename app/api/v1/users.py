@@ -1,11 +1,14 @@
 """Registration, the caller's own account, and user administration."""
 
-from fastapi import APIRouter, Depends, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
 
 from app.api.deps import ResourcesDep
 from app.core.errors import error_responses
 from app.core.pagination import Page, PageParamsDep
 from app.core.rate_limit import RateLimit, RateLimitExceeded
+from app.core.types import MAX_ID
 from app.domains.auth.dependencies import AdminUser, CurrentUser, ProfileUser
 from app.domains.auth.exceptions import (
     AdminRequired,
@@ -27,6 +30,7 @@ from app.domains.users.service import build_dashboard
 
 router = APIRouter(prefix="/users", tags=["users"])
 
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="the user's id")]
 AUTH_ERRORS = (NotAuthenticated, InvalidAccessToken, InsufficientScope)
 
 
@@ -96,7 +100,7 @@ async def list_users(_: AdminUser, page: PageParamsDep, users: UserServiceDep) -
     summary="Read a user (administrators)",
     responses=error_responses(*AUTH_ERRORS, AdminRequired, UserNotFound),
 )
-async def read_user(user_id: int, _: AdminUser, users: UserServiceDep) -> UserRead:
+async def read_user(user_id: UserId, _: AdminUser, users: UserServiceDep) -> UserRead:
     return UserRead.model_validate(await users.get(user_id))
 
 
@@ -106,6 +110,6 @@ async def read_user(user_id: int, _: AdminUser, users: UserServiceDep) -> UserRe
     responses=error_responses(*AUTH_ERRORS, AdminRequired, UserNotFound),
 )
 async def update_user(
-    user_id: int, changes: UserAdminUpdate, _: AdminUser, users: UserServiceDep
+    user_id: UserId, changes: UserAdminUpdate, _: AdminUser, users: UserServiceDep
 ) -> UserRead:
     return UserRead.model_validate(await users.admin_update(user_id, changes))

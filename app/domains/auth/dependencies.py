@@ -2,9 +2,10 @@ from typing import Annotated
 
 from fastapi import Depends, Form, Request, Response, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+from fastapi.security.utils import get_authorization_scheme_param
 
 from app.api.deps import ClientIPDep, ResourcesDep, SessionDep
-from app.core.security import InvalidToken
+from app.core.security import AccessClaims, InvalidToken
 from app.domains.auth.exceptions import (
     AdminRequired,
     InsufficientScope,
@@ -23,18 +24,35 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
+async def get_bearer_claims(request: Request, resources: ResourcesDep) -> AccessClaims | None:
+    """The verified claims of the request's bearer token; None when absent or invalid.
+
+    A dependency, so FastAPI verifies the token once per request however many
+    dependencies (the rate-limit key, the principal) need it.
+    """
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return resources.tokens.verify(token)
+    except InvalidToken:
+        return None
+
+
+BearerClaims = Annotated[AccessClaims | None, Depends(get_bearer_claims)]
+
+
 async def get_principal(
     security_scopes: SecurityScopes,
     resources: ResourcesDep,
     response: Response,
     token: Annotated[str | None, Depends(oauth2_scheme)],
+    claims: BearerClaims,
 ) -> Principal:
     if token is None:
         raise NotAuthenticated
-    try:
-        claims = resources.tokens.verify(token)
-    except InvalidToken:
-        raise InvalidAccessToken from None
+    if claims is None:
+        raise InvalidAccessToken
     async with resources.engine.connect() as connection:
         principal = await find_principal(
             connection, session_id=claims.session_id, user_id=claims.user_id, scopes=claims.scopes
@@ -53,16 +71,18 @@ CurrentUser = Annotated[Principal, Security(get_principal)]
 ProfileUser = Annotated[Principal, Security(get_principal, scopes=[Scope.PROFILE])]
 
 
-async def get_admin(
-    principal: Annotated[Principal, Security(get_principal, scopes=[Scope.USERS_ADMIN])],
-) -> Principal:
-    # The role is read fresh on every request: a demoted admin's older token stops here.
+async def get_admin(principal: Annotated[Principal, Security(get_principal)]) -> Principal:
+    """An administrator; the scope the route needs comes from the alias using this.
+
+    The role is read fresh on every request, so a demoted admin's older token, which still
+    carries admin scopes, stops here.
+    """
     if not principal.is_admin:
         raise AdminRequired
     return principal
 
 
-AdminUser = Annotated[Principal, Depends(get_admin)]
+AdminUser = Annotated[Principal, Security(get_admin, scopes=[Scope.USERS_ADMIN])]
 
 
 async def login_rate_key(ip: ClientIPDep, form: Annotated[TokenRequest, Form()]) -> str:
@@ -71,19 +91,13 @@ async def login_rate_key(ip: ClientIPDep, form: Annotated[TokenRequest, Form()])
     return f"{ip}|{form.username.lower()}"
 
 
-async def caller_rate_key(request: Request, resources: ResourcesDep, ip: ClientIPDep) -> str:
+async def caller_rate_key(claims: BearerClaims, ip: ClientIPDep) -> str:
     """The user behind a valid bearer token, else the client address.
 
     Only the signature is checked (no database read): a limit key needs to be stable, not
     authoritative, and the route's own authentication still decides access.
     """
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token:
-        try:
-            return f"user:{resources.tokens.verify(token).user_id}"
-        except InvalidToken:
-            pass
-    return f"ip:{ip}"
+    return f"user:{claims.user_id}" if claims is not None else f"ip:{ip}"
 
 
 async def get_auth_service(session: SessionDep, resources: ResourcesDep) -> AuthService:

@@ -4,8 +4,7 @@ from fastapi import Depends, Header, Security
 
 from app.api.deps import CacheDep, ResourcesDep, SessionDep, TracerDep
 from app.core.rate_limit import RateLimit
-from app.domains.auth.dependencies import get_principal
-from app.domains.auth.exceptions import AdminRequired
+from app.domains.auth.dependencies import get_admin, get_principal
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.orders.service import OrderService
 
@@ -13,16 +12,7 @@ OrderReader = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_
 OrderWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_WRITE])]
 
 
-async def get_order_admin(
-    principal: Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_ADMIN])],
-) -> Principal:
-    # The scope alone is not enough: the role is read fresh, so a demoted admin stops here.
-    if not principal.is_admin:
-        raise AdminRequired
-    return principal
-
-
-OrderAdmin = Annotated[Principal, Depends(get_order_admin)]
+OrderAdmin = Annotated[Principal, Security(get_admin, scopes=[Scope.ORDERS_ADMIN])]
 
 
 async def get_order_service(

@@ -140,3 +140,8 @@ async def test_openapi_security_scheme(client: httpx.AsyncClient) -> None:
     assert {"profile", "items:write", "orders:read", "users:admin"} <= set(flow["scopes"])
     me = schema["paths"]["/api/v1/users/me"]["patch"]
     assert me["security"] == [{"OAuth2PasswordBearer": ["profile"]}]
+    admin_only = schema["paths"]["/api/v1/users"]["get"]["security"]
+    assert admin_only == [{"OAuth2PasswordBearer": ["users:admin"]}]
+    ship = schema["paths"]["/api/v1/orders/{order_id}/ship"]["post"]["security"]
+    assert ship == [{"OAuth2PasswordBearer": ["orders:admin"]}]
+    assert "security" not in schema["paths"]["/api/v1/items"]["get"]

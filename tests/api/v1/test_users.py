@@ -178,6 +178,13 @@ async def test_user_administration_is_for_admins_only(
     missing = await client.get(f"{USERS}/999999999", headers=boss.headers)
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+    for hostile in ["99999999999999999999", "0", "-1", "me2"]:
+        response = await client.get(f"{USERS}/{hostile}", headers=boss.headers)
+        assert response.status_code == 422, hostile
+        patched = await client.patch(
+            f"{USERS}/{hostile}", json={"is_active": True}, headers=boss.headers
+        )
+        assert patched.status_code == 422, hostile
 
 
 async def test_listing_users_rejects_out_of_range_pages(
