@@ -1,5 +1,6 @@
 """The page envelope every list endpoint returns, and its bounded query parameters."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
@@ -19,6 +20,18 @@ class Page(BaseModel, Generic[T]):
     total: int
     offset: int
     limit: int
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def page_of(
+    read: type[ModelT], rows: Iterable[object], total: int, *, offset: int, limit: int
+) -> Page[ModelT]:
+    """The envelope for one page of ORM rows, each rendered through its read schema."""
+    return Page(
+        items=[read.model_validate(row) for row in rows], total=total, offset=offset, limit=limit
+    )
 
 
 @dataclass(frozen=True, slots=True)

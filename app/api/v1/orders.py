@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from app.core.errors import error_responses
-from app.core.pagination import Page, PageParamsDep
+from app.core.pagination import Page, PageParamsDep, page_of
 from app.core.rate_limit import RateLimitExceeded
 from app.core.types import MAX_ID
 from app.domains.auth.exceptions import (
@@ -84,12 +84,7 @@ async def list_orders(
     orders: OrderServiceDep,
 ) -> Page[OrderRead]:
     rows, total = await orders.list_page(principal, filters, offset=page.offset, limit=page.limit)
-    return Page(
-        items=[OrderRead.model_validate(row) for row in rows],
-        total=total,
-        offset=page.offset,
-        limit=page.limit,
-    )
+    return page_of(OrderRead, rows, total, offset=page.offset, limit=page.limit)
 
 
 @router.get(

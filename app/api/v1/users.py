@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, status
 
 from app.api.deps import ResourcesDep
 from app.core.errors import error_responses
-from app.core.pagination import Page, PageParamsDep
+from app.core.pagination import Page, PageParamsDep, page_of
 from app.core.rate_limit import RateLimit, RateLimitExceeded
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import AdminUser, CurrentUser, ProfileUser
@@ -87,12 +87,7 @@ async def change_password(
 )
 async def list_users(_: AdminUser, page: PageParamsDep, users: UserServiceDep) -> Page[UserRead]:
     rows, total = await users.list_page(offset=page.offset, limit=page.limit)
-    return Page(
-        items=[UserRead.model_validate(row) for row in rows],
-        total=total,
-        offset=page.offset,
-        limit=page.limit,
-    )
+    return page_of(UserRead, rows, total, offset=page.offset, limit=page.limit)
 
 
 @router.get(

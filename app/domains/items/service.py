@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.cache import Cache, ModelCodec
 from app.core.db import after_commit
-from app.core.pagination import Page
+from app.core.pagination import Page, page_of
 from app.domains.auth.schemas import Principal
 from app.domains.items.exceptions import ItemNotFound, NotItemOwner
 from app.domains.items.models import Item
@@ -71,12 +71,7 @@ class ItemService:
     async def search(self, query: ItemQuery, *, offset: int, limit: int) -> Page[ItemRead]:
         async def load() -> Page[ItemRead]:
             rows, total = await self.items.search(query, offset=offset, limit=limit)
-            return Page(
-                items=[ItemRead.model_validate(row) for row in rows],
-                total=total,
-                offset=offset,
-                limit=limit,
-            )
+            return page_of(ItemRead, rows, total, offset=offset, limit=limit)
 
         return await self.cache.get_or_set(
             page_key(query, offset=offset, limit=limit),

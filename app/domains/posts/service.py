@@ -1,6 +1,6 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.pagination import Page
+from app.core.pagination import Page, page_of
 from app.domains.auth.schemas import Principal
 from app.domains.posts.exceptions import NotPostAuthor, PostNotFound
 from app.domains.posts.models import Post
@@ -26,12 +26,7 @@ class PostService:
 
     async def list_newest(self, *, offset: int, limit: int) -> Page[PostRead]:
         rows, total = await self.posts.list_newest(offset=offset, limit=limit)
-        return Page(
-            items=[PostRead.model_validate(row) for row in rows],
-            total=total,
-            offset=offset,
-            limit=limit,
-        )
+        return page_of(PostRead, rows, total, offset=offset, limit=limit)
 
     async def create(self, principal: Principal, data: PostCreate) -> PostRead:
         post = await self.posts.add(Post(**data.model_dump(), author_id=principal.id))
