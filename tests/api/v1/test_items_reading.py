@@ -6,7 +6,6 @@ import pytest
 
 from app.core.config import Settings
 from tests.api.v1.items_helpers import ITEMS, assert_problem, create
-from tests.api.v1.items_helpers import client as client  # a fixture, so pytest finds it
 from tests.conftest import serve, variant
 from tests.factories import user
 

@@ -5,7 +5,6 @@ import pytest
 
 from app.core.resources import Resources
 from tests.api.v1.items_helpers import ITEMS, assert_problem, create
-from tests.api.v1.items_helpers import client as client  # a fixture, so pytest finds it
 from tests.factories import admin, user
 
 

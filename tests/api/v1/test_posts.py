@@ -1,25 +1,12 @@
-import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from app.core.resources import Resources
-from tests.conftest import asgi_client
 from tests.factories import Account, admin, user
 
 POSTS = "/api/v1/posts"
-_peers = itertools.count(1)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    # Each test is its own client address, so the public-read limit counts per test.
-    n = next(_peers)
-    async with asgi_client(app, peer=(f"10.2.{n // 250}.{n % 250 + 1}", 123)) as http:
-        yield http
 
 
 async def write(client: httpx.AsyncClient, author: Account, **fields: str) -> dict[str, Any]:
