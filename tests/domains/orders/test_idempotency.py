@@ -14,14 +14,15 @@ from app.domains.orders.exceptions import IdempotencyKeyInFlight
 from app.domains.orders.idempotency import IdempotencyKeys, request_fingerprint
 from app.domains.orders.models import IdempotencyKey, IdempotencyStatus
 from app.domains.orders.schemas import OrderCreate, OrderRead, PlacedOrder
-from tests.domains.orders.factories import (
+from tests.factories import (
     ORDERS,
+    Account,
     create_item,
     order_body,
     order_count,
     stock_of,
+    user,
 )
-from tests.factories import Account, user
 
 
 async def place(
