@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run serve install install-dev migrate test lint format typecheck check lock bench clean
+.PHONY: run serve install install-dev migrate test lint format typecheck check lock bench clean openapi
 
 run: install migrate serve ## install, migrate and serve on http://$(HOST):$(PORT)
 
@@ -38,6 +38,12 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python -m scripts.openapi check
+
+# Regenerate docs/openapi.json, the committed API contract (refused while a breaking change
+# is not acknowledged in CHANGELOG.md).
+openapi: install-dev
+	$(BIN)/python -m scripts.openapi write
 
 format: install-dev
 	$(BIN)/ruff check --fix .

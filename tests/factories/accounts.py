@@ -1,11 +1,16 @@
 """Accounts, registered and signed in the way a client would: over HTTP."""
 
 import itertools
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
 
+from app.core.db import utcnow
 from app.core.resources import Resources
+from app.domains.auth.schemas import ROLE_SCOPES, Principal
+from app.domains.users.models import Role
 from app.domains.users.service import ensure_admin
 
 PASSWORD = "correct-horse-7"
@@ -70,3 +75,19 @@ async def admin(client: httpx.AsyncClient, resources: Resources) -> Account:
     me = await client.get("/api/v1/users/me", headers=account.headers)
     account.id = me.json()["id"]
     return account
+
+
+def principal(
+    user_id: int, *, role: Role = Role.USER, scopes: Iterable[str] | None = None
+) -> Principal:
+    """The caller as services receive it, for tests that call a service directly."""
+    return Principal(
+        id=user_id,
+        email=f"user{user_id}@example.com",
+        full_name="Test User",
+        role=role,
+        is_active=True,
+        created_at=utcnow(),
+        session_id=uuid.uuid4().hex,
+        scopes=frozenset(ROLE_SCOPES[role] if scopes is None else scopes),
+    )

@@ -1,5 +1,6 @@
 import asyncio
 import time
+import unicodedata
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from app.domains.users.models import User
 from tests.api.v1.auth_helpers import ME, REFRESH
 from tests.conftest import serve
 from tests.factories import PASSWORD, Account, log_in, register, token, unique_email, user
+from tests.problems import assert_problem
 
 
 async def test_token_response_has_the_contract_fields(client: httpx.AsyncClient) -> None:
@@ -31,6 +33,16 @@ async def test_login_accepts_the_email_in_any_case(client: httpx.AsyncClient) ->
     account = await register(client)
     response = await token(client, account.email.upper(), account.password)
     assert response.status_code == 200
+
+
+async def test_login_normalises_the_email_as_registration_stored_it(
+    client: httpx.AsyncClient,
+) -> None:
+    # "é" composed at registration, decomposed (e + combining acute) and padded at login.
+    composed = unique_email("Ren\u00e9e.")
+    account = await register(client, email=composed)
+    typed = "  " + unicodedata.normalize("NFD", composed).upper() + " "
+    assert (await token(client, typed, account.password)).status_code == 200
 
 
 def comparable(response: httpx.Response) -> dict[str, Any]:
@@ -94,6 +106,12 @@ async def test_unknown_refresh_token_is_401(client: httpx.AsyncClient) -> None:
     response = await client.post(REFRESH, json={"refresh_token": "not-a-real-token"})
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_access_token_at_the_refresh_endpoint_is_401(client: httpx.AsyncClient) -> None:
+    account = await user(client)
+    response = await client.post(REFRESH, json={"refresh_token": account.access_token})
+    assert_problem(response, 401, "urn:problem-type:invalid-refresh-token")
 
 
 async def test_concurrent_refreshes_with_one_token_let_at_most_one_through(

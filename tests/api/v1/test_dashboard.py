@@ -3,6 +3,7 @@ from decimal import Decimal
 import httpx
 
 from app.core.resources import Resources
+from app.domains.orders.models import Order, PostalAddress
 from tests.factories import ORDERS, create_item, order_body, user
 
 DASHBOARD = "/api/v1/users/me/dashboard"
@@ -57,3 +58,28 @@ async def test_dashboard_needs_the_orders_read_scope(client: httpx.AsyncClient) 
     response = await client.get(DASHBOARD, headers=narrow.headers)
     assert response.status_code == 403
     assert 'scope="orders:read"' in response.headers["www-authenticate"]
+
+
+async def test_a_total_beyond_one_orders_limit_is_still_reported(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    biggest = Decimal("9999999999.99")
+    async with resources.sessionmaker() as session:
+        for _ in range(3):
+            session.add(
+                Order(
+                    user_id=buyer.id,
+                    shipping="standard",
+                    shipping_cost=Decimal("5.00"),
+                    subtotal=biggest - 5,
+                    total=biggest,
+                    address=PostalAddress(street="1 Main St", city="Springfield", country="US"),
+                )
+            )
+        await session.commit()
+
+    response = await client.get(DASHBOARD, headers=buyer.headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["stats"] == {"order_count": 3, "total_spent": "29999999999.97"}

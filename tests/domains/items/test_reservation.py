@@ -1,0 +1,95 @@
+"""The catalog's stock: reserved for every line or none, released capped, invalidated after
+the commit; called as the order service calls it, on a real request transaction."""
+
+import httpx
+import pytest
+
+from app.core.db import request_transaction
+from app.core.resources import Resources
+from app.core.types import MAX_INT32
+from app.domains.items.exceptions import OutOfStock, UnknownItems
+from app.domains.items.schemas import StockLine
+from app.domains.items.service import ItemService
+from tests.factories import create_item, stock_of, user
+
+
+async def test_reserve_takes_every_line_at_current_prices(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    cheap = await create_item(resources, owner.id, price="2.00", stock=5)
+    dear = await create_item(resources, owner.id, price="30.00", stock=1)
+
+    async with request_transaction(resources.sessionmaker) as session:
+        taken = await ItemService(session, resources.cache).reserve(
+            [StockLine(dear, 1), StockLine(cheap, 4)]
+        )
+
+    assert [(item.item_id, str(item.price), item.quantity) for item in taken] == [
+        (dear, "30.00", 1),
+        (cheap, "2.00", 4),
+    ]
+    assert (await stock_of(resources, cheap), await stock_of(resources, dear)) == (1, 0)
+
+
+async def test_a_short_line_reserves_nothing(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    plenty = await create_item(resources, owner.id, stock=5)
+    scarce = await create_item(resources, owner.id, stock=1)
+
+    with pytest.raises(OutOfStock, match=r"lines\[1\]"):
+        async with request_transaction(resources.sessionmaker) as session:
+            await ItemService(session, resources.cache).reserve(
+                [StockLine(plenty, 5), StockLine(scarce, 2)]
+            )
+
+    assert (await stock_of(resources, plenty), await stock_of(resources, scarce)) == (5, 1)
+
+
+async def test_unknown_items_are_named_by_their_line(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    known = await create_item(resources, owner.id)
+    with pytest.raises(UnknownItems) as refused:
+        async with request_transaction(resources.sessionmaker) as session:
+            await ItemService(session, resources.cache).reserve(
+                [StockLine(known, 1), StockLine(10**12, 1)]
+            )
+    assert refused.value.lines == {1: 10**12}
+    assert await stock_of(resources, known) == 10
+
+
+async def test_release_returns_stock_and_saturates_at_the_maximum(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    item = await create_item(resources, owner.id, stock=3)
+    full = await create_item(resources, owner.id, stock=MAX_INT32 - 1)
+
+    async with request_transaction(resources.sessionmaker) as session:
+        await ItemService(session, resources.cache).release(
+            [StockLine(item, 2), StockLine(full, 5)]
+        )
+
+    assert (await stock_of(resources, item), await stock_of(resources, full)) == (5, MAX_INT32)
+
+
+async def test_cached_reads_are_forgotten_only_once_the_reservation_commits(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    item = await create_item(resources, owner.id, stock=4)
+    async with resources.sessionmaker() as session:
+        assert (await ItemService(session, resources.cache).get(item)).stock == 4
+
+    async with request_transaction(resources.sessionmaker) as session:
+        service = ItemService(session, resources.cache)
+        await service.reserve([StockLine(item, 1)])
+        # Still the committed value until this transaction commits.
+        assert (await service.get(item)).stock == 4
+
+    async with resources.sessionmaker() as session:
+        assert (await ItemService(session, resources.cache).get(item)).stock == 3

@@ -1,0 +1,56 @@
+"""The committed contract (docs/openapi.json) and the check that guards it."""
+
+import copy
+from functools import cache
+from typing import Any
+
+from scripts.openapi import CONTRACT, breaking_changes, generate, render, unacknowledged
+
+
+@cache
+def _generated() -> dict[str, Any]:
+    return generate()
+
+
+def _document() -> dict[str, Any]:
+    return copy.deepcopy(_generated())
+
+
+def test_the_committed_contract_is_what_the_code_serves() -> None:
+    assert CONTRACT.read_text() == render(_generated()), "run `make openapi` and commit it"
+
+
+def test_an_unchanged_document_breaks_nothing() -> None:
+    assert breaking_changes(_document(), _document()) == []
+
+
+def test_removed_paths_methods_fields_and_enum_values_are_breaking() -> None:
+    old, new = _document(), _document()
+    del new["paths"]["/api/v1/posts/{post_id}"]
+    del new["paths"]["/api/v1/items/{item_id}"]["delete"]
+    del new["components"]["schemas"]["ItemRead"]["properties"]["stock"]
+    new["components"]["schemas"]["OrderStatus"]["enum"].remove("shipped")
+
+    changes = breaking_changes(old, new)
+
+    assert "removed path: /api/v1/posts/{post_id}" in changes
+    assert "removed method: DELETE /api/v1/items/{item_id}" in changes
+    assert "removed response field: GET /api/v1/items/{item_id} 200 stock" in changes
+    assert "removed response field: GET /api/v1/items 200 items[].stock" in changes
+    assert "removed enum value: OrderStatus shipped" in changes
+
+
+def test_a_newly_required_request_field_is_breaking_and_an_optional_one_is_not() -> None:
+    old, new = _document(), _document()
+    item_create = new["components"]["schemas"]["ItemCreate"]
+    item_create["properties"]["colour"] = {"type": "string"}
+    assert breaking_changes(old, new) == []
+
+    item_create["required"].append("colour")
+    assert breaking_changes(old, new) == ["newly required: POST /api/v1/items body field colour"]
+
+
+def test_a_change_quoted_in_the_changelog_is_acknowledged() -> None:
+    changes = ["removed path: /api/v1/posts/{post_id}", "removed method: GET /health"]
+    changelog = "## Unreleased\n- Breaking: `removed path: /api/v1/posts/{post_id}`\n"
+    assert unacknowledged(changes, changelog) == ["removed method: GET /health"]
