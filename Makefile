@@ -13,19 +13,33 @@ run: install migrate serve ## install, migrate and serve on http://$(HOST):$(POR
 serve:
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log --no-server-header --proxy-headers
 
+UV := $(VENV)/bootstrap/bin/uv
+
+# The environment is made without pip, and uv (itself from a hashed lock) installs the locks
+# into it in seconds. Where uv cannot be had, pip is added and installs the same locks.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip install --quiet --require-hashes --target $(VENV)/bootstrap \
+		-r requirements/uv.txt || $(BIN)/python -m ensurepip --default-pip
+
+define install_lock
+	if [ -x $(UV) ]; then \
+		$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r $(1); \
+	else \
+		$(BIN)/python -m pip install --quiet --require-hashes -r $(1); \
+	fi
+endef
 
 # Stamps keep repeated runs fast: dependencies reinstall only when a lock changes.
 install: $(VENV)/.installed-main
 install-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed-main: requirements/main.txt | $(BIN)/python
-	$(BIN)/pip install --quiet --require-hashes -r requirements/main.txt
+	$(call install_lock,requirements/main.txt)
 	touch $@
 
 $(VENV)/.installed-dev: requirements/dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(call install_lock,requirements/dev.txt)
 	touch $@ $(VENV)/.installed-main
 
 migrate:
@@ -56,9 +70,8 @@ check: lint typecheck test
 
 # Regenerate the hashed locks (needs network access to the package index).
 lock: $(BIN)/python
-	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --no-header -q -o requirements/main.txt
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 --no-header -q -o requirements/main.txt
+	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
 
 # Prints requests/s and latency of the hot paths; set DATABASE_URL/REDIS_URL to measure those.
 bench: install
