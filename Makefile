@@ -19,7 +19,7 @@ UV := $(VENV)/bootstrap/bin/uv
 # into it in seconds. Where uv cannot be had, pip is added and installs the same locks.
 $(BIN)/python:
 	$(PYTHON) -m venv --without-pip $(VENV)
-	$(PYTHON) -m pip install --quiet --require-hashes --target $(VENV)/bootstrap \
+	$(PYTHON) -m pip install --quiet --root-user-action=ignore --require-hashes --target $(VENV)/bootstrap \
 		-r requirements/uv.txt || $(BIN)/python -m ensurepip --default-pip
 
 define install_lock
