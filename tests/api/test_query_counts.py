@@ -1,0 +1,94 @@
+"""SQL statements per request on the hot paths: an N+1 or a stray query fails here, long
+before a benchmark would notice it."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+from app.core.resources import Resources
+from tests.factories import ITEMS, ORDERS, create_item, order_body, user
+
+
+class Statements:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.seen)
+
+
+@contextmanager
+def statements(resources: Resources) -> Iterator[Statements]:
+    """Every statement the app's engine sends while the block runs."""
+    recorded = Statements()
+
+    def record(*args: Any) -> None:
+        recorded.seen.append(str(args[2]).split(None, 1)[0].upper())
+
+    engine = resources.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield recorded
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_an_item_read_is_one_query_then_none_while_cached(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    item = await create_item(resources, owner.id)
+    with statements(resources) as uncached:
+        assert (await client.get(f"{ITEMS}/{item}")).status_code == 200
+    with statements(resources) as cached:
+        assert (await client.get(f"{ITEMS}/{item}")).status_code == 200
+    assert (uncached.count, cached.count) == (1, 0), (uncached.seen, cached.seen)
+
+
+async def test_a_list_page_is_a_count_and_a_select_then_nothing_while_cached(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    for _ in range(25):
+        await create_item(resources, owner.id)
+    page = f"{ITEMS}?limit=20&sort=price&order=asc"
+    with statements(resources) as uncached:
+        response = await client.get(page)
+    assert len(response.json()["items"]) == 20
+    with statements(resources) as cached:
+        await client.get(page)
+    assert (uncached.count, cached.count) == (2, 0), (uncached.seen, cached.seen)
+
+
+async def test_the_current_user_is_one_query(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    account = await user(client)
+    with statements(resources) as seen:
+        assert (await client.get("/api/v1/users/me", headers=account.headers)).status_code == 200
+    assert seen.seen == ["SELECT"]
+
+
+async def test_placing_an_order_takes_a_fixed_number_of_statements(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    items = [await create_item(resources, buyer.id, stock=50) for _ in range(3)]
+    one_line = order_body((items[0], 1))
+    three_lines = order_body(*((item, 2) for item in items))
+
+    with statements(resources) as single:
+        assert (await client.post(ORDERS, json=one_line, headers=buyer.headers)).is_success
+    with statements(resources) as triple:
+        assert (await client.post(ORDERS, json=three_lines, headers=buyer.headers)).is_success
+
+    # The principal, the existence check, one conditional UPDATE per line, the order and its
+    # lines (one batched INSERT on PostgreSQL, one per line on SQLite): nothing per line but
+    # its stock update and, at most, its own INSERT.
+    assert single.seen == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT"], single.seen
+    assert triple.seen.count("UPDATE") == 3, triple.seen
+    assert triple.count - single.count <= 2 * 2, (single.seen, triple.seen)
