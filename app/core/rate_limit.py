@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import Any
 
 from fastapi import Request, Response
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from app.core.config import Settings, check_rate_limit
 from app.core.errors import TooManyRequests
@@ -56,6 +56,37 @@ class Verdict:
         }
 
 
+# The moving window in one round trip: take a slot if the oldest of the last `limit` hits is
+# out of the window, then report how many hits the window holds and when its oldest expires.
+# `limits`' own Redis storage needs a second round trip for the report.
+_MOVING_WINDOW = """
+local now, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local cutoff = now - window
+local allowed = 0
+local boundary = redis.call('lindex', KEYS[1], limit - 1)
+if not boundary or tonumber(boundary) < cutoff then
+    redis.call('lpush', KEYS[1], ARGV[1])
+    redis.call('ltrim', KEYS[1], 0, limit - 1)
+    redis.call('expire', KEYS[1], math.ceil(window))
+    allowed = 1
+end
+local low, high, oldest = 0, redis.call('llen', KEYS[1]) - 1, -1
+while low <= high do
+    local middle = math.floor((low + high) / 2)
+    if tonumber(redis.call('lindex', KEYS[1], middle)) >= cutoff then
+        oldest = middle
+        low = middle + 1
+    else
+        high = middle - 1
+    end
+end
+if oldest < 0 then
+    return {allowed, 0, ARGV[1]}
+end
+return {allowed, oldest + 1, redis.call('lindex', KEYS[1], oldest)}
+"""
+
+
 class RateLimiter:
     """Counts hits in Redis when there is one, in process otherwise or while it fails."""
 
@@ -63,14 +94,8 @@ class RateLimiter:
         self, redis: Redis | None, *, key_prefix: str = "ratelimit", failure_cooldown: float = 5.0
     ) -> None:
         self._local = MovingWindowRateLimiter(MemoryStorage())
-        self._shared: MovingWindowRateLimiter | None = None
-        if redis is not None:
-            # Reuses the application's connection pool, and with it its short timeouts.
-            pool: dict[str, Any] = {"connection_pool": redis.connection_pool}
-            storage = RedisStorage(
-                "async+redis://", implementation="redispy", key_prefix=key_prefix, **pool
-            )
-            self._shared = MovingWindowRateLimiter(storage)
+        self._script = redis.register_script(_MOVING_WINDOW) if redis is not None else None
+        self._prefix = key_prefix
         self._breaker = RedisBreaker("rate limits", failure_cooldown)
 
     @classmethod
@@ -82,18 +107,31 @@ class RateLimiter:
         )
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> Verdict:
-        if self._shared is not None and self._breaker.closed:
+        if self._script is not None and self._breaker.closed:
             try:
-                verdict = await _count(self._shared, item, identifiers)
+                verdict = await self._count_shared(self._script, item, identifiers)
             except REDIS_ERRORS as error:
                 self._breaker.failed(error)
             else:
                 self._breaker.succeeded()
                 return verdict
-        return await _count(self._local, item, identifiers)
+        return await _count_local(self._local, item, identifiers)
+
+    async def _count_shared(
+        self, script: AsyncScript, item: RateLimitItem, identifiers: Sequence[str]
+    ) -> Verdict:
+        now, window = time.time(), item.get_expiry()
+        key = f"{self._prefix}:{item.amount}/{window}:{'/'.join(identifiers)}"
+        allowed, count, oldest = await script(keys=[key], args=[now, item.amount, window])
+        return Verdict(
+            allowed=bool(allowed),
+            limit=item.amount,
+            remaining=max(0, item.amount - int(count)),
+            reset_after=max(0, math.ceil(float(oldest) + window - now)) if count else 0,
+        )
 
 
-async def _count(
+async def _count_local(
     limiter: MovingWindowRateLimiter, item: RateLimitItem, identifiers: Sequence[str]
 ) -> Verdict:
     allowed = await limiter.hit(item, *identifiers)

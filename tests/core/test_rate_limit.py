@@ -7,10 +7,11 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.core.deps import RateLimit
-from app.core.rate_limit import resolve_client_ip
+from app.core.rate_limit import RateLimiter, parse_limit, resolve_client_ip
 from app.main import create_app
 from tests.conftest import TEST_REDIS_URL, asgi_client, make_settings
 from tests.problems import assert_problem
@@ -224,3 +225,19 @@ def test_trusted_proxies_are_read_comma_separated(monkeypatch: pytest.MonkeyPatc
         "192.168.1.7/32",
         "::1/128",
     ]
+
+
+async def test_the_shared_moving_window_reports_what_it_counted(redis_client: Redis) -> None:
+    await redis_client.flushdb()
+    limiter = RateLimiter(redis_client, key_prefix="test:ratelimit")
+    item = parse_limit("3/minute")
+    verdicts = [await limiter.hit(item, "reads", "client") for _ in range(4)]
+    assert [(verdict.allowed, verdict.remaining) for verdict in verdicts] == [
+        (True, 2),
+        (True, 1),
+        (True, 0),
+        (False, 0),
+    ]
+    assert 58 <= verdicts[-1].reset_after <= 60
+    other = await limiter.hit(item, "reads", "another client")
+    assert (other.allowed, other.remaining) == (True, 2)
