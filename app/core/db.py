@@ -92,7 +92,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
+        # A failed connection attempt frees its pool slot without waking the requests queued
+        # for one, so while the database is down they wait out the whole pool timeout: capped
+        # at the connect timeout, they are refused as soon as those that reached the server.
+        pool_timeout=min(settings.db_pool_timeout, settings.db_connect_timeout),
         pool_recycle=settings.db_pool_recycle,
         # Bounds on every wait for the server, so an unreachable or silent database is
         # refused within seconds instead of holding requests until the client gives up.
