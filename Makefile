@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run serve install install-dev migrate test lint format typecheck check lock bench clean openapi
+.PHONY: run serve install install-dev migrate test lint format typecheck check lock bench soak soak-quick clean openapi
 
 run: install migrate serve ## install, migrate and serve on http://$(HOST):$(PORT)
 
@@ -76,6 +76,15 @@ lock: $(BIN)/python
 # Prints requests/s and latency of the hot paths; set DATABASE_URL/REDIS_URL to measure those.
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Mixed traffic through a PostgreSQL restart and a Redis outage on private servers, then the
+# data checked; fails on any 500 or lost write. SOAK_SECONDS sets the length.
+SOAK_SECONDS ?= 300
+soak: install-dev
+	$(BIN)/python -m scripts.soak --seconds $(SOAK_SECONDS)
+
+soak-quick: install-dev
+	$(BIN)/python -m scripts.soak --seconds 30
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.core.deps import EngineDep, RedisDep, SettingsDep
@@ -22,13 +22,15 @@ class Health(BaseModel):
 
 
 class Check(BaseModel):
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "degraded", "failed"] = Field(
+        description="degraded: a dependency the service runs without for now is down"
+    )
     latency_ms: float
     error: str | None = None
 
 
 class Readiness(BaseModel):
-    status: Literal["ready"]
+    status: Literal["ready", "degraded"]
     checks: dict[str, Check]
 
 
@@ -41,7 +43,7 @@ async def health(settings: SettingsDep) -> Health:
     return Health(status="healthy", version=settings.version)
 
 
-async def _check(probe: Awaitable[object], limit_seconds: float) -> Check:
+async def _check(probe: Awaitable[object], limit_seconds: float, *, required: bool) -> Check:
     started = time.perf_counter()
     try:
         async with asyncio.timeout(limit_seconds):
@@ -53,7 +55,10 @@ async def _check(probe: Awaitable[object], limit_seconds: float) -> Check:
     else:
         error = None
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    return Check(status="failed" if error else "ok", latency_ms=latency_ms, error=error)
+    status: Literal["ok", "degraded", "failed"] = "ok"
+    if error is not None:
+        status = "failed" if required else "degraded"
+    return Check(status=status, latency_ms=latency_ms, error=error)
 
 
 async def _ping_database(engine: EngineDep) -> None:
@@ -64,21 +69,31 @@ async def _ping_database(engine: EngineDep) -> None:
 @router.get(
     "/health/ready",
     response_model=Readiness,
-    summary="Readiness: the database (and Redis, when configured) answer",
+    summary="Readiness: the database answers; Redis, when configured, is reported",
     responses={503: {"model": Unready, "content": {"application/problem+json": {}}}},
 )
 async def readiness(
     request: Request, settings: SettingsDep, engine: EngineDep, redis: RedisDep
 ) -> Readiness | JSONResponse:
+    """503 only when the database fails: without it no request can be served.
+
+    Redis is an accelerator: caches and rate limits fall back to in-process state while it is
+    down, so a failing Redis is reported as degraded and the replica stays in rotation. Were
+    it a 503, one Redis outage would take every replica out of the load balancer at once.
+    """
     timeout = settings.health_check_timeout
-    probes: dict[str, Awaitable[object]] = {"database": _ping_database(engine)}
+    # name -> (probe, whether the service can serve requests without it)
+    probes: dict[str, tuple[Awaitable[object], bool]] = {"database": (_ping_database(engine), True)}
     if redis is not None:
-        probes["redis"] = redis.ping()
-    results = await asyncio.gather(*(_check(probe, timeout) for probe in probes.values()))
+        probes["redis"] = (redis.ping(), False)
+    results = await asyncio.gather(
+        *(_check(probe, timeout, required=required) for probe, required in probes.values())
+    )
     checks = dict(zip(probes, results, strict=True))
     failed = [name for name, check in checks.items() if check.status == "failed"]
     if not failed:
-        return Readiness(status="ready", checks=checks)
+        degraded = any(check.status == "degraded" for check in checks.values())
+        return Readiness(status="degraded" if degraded else "ready", checks=checks)
     return problem_response(
         request,
         status=503,

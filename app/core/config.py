@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=10.0, gt=0)
     db_pool_recycle: int = Field(default=1800, ge=-1)
     db_echo: bool = False
+    db_connect_timeout: float = Field(
+        default=3.0, gt=0, description="seconds to open a connection or hear back from a ping"
+    )
+    db_command_timeout: float = Field(
+        default=10.0, gt=0, description="seconds one statement may run before it is abandoned"
+    )
 
     redis_url: str | None = None
     web_concurrency: int = Field(default=1, ge=1, description="worker processes per replica")
@@ -87,6 +93,9 @@ class Settings(BaseSettings):
     )
     redis_failure_cooldown_seconds: float = Field(
         default=5.0, ge=0, description="after a Redis error, use the fallbacks this long"
+    )
+    redis_timeout: float = Field(
+        default=0.25, gt=0, description="the most one Redis call may cost a request, in seconds"
     )
 
     cache_enabled: bool = Field(default=True, description="false reads everything afresh")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.core.config import Settings
+from app.core.db_guard import guard_engine
 
 logger = logging.getLogger(__name__)
 
@@ -90,15 +91,26 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.sqlalchemy_url, echo=settings.db_echo)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.sqlalchemy_url,
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
+        # A failed connection attempt frees its pool slot without waking the requests queued
+        # for one, so while the database is down they wait out the whole pool timeout: capped
+        # at the connect timeout, they are refused as soon as those that reached the server.
+        pool_timeout=min(settings.db_pool_timeout, settings.db_connect_timeout),
         pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=True,
+        # Bounds on every wait for the server, so an unreachable or silent database is
+        # refused within seconds instead of holding requests until the client gives up.
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            "command_timeout": settings.db_command_timeout,
+        },
     )
+    # In place of pool_pre_ping: the same check on checkout, bounded by the connect timeout.
+    guard_engine(engine, connect_timeout=settings.db_connect_timeout)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -9,15 +9,17 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, ClassVar, TypeVar, cast
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
 from app.core.context import REQUEST_ID_HEADER, request_id_var
+from app.core.db_errors import Unavailability, classify
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -269,23 +271,42 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _operational_error(request: Request, exc: Exception) -> JSONResponse:
-    # SQLite admits one writer at a time; a request that waited out the busy timeout behind
-    # others is refused as retryable, not failed as a crash. Any other operational error is
-    # a crash and goes to the last-resort handler.
-    if "database is locked" not in str(exc):
+# Seconds a client should wait before retrying: a lock frees up in moments, while a restarting
+# or failing-over database takes a few seconds to accept connections again.
+_RETRY_AFTER = {Unavailability.BUSY: "1", Unavailability.DOWN: "5"}
+_UNAVAILABLE_DETAIL = {
+    Unavailability.BUSY: "The database is busy; retry shortly.",
+    Unavailability.DOWN: "The database is unavailable; retry shortly.",
+}
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A database that is down, silent, restarting, out of connections or (SQLite) locked by
+    # another writer is a condition the client can retry, not a crash. Anything else that
+    # reaches here is a bug and goes on to the last-resort handler.
+    reason = classify(exc)
+    if reason is None:
         raise exc
-    logger.warning("database is locked on %s %s", request.method, request.url.path)
+    logger.warning(
+        "database %s on %s %s (%s: %s)",
+        reason,
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+    )
     return problem_response(
         request,
         status=503,
-        detail="The database is busy; retry shortly.",
-        headers={"Retry-After": "1"},
+        detail=_UNAVAILABLE_DETAIL[reason],
+        headers={"Retry-After": _RETRY_AFTER[reason]},
     )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
-    app.add_exception_handler(OperationalError, _operational_error)
+    # Every shape a database outage takes; the handler tells them from bugs.
+    for error in (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(error, _database_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

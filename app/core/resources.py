@@ -51,7 +51,11 @@ def create_outbox(
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
-    redis = create_redis(settings.redis_url) if settings.redis_url else None
+    redis = (
+        create_redis(settings.redis_url, timeout=settings.redis_timeout)
+        if settings.redis_url
+        else None
+    )
     sessionmaker = create_sessionmaker(engine)
     # Built even when disabled, so request code can always call wake(); it is then a no-op
     # and a dedicated worker (or another replica) delivers the messages.

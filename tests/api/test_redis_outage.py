@@ -87,5 +87,5 @@ async def test_reads_and_writes_survive_redis_stopping(
         assert (await api.get("/api/v1/items")).status_code == 200
         assert (await api.get("/api/v1/users/me", headers=seller.headers)).status_code == 200
         ready = await api.get("/health/ready")
-        assert ready.status_code == 503
-        assert ready.json()["checks"]["redis"]["status"] == "failed"
+        assert ready.status_code == 200, "the service runs on its fallbacks; keep it in rotation"
+        assert ready.json()["checks"]["redis"]["status"] == "degraded"

@@ -1,0 +1,1 @@
+"""Faults injected into the running service: outages, hangs, exhaustion, killed processes."""

@@ -1,0 +1,117 @@
+"""What clients were told, checked against what the database holds after the faults.
+
+A committed write is never lost, and a write that got a 5xx never half-happened: every order
+answered 201 exists; each item's stock is its initial stock minus what orders took plus what
+cancellations gave back; every account has exactly one welcome email queued with it.
+"""
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+
+import asyncpg
+import httpx
+
+PASSWORD = "fault-tolerant-1"
+ORDER_ADDRESS = {"street": "1 Main St", "city": "Springfield", "country": "US"}
+_sequence = itertools.count(1)
+
+
+@dataclass
+class Ledger:
+    initial_stock: dict[int, int] = field(default_factory=dict)
+    orders: dict[int, dict[int, int]] = field(default_factory=dict)
+    cancelled: set[int] = field(default_factory=set)
+    registered: set[str] = field(default_factory=set)
+    statuses: Counter[str] = field(default_factory=Counter)
+    # Requests whose answer never arrived (a killed worker): their write may or may not have
+    # committed, so each allows one order the ledger does not know about.
+    unanswered: int = 0
+
+    def saw(self, response: httpx.Response | None) -> None:
+        if response is None:
+            self.unanswered += 1
+            self.statuses["no answer"] += 1
+        else:
+            self.statuses[str(response.status_code)] += 1
+
+    async def register(self, client: httpx.AsyncClient, prefix: str = "user") -> httpx.Response:
+        email = f"{prefix}{next(_sequence)}-{id(self)}@example.com"
+        body = {"email": email, "full_name": "Fault Tester", "password": PASSWORD}
+        response = await client.post("/api/v1/users", json=body)
+        if response.status_code == 201:
+            self.registered.add(email)
+        return response
+
+    async def order(
+        self, client: httpx.AsyncClient, headers: dict[str, str], item_id: int, quantity: int = 1
+    ) -> httpx.Response:
+        body = {
+            "lines": [{"item_id": item_id, "quantity": quantity}],
+            "shipping": "standard",
+            "address": ORDER_ADDRESS,
+        }
+        response = await client.post("/api/v1/orders", json=body, headers=headers)
+        if response.status_code == 201:
+            self.orders[response.json()["id"]] = {item_id: quantity}
+        return response
+
+    async def cancel(
+        self, client: httpx.AsyncClient, headers: dict[str, str], order_id: int
+    ) -> httpx.Response:
+        response = await client.post(f"/api/v1/orders/{order_id}/cancel", headers=headers)
+        if response.status_code == 200:
+            self.cancelled.add(order_id)
+        return response
+
+    async def problems(self, dsn: str) -> list[str]:
+        """Every way the database disagrees with what clients were told; empty when none."""
+        connection = await asyncpg.connect(dsn.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            return await self._compare(connection)
+        finally:
+            await connection.close()
+
+    async def _compare(self, db: asyncpg.Connection) -> list[str]:
+        problems = []
+        rows = await db.fetch("SELECT id, status FROM orders")
+        stored = {row["id"]: row["status"] for row in rows}
+        lost = sorted(set(self.orders) - set(stored))
+        if lost:
+            problems.append(f"orders answered 201 but missing: {lost}")
+        unknown = set(stored) - set(self.orders)
+        if len(unknown) > self.unanswered:
+            problems.append(f"{len(unknown)} orders no client was told of: {sorted(unknown)}")
+        for order_id in self.cancelled:
+            if stored.get(order_id) != "cancelled":
+                problems.append(f"order {order_id} answered cancelled is {stored.get(order_id)}")
+        lines = await db.fetch("SELECT order_id, item_id, quantity FROM order_lines")
+        taken: Counter[int] = Counter()
+        for line in lines:
+            if stored[line["order_id"]] != "cancelled":
+                taken[line["item_id"]] += line["quantity"]
+        stock = {row["id"]: row["stock"] for row in await db.fetch("SELECT id, stock FROM items")}
+        for item_id, initial in self.initial_stock.items():
+            if stock[item_id] != initial - taken[item_id]:
+                problems.append(
+                    f"item {item_id}: stock {stock[item_id]}, expected {initial} - "
+                    f"{taken[item_id]} taken by orders not cancelled"
+                )
+        welcomes = await db.fetch(
+            """
+            SELECT users.email, count(outbox_messages.id) AS emails
+            FROM users LEFT JOIN outbox_messages
+              ON outbox_messages.topic = 'email'
+             AND outbox_messages.payload ->> 'to' = users.email
+             AND outbox_messages.payload ->> 'subject' = 'Welcome aboard'
+            GROUP BY users.email
+            """
+        )
+        emails = {row["email"]: row["emails"] for row in welcomes}
+        missing = sorted(self.registered - set(emails))
+        if missing:
+            problems.append(f"registrations answered 201 but missing: {missing}")
+        wrong = {email: count for email, count in emails.items() if count != 1}
+        if wrong:
+            problems.append(f"accounts without exactly one welcome email: {wrong}")
+        return problems
