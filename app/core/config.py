@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = False
     allowed_hosts: CommaSeparated = Field(default_factory=lambda: ["*"])
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_request_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, description="all header lines together"
+    )
     gzip_minimum_size: int = Field(default=1024, ge=0, le=1024 * 1024)
     hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
 
