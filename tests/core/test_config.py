@@ -52,7 +52,7 @@ def test_production_refuses_each_insecure_setting(override: dict[str, object], n
             r"PREVIOUS_SECRET_KEYS\[0\] is the public",
         ),
         (
-            {"previous_secret_keys": [SAFE["secret_key"] + "-old", "short"]},
+            {"previous_secret_keys": [secrets.token_urlsafe(32), "short"]},
             r"PREVIOUS_SECRET_KEYS\[1\] is shorter",
         ),
     ],
