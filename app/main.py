@@ -23,6 +23,7 @@ from app.core.http import GZipMiddleware, HeadMiddleware
 from app.core.logging import configure_logging
 from app.core.metrics import MetricsMiddleware, metrics_endpoint, pool_usage_refresh
 from app.core.middleware import RequestContextMiddleware
+from app.core.openapi import install_openapi
 from app.core.resources import open_resources
 from app.domains.users.service import ensure_admin
 
@@ -101,6 +102,7 @@ def create_app(
     app.state.telemetry = telemetry
     app.state.tracer = otel.tracer_for(telemetry)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(api_router)
     if docs:
