@@ -11,7 +11,8 @@ export HOST PORT
 run: install migrate serve ## install, migrate and serve on http://$(HOST):$(PORT)
 
 serve:
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log --no-server-header --proxy-headers
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log --no-server-header \
+		--no-proxy-headers --http app.core.server:HttpToolsProtocol
 
 UV := $(VENV)/bootstrap/bin/uv
 

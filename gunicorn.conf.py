@@ -1,10 +1,14 @@
 """Gunicorn settings that the Dockerfile's command line does not carry.
 
+The master checks the settings before it starts any worker: a configuration production
+refuses would otherwise make every worker exit at boot and gunicorn start new ones forever.
+The check counts the workers gunicorn really runs (`--workers` or WEB_CONCURRENCY).
+
 Prometheus multiprocess mode: every worker writes its metrics to files in
 PROMETHEUS_MULTIPROC_DIR and a scrape merges them. prometheus_client picks the mode when it
-is first imported, and workers are forked from this master, so the variable is set here
-before anything imports prometheus_client. Files left by an earlier run would be merged into
-the new one's totals, so the directory is emptied at start.
+is first imported, and workers are forked from this master after `on_starting`, so the
+variable is set there, before anything imports prometheus_client. Files left by an earlier
+run would be merged into the new one's totals, so the directory is emptied at start.
 """
 
 import os
@@ -13,15 +17,44 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# An operator-chosen directory is kept (and emptied); otherwise each start gets a fresh one.
-if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
-metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+# Log lines in the project's format (JSON in production), gunicorn's own included.
+logger_class = "app.core.server.GunicornLogger"
+# The control socket would live in $HOME, which the image's user cannot write to; nothing
+# here uses gunicornc.
+control_socket_disable = True
+
+# A directory this start created, removed at exit; an operator-chosen one is kept.
+created_metrics_dir: Path | None = None
 
 
 def on_starting(server: Any) -> None:
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    global created_metrics_dir
+    refuse_unsafe_settings(workers=server.cfg.workers)
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        created_metrics_dir = Path(tempfile.mkdtemp(prefix="prometheus-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(created_metrics_dir)
+
+
+def refuse_unsafe_settings(*, workers: int) -> None:
+    """Exit with one line, as `import app.main` does, instead of booting refusing workers."""
+    from pydantic import ValidationError
+
+    from app.core.config import InsecureConfigurationError, get_settings
+
+    try:
+        get_settings().check_production(workers=workers)
+    except InsecureConfigurationError as error:
+        raise SystemExit(f"refusing to start in production: {error}") from None
+    except ValidationError as error:
+        fields = "; ".join(
+            f"{'.'.join(map(str, problem['loc'])).upper()}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise SystemExit(f"refusing to start: invalid settings: {fields}") from None
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -30,3 +63,8 @@ def child_exit(server: Any, worker: Any) -> None:
 
     # A dead worker's in-flight and pool gauges must stop counting towards the totals.
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if created_metrics_dir is not None:
+        shutil.rmtree(created_metrics_dir, ignore_errors=True)

@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 
 from app.api import health
 from app.api.router import api_router
@@ -16,12 +15,15 @@ from app.core.docs import install_docs
 from app.core.errors import install_error_handlers
 from app.core.hardening import (
     BodySizeLimitMiddleware,
+    HeaderSizeLimitMiddleware,
     SecurityHeadersMiddleware,
     TrustedHostMiddleware,
 )
+from app.core.http import GZipMiddleware, HeadMiddleware
 from app.core.logging import configure_logging
 from app.core.metrics import MetricsMiddleware, metrics_endpoint, pool_usage_refresh
 from app.core.middleware import RequestContextMiddleware
+from app.core.openapi import install_openapi
 from app.core.resources import open_resources
 from app.domains.users.service import ensure_admin
 
@@ -100,6 +102,7 @@ def create_app(
     app.state.telemetry = telemetry
     app.state.tracer = otel.tracer_for(telemetry)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(api_router)
     if docs:
@@ -119,7 +122,11 @@ def add_middleware(app: FastAPI, settings: Settings) -> None:
     reach the browser on 413s too, so a page can read why its upload failed.
     """
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        HeaderSizeLimitMiddleware, max_header_bytes=settings.max_request_header_bytes
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

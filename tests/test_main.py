@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -62,3 +63,67 @@ async def test_docs_assets_are_absent_when_docs_are_off(tmp_path: Path) -> None:
     async with asgi_client(create_app(settings)) as c:
         for path in ("/docs/oauth2-redirect", "/static/docs/swagger-ui-bundle.js"):
             assert (await c.get(path)).status_code == 404
+
+
+async def openapi_document(client: httpx.AsyncClient) -> dict[str, Any]:
+    document: dict[str, Any] = (await client.get("/openapi.json")).json()
+    return document
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+async def test_openapi_documents_validation_errors_as_problems(client: httpx.AsyncClient) -> None:
+    document = await openapi_document(client)
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    documented = [
+        op["responses"]["422"] for _, _, op in operations(document) if "422" in op["responses"]
+    ]
+    assert documented
+    assert all(response["content"] == problem for response in documented)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    assert "errors" in document["components"]["schemas"]["Problem"]["properties"]
+
+
+async def test_openapi_documents_the_400_for_bodies_that_are_not_json(
+    client: httpx.AsyncClient,
+) -> None:
+    document = await openapi_document(client)
+    for path, method, operation in operations(document):
+        if "application/json" in operation.get("requestBody", {}).get("content", {}):
+            assert "application/problem+json" in operation["responses"]["400"]["content"], (
+                path,
+                method,
+            )
+    response = await client.post(
+        "/api/v1/users",
+        content=b'{"email": "\xff"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_openapi_patch_fields_are_optional_but_not_nullable(
+    client: httpx.AsyncClient,
+) -> None:
+    document = await openapi_document(client)
+    schemas = document["components"]["schemas"]
+    patched = [
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        for _, method, op in operations(document)
+        if method == "patch"
+    ]
+    assert "ItemUpdate" in patched
+    for name in patched:
+        for field, schema in schemas[name]["properties"].items():
+            assert {"type": "null"} not in schema.get("anyOf", []), (name, field)
+            assert schema.get("type") != "null", (name, field)
+            assert schema.get("default", "unset") is not None, (name, field)
+        assert not schemas[name].get("required"), name
+    assert schemas["ItemUpdate"]["properties"]["stock"]["type"] == "integer"

@@ -23,6 +23,10 @@ from app import __version__
 
 # Public on purpose: production refuses to start while it is in use.
 DEFAULT_SECRET_KEY = "change-me-insecure-development-key-0123456789"  # noqa: S105
+# HMAC keys an attacker could guess or brute-force offline from one token: too short, or too
+# few distinct characters ("xxxx...", "abab...") for the length to mean anything.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 10
 
 
 class Environment(StrEnum):
@@ -164,6 +168,9 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = False
     allowed_hosts: CommaSeparated = Field(default_factory=lambda: ["*"])
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_request_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, description="all header lines together"
+    )
     gzip_minimum_size: int = Field(default=1024, ge=0, le=1024 * 1024)
     hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
 
@@ -240,27 +247,50 @@ class Settings(BaseSettings):
             return self.log_format == "json"
         return self.environment is Environment.PRODUCTION
 
-    def production_problems(self) -> list[str]:
-        """What stops these settings from being safe in production, one line each."""
+    def _signing_key_problems(self) -> list[str]:
+        # Previous keys still verify tokens, so a weak one is as dangerous as a weak current key.
+        generate = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        keys = [("SECRET_KEY", self.secret_key, f"set a long random SECRET_KEY ({generate})")] + [
+            (f"PREVIOUS_SECRET_KEYS[{index}]", key, "remove it from PREVIOUS_SECRET_KEYS")
+            for index, key in enumerate(self.previous_secret_keys)
+        ]
+        problems = []
+        for name, secret, remedy in keys:
+            key = secret.get_secret_value()
+            if key == DEFAULT_SECRET_KEY:
+                problem = "is the public development default"
+            elif len(key) < MIN_SECRET_KEY_LENGTH:
+                problem = f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
+            elif len(set(key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS:
+                problem = f"has fewer than {MIN_SECRET_KEY_DISTINCT_CHARACTERS} distinct characters"
+            else:
+                continue
+            problems.append(f"{name} {problem}: {remedy}")
+        return problems
+
+    def production_problems(self, *, workers: int | None = None) -> list[str]:
+        """What stops these settings from being safe in production, one line each.
+
+        `workers` is the number of worker processes when the server knows it (gunicorn's
+        `--workers`); otherwise WEB_CONCURRENCY says.
+        """
         if self.environment is not Environment.PRODUCTION:
             return []
-        problems = []
-        if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
-            problems.append("SECRET_KEY is the development default: set a long random SECRET_KEY")
+        problems = self._signing_key_problems()
         if self.uses_sqlite:
             problems.append(
                 "DATABASE_URL is unset, so SQLite would be used: "
                 "set DATABASE_URL=postgresql+asyncpg://..."
             )
-        if self.redis_url is None and self.web_concurrency > 1:
+        if self.redis_url is None and (workers or self.web_concurrency) > 1:
             problems.append(
-                "REDIS_URL is unset while WEB_CONCURRENCY > 1, so caches and rate limits "
+                "REDIS_URL is unset while more than one worker runs, so caches and rate limits "
                 "would not be shared between workers: set REDIS_URL=redis://..."
             )
         return problems
 
-    def check_production(self) -> None:
-        problems = self.production_problems()
+    def check_production(self, *, workers: int | None = None) -> None:
+        problems = self.production_problems(workers=workers)
         if problems:
             raise InsecureConfigurationError("; ".join(problems))
 

@@ -8,6 +8,7 @@ or, when none is configured, by logging it.
 import email.message
 import email.utils
 import logging
+import secrets
 from typing import Literal, Protocol
 
 import aiosmtplib
@@ -18,6 +19,10 @@ from app.core.config import Settings
 from app.core.outbox import Delivery, Handler, enqueue
 
 EMAIL_TOPIC = "email"
+# The payload member holding a message's Message-ID local part, chosen at random when the
+# message is queued: unique across databases and deployments (an outbox id is not), and the
+# same on every retry, because it is stored with the message.
+_MESSAGE_KEY = "message_key"
 logger = logging.getLogger(__name__)
 
 
@@ -122,17 +127,21 @@ def create_email_sender(settings: Settings) -> EmailSender:
 def email_handler(sender: EmailSender, *, domain: str) -> Handler:
     """The outbox handler for the `email` topic.
 
-    The Message-ID derives from the outbox id, so the rare repeat after a lost lease reaches
-    the recipient as the same message and mail clients fold it away.
+    The Message-ID is the one stored with the message, so the rare repeat after a lost lease
+    reaches the recipient as the same message and mail clients fold it away.
     """
 
     async def deliver(delivery: Delivery) -> None:
-        message = EmailMessage.model_validate(delivery.payload)
-        await sender.send(message, message_id=f"<outbox-{delivery.id}@{domain}>")
+        payload = dict(delivery.payload)
+        # Messages queued before keys were stored keep the id they were first sent with.
+        key = payload.pop(_MESSAGE_KEY, None) or f"outbox-{delivery.id}"
+        message = EmailMessage.model_validate(payload)
+        await sender.send(message, message_id=f"<{key}@{domain}>")
 
     return deliver
 
 
 async def enqueue_email(session: AsyncSession, message: EmailMessage) -> None:
     """Queue an email in the caller's transaction; it is sent only if that commits."""
-    await enqueue(session, EMAIL_TOPIC, message.model_dump(mode="json"))
+    payload = message.model_dump(mode="json") | {_MESSAGE_KEY: secrets.token_hex(16)}
+    await enqueue(session, EMAIL_TOPIC, payload)

@@ -20,6 +20,7 @@ from starlette.types import Send
 
 from app.core.context import REQUEST_ID_HEADER, request_id_var
 from app.core.db_errors import Unavailability, classify
+from app.core.http import allowed_methods
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -235,11 +236,15 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(StarletteHTTPException, exc)
     detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        # The router names only the methods of the first route matching the path.
+        headers["Allow"] = ", ".join(allowed_methods(request.scope))
     return problem_response(
         request,
         status=exc.status_code,
         detail=detail or _default_detail(exc.status_code, request),
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
 
 

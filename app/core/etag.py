@@ -1,6 +1,6 @@
 """Strong ETags and `If-None-Match` revalidation for cacheable JSON reads.
 
-A route renders its model through `ETagJSON` (see app.api.deps): the body gets a strong ETag
+A route renders its model through `ETagJSON` (see app.core.deps): the body gets a strong ETag
 hashed from its bytes, so every worker and replica gives the same tag for the same body, and
 a client that already holds that body gets a 304 with no body instead.
 """
@@ -11,8 +11,13 @@ import re
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-# An entity-tag may contain commas, so a header is split by matching tags, not by ",".
-_ENTITY_TAG = re.compile(r'\s*(?:W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*(?:,|$)')
+ANY = "*"
+# etagc of RFC 9110 8.8.3: visible ASCII but DQUOTE, plus obs-text.
+_OPAQUE = re.compile(r"[\x21\x23-\x7e\x80-\xff]*")
+# Each pattern is one character class matched at a fixed position: no backtracking, so the
+# scan below is linear in the length of the header.
+_SEPARATORS = re.compile(r"[ \t,]*")
+_OWS = re.compile(r"[ \t]*")
 _REVALIDATING_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -21,12 +26,52 @@ def strong_etag(body: bytes) -> str:
     return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
 
 
+def _skip(pattern: re.Pattern[str], text: str, position: int) -> int:
+    match = pattern.match(text, position)
+    return match.end() if match else position
+
+
+def entity_tags(field: str) -> list[str]:
+    """The entity-tags of an `If-None-Match` value, as written (`W/"a"`, `"b"`).
+
+    `["*"]` for the wildcard; empty when the value is not an RFC 9110 entity-tag list, which
+    makes the condition false and the response a full 200, always a correct answer.
+    One pass over the value, however hostile: an entity-tag may contain commas, so the value
+    is scanned tag by tag rather than split.
+    """
+    if field.strip(" \t") == ANY:
+        return [ANY]
+    tags: list[str] = []
+    position, end = 0, len(field)
+    while True:
+        position = _skip(_SEPARATORS, field, position)
+        if position == end:
+            return tags
+        start = position
+        if field.startswith("W/", position):
+            position += 2
+        if not field.startswith('"', position):
+            return []
+        closing = field.find('"', position + 1)
+        if closing < 0 or not _OPAQUE.fullmatch(field, position + 1, closing):
+            return []
+        tags.append(field[start : closing + 1])
+        position = _skip(_OWS, field, closing + 1)
+        if position < end and field[position] != ",":
+            return []
+
+
+def opaque_tag(etag: str) -> str:
+    return etag.removeprefix("W/")
+
+
 def none_match(if_none_match: str, etag: str) -> bool:
     """Whether `If-None-Match` lists `etag`, by the weak comparison RFC 9110 13.1.2 asks for."""
-    if if_none_match.strip() == "*":
+    tags = entity_tags(if_none_match)
+    if tags == [ANY]:
         return True
-    opaque = etag.removeprefix("W/")
-    return any(f'"{tag}"' == opaque for tag in _ENTITY_TAG.findall(if_none_match))
+    opaque = opaque_tag(etag)
+    return any(opaque_tag(tag) == opaque for tag in tags)
 
 
 class ETagJSONRenderer:

@@ -1,8 +1,8 @@
-"""HTTP hardening as pure ASGI middleware: security headers, host check, body size limit.
+"""HTTP hardening as pure ASGI middleware: security headers, host check, size limits.
 
-Their own refusals (400 for a host that is not served, 413 for a body that is too large)
-are problem+json like every other error; they sit inside the request-id middleware, so
-those responses carry `X-Request-ID` too.
+Their own refusals (400 for a host that is not served, 413 for a body that is too large,
+431 for headers that are) are problem+json like every other error; they sit inside the
+request-id middleware, so those responses carry `X-Request-ID` too.
 """
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -147,3 +147,34 @@ class BodySizeLimitMiddleware:
             if exc.status_code != 413 or response_started:
                 raise
             await send_problem(send, status=413, detail=detail, instance=scope["path"])
+
+
+def header_bytes(headers: list[tuple[bytes, bytes]]) -> int:
+    """The size of the header fields as sent: each `name: value` line with its CRLF."""
+    return sum(len(name) + len(value) + 4 for name, value in headers)
+
+
+class HeaderSizeLimitMiddleware:
+    """Answers 431 to requests whose header fields together exceed the limit.
+
+    The server's parser (app.core.server) already refuses a request head much larger than
+    this before buffering it, which is what protects memory; this check holds the exact
+    limit under any server. The connection is closed after the refusal: a client sending
+    such headers is broken or hostile, and its next request would be no better.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_header_bytes: int) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or header_bytes(scope["headers"]) <= self.max_header_bytes:
+            await self.app(scope, receive, send)
+            return
+        await send_problem(
+            send,
+            status=431,
+            detail=f"The request headers exceed the limit of {self.max_header_bytes} bytes.",
+            instance=scope["path"],
+            headers={"Connection": "close"},
+        )

@@ -6,6 +6,7 @@ so one request can be followed across log lines and services.
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,18 @@ from app.core.context import request_id_var
 # `trace` is the text formatter's rendering of the two ids.
 _CONTEXT = {"request_id", "trace_id", "span_id", "trace"}
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged.
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"} | _CONTEXT
+# Uvicorn's `color_message` repeats the message with terminal colour codes.
+_RESERVED = (
+    set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"} | _CONTEXT
+)
+# A newline in a request path ("%0a") would otherwise start a forged line in a text log.
+# The backslash is escaped too, so an escape in the log always means a control character.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+
+
+def escape_controls(text: str) -> str:
+    """Render control characters (and the backslash) as Python-style escapes."""
+    return _UNSAFE.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
 
 
 class RequestContextFilter(logging.Filter):
@@ -70,6 +82,11 @@ class TextFormatter(logging.Formatter):
         trace_id = getattr(record, "trace_id", None)
         record.trace = f" {trace_id}/{getattr(record, 'span_id', '-')}" if trace_id else ""
         return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        # The message only: a traceback appended after it keeps its lines.
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 def configure_logging(*, level: str, json_lines: bool, trace_ids: bool = False) -> None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from fastapi.routing import RouteContext, iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Requests no route matched (404s, and those rejected before routing) share one label, so
@@ -78,13 +79,41 @@ def multiprocess_mode() -> bool:
     return "PROMETHEUS_MULTIPROC_DIR" in os.environ
 
 
-def route_template(scope: Scope) -> str:
-    """The template of the route that handled the request, never the raw path."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if not isinstance(path, str):
-        return UNMATCHED_ROUTE
-    return f"{path}/{{path}}" if isinstance(route, Mount) else path
+class RouteTemplates:
+    """The full path template of the route that handled a request, never the raw path.
+
+    A route declared in an included router knows only its own path ("/items/{item_id}");
+    the prefixes of the routers it was included through ("/api/v1") live in the
+    application's route contexts. They are read once, and again only when a route object
+    not seen before handles a request.
+    """
+
+    def __init__(self) -> None:
+        self._contexts: dict[int, list[RouteContext]] = {}
+
+    def __call__(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED_ROUTE
+        contexts = self._contexts.get(id(route))
+        if contexts is None and "app" in scope:
+            self.read(scope)
+            # Remembered even when absent, so an unlisted route costs one read, not one a request.
+            contexts = self._contexts.setdefault(id(route), [])
+        if not contexts:
+            return UNMATCHED_ROUTE
+        if len(contexts) > 1:
+            # One route included under several prefixes: the inclusion whose path matches.
+            contexts = [c for c in contexts if c.matches(scope)[0] is not Match.NONE] or contexts
+        template = contexts[0].path_format
+        return template if isinstance(template, str) else UNMATCHED_ROUTE
+
+    def read(self, scope: Scope) -> None:
+        routes: list[BaseRoute] = scope["app"].routes
+        contexts: dict[int, list[RouteContext]] = {}
+        for context in iter_route_contexts(routes):
+            contexts.setdefault(id(context.original_route), []).append(context)
+        self._contexts = contexts
 
 
 class MetricsMiddleware:
@@ -92,9 +121,13 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.route_template = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and "app" in scope:
+                # Read at start-up, so no request pays for it.
+                self.route_template.read(scope)
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -112,7 +145,7 @@ class MetricsMiddleware:
         finally:
             HTTP_REQUESTS_IN_FLIGHT.dec()
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-            labels = (method, route_template(scope), str(status))
+            labels = (method, self.route_template(scope), str(status))
             HTTP_REQUESTS.labels(*labels).inc()
             HTTP_REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
 

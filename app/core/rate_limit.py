@@ -91,19 +91,27 @@ class RateLimiter:
     """Counts hits in Redis when there is one, in process otherwise or while it fails."""
 
     def __init__(
-        self, redis: Redis | None, *, key_prefix: str = "ratelimit", failure_cooldown: float = 5.0
+        self,
+        redis: Redis | None,
+        *,
+        key_prefix: str = "ratelimit",
+        failure_cooldown: float = 5.0,
+        breaker: RedisBreaker | None = None,
     ) -> None:
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._script = redis.register_script(_MOVING_WINDOW) if redis is not None else None
         self._prefix = key_prefix
-        self._breaker = RedisBreaker("rate limits", failure_cooldown)
+        self._breaker = breaker or RedisBreaker("rate limits", failure_cooldown)
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis: Redis | None) -> "RateLimiter":
+    def from_settings(
+        cls, settings: Settings, redis: Redis | None, breaker: RedisBreaker | None = None
+    ) -> "RateLimiter":
         return cls(
             redis,
             key_prefix=f"{settings.redis_key_prefix}:ratelimit",
             failure_cooldown=settings.redis_failure_cooldown_seconds,
+            breaker=breaker,
         )
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> Verdict:

@@ -13,7 +13,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.email import EMAIL_TOPIC, create_email_sender, email_handler
 from app.core.outbox import OutboxDispatcher
 from app.core.rate_limit import RateLimiter
-from app.core.redis import create_redis
+from app.core.redis import RedisBreaker, create_redis
 from app.core.security import PasswordHasher, TokenCodec
 
 # How long shutdown waits for in-flight deliveries: inside gunicorn's --graceful-timeout, so
@@ -56,6 +56,9 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         if settings.redis_url
         else None
     )
+    # One breaker for the one Redis: when it fails for the rate limiter, the cache does not
+    # wait out the same timeout again in the same request, and one probe tests it for both.
+    breaker = RedisBreaker("caches and rate limits", settings.redis_failure_cooldown_seconds)
     sessionmaker = create_sessionmaker(engine)
     # Built even when disabled, so request code can always call wake(); it is then a no-op
     # and a dedicated worker (or another replica) delivers the messages.
@@ -71,8 +74,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             passwords=PasswordHasher(settings),
             tokens=TokenCodec(settings),
             outbox=outbox,
-            cache=Cache.from_settings(settings, redis),
-            rate_limiter=RateLimiter.from_settings(settings, redis),
+            cache=Cache.from_settings(settings, redis, breaker),
+            rate_limiter=RateLimiter.from_settings(settings, redis, breaker),
         )
     finally:
         await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)

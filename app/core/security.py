@@ -6,7 +6,9 @@ stalling the event loop that serves every other request.
 """
 
 import hashlib
+import math
 import os
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+import bcrypt
 import jwt
 from anyio import CapacityLimiter
 from pwdlib import PasswordHash
@@ -23,6 +26,26 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 from app.core.config import Settings
 
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+# bcrypt reads at most this many bytes of a password; bcrypt 5 raises on longer ones.
+BCRYPT_MAX_PASSWORD_BYTES = 72
+
+
+class LegacyBcryptHasher(BcryptHasher):
+    """Verifies the bcrypt hashes of earlier releases; a longer password simply fails.
+
+    Earlier releases truncated passwords to 72 bytes without saying so, so accepting the
+    first 72 bytes would accept passwords that were never set. The refusal still costs one
+    bcrypt computation against the stored hash: it takes as long as any wrong password, so
+    timing does not tell which accounts still carry a bcrypt hash.
+    """
+
+    def verify(self, password: str | bytes, hash: str | bytes) -> bool:
+        secret = password.encode() if isinstance(password, str) else password
+        if len(secret) <= BCRYPT_MAX_PASSWORD_BYTES:
+            return super().verify(password, hash)
+        stored = hash.encode() if isinstance(hash, str) else hash
+        bcrypt.checkpw(secret[:BCRYPT_MAX_PASSWORD_BYTES], stored)
+        return False
 
 
 class PasswordHasher:
@@ -36,7 +59,7 @@ class PasswordHasher:
                     memory_cost=settings.password_hash_memory_kib,
                     parallelism=1,
                 ),
-                BcryptHasher(),
+                LegacyBcryptHasher(),
             )
         )
         concurrency = settings.password_hash_concurrency or max(1, (os.cpu_count() or 2) - 1)
@@ -74,6 +97,43 @@ class AccessClaims:
 def key_id(secret: str) -> str:
     """A public, stable identifier of a signing key, so rotation needs no extra setting."""
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+# Claims a correctly signed token may still carry out of range (a token signed with a leaked
+# or rotated key, or issued by a buggy release) are bounded before anything uses them: user
+# ids are positive BIGINTs, session ids are what `issue` writes, times are datetimes.
+_USER_ID = re.compile(r"[1-9][0-9]{0,18}")
+_MAX_USER_ID = 2**63 - 1
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")
+_MAX_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def _user_id(claims: dict[str, Any]) -> int:
+    sub = claims["sub"]
+    if not isinstance(sub, str) or not _USER_ID.fullmatch(sub) or int(sub) > _MAX_USER_ID:
+        raise InvalidToken("sub is not a user id")
+    return int(sub)
+
+
+def _session_id(claims: dict[str, Any]) -> str:
+    sid = claims["sid"]
+    if not isinstance(sid, str) or not _SESSION_ID.fullmatch(sid):
+        raise InvalidToken("sid is not a session id")
+    return sid
+
+
+def _check_times(claims: dict[str, Any]) -> datetime:
+    """The expiry, once every time claim is a finite number of seconds in datetime's range."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not 0 <= value <= _MAX_TIMESTAMP
+        ):
+            raise InvalidToken(f"{name} is not a time")
+    return datetime.fromtimestamp(claims["exp"], UTC)
 
 
 class TokenCodec:
@@ -133,12 +193,13 @@ class TokenCodec:
             if claims["typ"] != ACCESS_TOKEN_TYPE:
                 raise InvalidToken("not an access token")
             return AccessClaims(
-                user_id=int(claims["sub"]),
-                session_id=str(claims["sid"]),
+                user_id=_user_id(claims),
+                session_id=_session_id(claims),
                 scopes=frozenset(str(claims.get("scope", "")).split()),
-                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+                expires_at=_check_times(claims),
             )
-        except (jwt.PyJWTError, ValueError, TypeError) as error:
+        # PyJWT converts time claims with int(), which overflows on an infinite one.
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as error:
             raise InvalidToken(str(error)) from error
 
 

@@ -1,3 +1,4 @@
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,41 @@ def test_safe_production_settings_start() -> None:
 def test_production_refuses_each_insecure_setting(override: dict[str, object], named: str) -> None:
     with pytest.raises(InsecureConfigurationError, match=named):
         create_app(production(**override))
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"secret_key": "x"}, "SECRET_KEY is shorter than 32"),
+        ({"secret_key": "k" * 30 + "!"}, "SECRET_KEY is shorter than 32"),
+        ({"secret_key": "x" * 64}, "SECRET_KEY has fewer than 10 distinct"),
+        ({"secret_key": "abcd" * 16}, "SECRET_KEY has fewer than 10 distinct"),
+        (
+            {"previous_secret_keys": [DEFAULT_SECRET_KEY]},
+            r"PREVIOUS_SECRET_KEYS\[0\] is the public",
+        ),
+        (
+            {"previous_secret_keys": [secrets.token_urlsafe(32), "short"]},
+            r"PREVIOUS_SECRET_KEYS\[1\] is shorter",
+        ),
+    ],
+)
+def test_production_refuses_weak_signing_keys(override: dict[str, object], named: str) -> None:
+    with pytest.raises(InsecureConfigurationError, match=named):
+        create_app(production(**override))
+
+
+def test_a_random_key_and_random_previous_keys_are_accepted() -> None:
+    strong = production(
+        secret_key=secrets.token_urlsafe(24), previous_secret_keys=[secrets.token_hex(16)]
+    )
+    assert strong.production_problems() == []
+
+
+def test_more_than_one_worker_counted_by_the_server_needs_redis() -> None:
+    single = production(redis_url=None, web_concurrency=1)
+    assert single.production_problems() == []
+    assert "REDIS_URL" in single.production_problems(workers=2)[0]
 
 
 def test_in_process_substitutes_are_fine_for_a_single_worker() -> None:

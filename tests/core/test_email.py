@@ -12,9 +12,12 @@ from app.core.email import (
     SmtpEmailSender,
     create_email_sender,
     email_handler,
+    enqueue_email,
 )
 from app.core.outbox import Delivery
+from app.core.resources import Resources
 from tests.conftest import make_settings
+from tests.core.outbox_helpers import stored
 from tests.smtp import SmtpServer
 
 SENDER = NameEmail("Reference Service", "no-reply@example.org")
@@ -90,6 +93,40 @@ async def test_email_topic_handler_sends_the_payload_with_a_stable_message_id(
     received = await smtp.next_message()
     assert received.message["Message-ID"] == "<outbox-42@example.org>"
     assert received.message["Subject"] == "Welcome aboard"
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, EmailMessage]] = []
+
+    async def send(self, message: EmailMessage, *, message_id: str) -> None:
+        self.sent.append((message_id, message))
+
+
+async def test_message_ids_are_unique_per_message_and_stable_across_retries(
+    resources: Resources,
+) -> None:
+    async with resources.sessionmaker.begin() as session:
+        await enqueue_email(session, WELCOME)
+        await enqueue_email(session, WELCOME)
+    first, second = await stored(resources.sessionmaker)
+    sender = RecordingSender()
+    handler = email_handler(sender, domain="example.org")
+
+    for attempt in (1, 2):
+        await handler(Delivery(id=7, topic="email", payload=first.payload, attempt=attempt))
+    # Another database numbers its outbox from 1 too: the same id must not give the same
+    # Message-ID.
+    await handler(Delivery(id=7, topic="email", payload=second.payload, attempt=1))
+
+    (retry_one, message), (retry_two, _), (other, _) = sender.sent
+    assert retry_one == retry_two
+    assert retry_one != other
+    local_part, _, domain = retry_one.partition("@")
+    assert local_part.startswith("<")
+    assert len(local_part) > 30
+    assert domain == "example.org>"
+    assert message == WELCOME
 
 
 async def test_email_topic_handler_rejects_a_malformed_payload() -> None:

@@ -1,3 +1,4 @@
+import timeit
 from collections.abc import AsyncIterator
 
 import httpx
@@ -7,7 +8,7 @@ from pydantic import BaseModel
 
 from app.core.config import Settings
 from app.core.deps import ETagJSON, RateLimit
-from app.core.etag import none_match, strong_etag
+from app.core.etag import entity_tags, none_match, strong_etag
 from app.main import create_app
 from tests.conftest import asgi_client
 
@@ -98,9 +99,32 @@ async def test_another_tag_gets_the_full_body(
         (f'"a,b",W/{BODY_ETAG} , "c"', True),
         ("*", True),
         (' "a" , "b" ', False),
+        (f", ,{BODY_ETAG},,", True),
+        (" * ", True),
+        (f'"a" {BODY_ETAG}', False),
+        (f"w/{BODY_ETAG}", False),
+        (f'"unterminated, {BODY_ETAG}', False),
         (BODY_ETAG.strip('"'), False),
         ("", False),
     ],
 )
 def test_if_none_match_compares_weakly_and_accepts_lists(header: str, matches: bool) -> None:
     assert none_match(header, BODY_ETAG) is matches
+
+
+def test_entity_tags_are_returned_as_written() -> None:
+    assert entity_tags('W/"a", "b,c" ,"" ') == ['W/"a"', '"b,c"', '""']
+    assert entity_tags("*") == ["*"]
+    assert entity_tags('"a", *') == []
+
+
+def parse_cost(header: str) -> float:
+    return min(timeit.repeat(lambda: none_match(header, BODY_ETAG), number=20, repeat=5))
+
+
+@pytest.mark.parametrize("unit", [" ", ",", "\t ,", "W/", '"', 'W/"a",', '"a" '])
+def test_if_none_match_is_parsed_in_linear_time(unit: str) -> None:
+    """A hostile 16 KiB header costs about 16 times a 1 KiB one, not 256 times."""
+    small, large = unit * (1024 // len(unit)), unit * (16384 // len(unit))
+    # Linear parsing gives a ratio near 16 and quadratic near 256; 64 leaves room for noise.
+    assert parse_cost(large) / parse_cost(small) < 64

@@ -148,3 +148,19 @@ async def test_rate_limit_rejections_are_counted_by_scope(migrated: Settings) ->
     assert statuses == [201, 429]
     key = ("rate_limit_rejections_total", frozenset({("scope", "register")}))
     assert after[key] == before.get(key, 0.0) + 1
+
+
+async def test_routes_of_included_routers_are_labelled_with_their_full_path(
+    client: httpx.AsyncClient,
+) -> None:
+    before = parse((await client.get("/metrics")).text)
+    assert (await client.get("/api/v1/items")).status_code == 200
+    assert (await client.get("/api/v1/items/12345")).status_code == 404
+    after = parse((await client.get("/metrics")).text)
+
+    for template, status in (("/api/v1/items", "200"), ("/api/v1/items/{item_id}", "404")):
+        counted = requests_counted(after, template, status) - requests_counted(
+            before, template, status
+        )
+        assert counted == 1, template
+    assert not any(dict(labels).get("route") == "/items/{item_id}" for _, labels in after)

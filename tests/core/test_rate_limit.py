@@ -195,7 +195,7 @@ async def test_unreachable_redis_still_enforces_limits_in_process(
         logging.getLogger().addHandler(caplog.handler)
         statuses = [(await client.get("/reads")).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
-    assert any("Redis failed for rate limits" in record.message for record in caplog.records)
+    assert any("Redis failed for caches and rate limits" in r.message for r in caplog.records)
 
 
 async def test_disabled_rate_limits_never_refuse(

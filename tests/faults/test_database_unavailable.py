@@ -63,7 +63,7 @@ async def api(unavailable_database: str, tmp_path: Path) -> AsyncIterator[httpx.
     async with application.router.lifespan_context(application), asgi_client(application) as c:
         resources: Resources = application.state.resources
         c.headers["Authorization"] = "Bearer " + resources.tokens.issue(
-            user_id=1, session_id="s" * 32, scopes=frozenset({"profile", "orders:write"})
+            user_id=1, session_id="5" * 32, scopes=frozenset({"profile", "orders:write"})
         )
         yield c
 

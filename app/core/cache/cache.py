@@ -52,6 +52,7 @@ class Cache:
         failure_cooldown: float = 5.0,
         clock: Callable[[], float] = time.time,
         enabled: bool = True,
+        breaker: RedisBreaker | None = None,
     ) -> None:
         self.hits = 0
         self.misses = 0
@@ -68,11 +69,13 @@ class Cache:
         self._local = LocalStore(local_max_entries, clock)
         self._versions: dict[str, int] = {}
         self._flights = SingleFlight()
-        self._breaker = RedisBreaker("cache", failure_cooldown)
+        self._breaker = breaker or RedisBreaker("cache", failure_cooldown)
         self._unlock = redis.register_script(_UNLOCK) if redis is not None else None
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis: Redis | None) -> "Cache":
+    def from_settings(
+        cls, settings: Settings, redis: Redis | None, breaker: RedisBreaker | None = None
+    ) -> "Cache":
         return cls(
             redis,
             prefix=f"{settings.redis_key_prefix}:cache",
@@ -83,6 +86,7 @@ class Cache:
             local_max_entries=settings.cache_local_max_entries,
             failure_cooldown=settings.redis_failure_cooldown_seconds,
             enabled=settings.cache_enabled,
+            breaker=breaker,
         )
 
     async def delete(self, *keys: str) -> None:
