@@ -83,7 +83,7 @@ class Options:
             quick=quick,
             json_path=arguments.json_path,
             connections=arguments.connections or (16 if quick else 64),
-            seconds=arguments.seconds or (2 if quick else 10),
+            seconds=arguments.seconds or (1 if quick else 10),
             repetitions=arguments.repetitions or (1 if quick else 3),
             warmup_seconds=0 if quick else 2,
             cold_starts=1 if quick else 5,
