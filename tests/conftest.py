@@ -18,9 +18,9 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import delete, text
 
-from app.api.deps import get_cache
 from app.core.cache import Cache
 from app.core.config import Environment, Settings
+from app.core.deps import get_cache
 from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base

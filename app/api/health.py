@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from app.api.deps import ResourcesDep
+from app.core.deps import EngineDep, RedisDep, SettingsDep
 from app.core.errors import Problem, problem_response
 
 router = APIRouter(tags=["health"])
@@ -37,8 +37,8 @@ class Unready(Problem):
 
 
 @router.get("/health", summary="Liveness: the process is up; touches no dependency")
-async def health(resources: ResourcesDep) -> Health:
-    return Health(status="healthy", version=resources.settings.version)
+async def health(settings: SettingsDep) -> Health:
+    return Health(status="healthy", version=settings.version)
 
 
 async def _check(probe: Awaitable[object], limit_seconds: float) -> Check:
@@ -56,8 +56,8 @@ async def _check(probe: Awaitable[object], limit_seconds: float) -> Check:
     return Check(status="failed" if error else "ok", latency_ms=latency_ms, error=error)
 
 
-async def _ping_database(resources: ResourcesDep) -> None:
-    async with resources.engine.connect() as connection:
+async def _ping_database(engine: EngineDep) -> None:
+    async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
 
 
@@ -67,11 +67,13 @@ async def _ping_database(resources: ResourcesDep) -> None:
     summary="Readiness: the database (and Redis, when configured) answer",
     responses={503: {"model": Unready, "content": {"application/problem+json": {}}}},
 )
-async def readiness(request: Request, resources: ResourcesDep) -> Readiness | JSONResponse:
-    timeout = resources.settings.health_check_timeout
-    probes: dict[str, Awaitable[object]] = {"database": _ping_database(resources)}
-    if resources.redis is not None:
-        probes["redis"] = resources.redis.ping()
+async def readiness(
+    request: Request, settings: SettingsDep, engine: EngineDep, redis: RedisDep
+) -> Readiness | JSONResponse:
+    timeout = settings.health_check_timeout
+    probes: dict[str, Awaitable[object]] = {"database": _ping_database(engine)}
+    if redis is not None:
+        probes["redis"] = redis.ping()
     results = await asyncio.gather(*(_check(probe, timeout) for probe in probes.values()))
     checks = dict(zip(probes, results, strict=True))
     failed = [name for name, check in checks.items() if check.status == "failed"]

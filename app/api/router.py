@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter, Depends
 
-from app.api.v1 import auth, items, orders, posts, users
+from app.api.v1 import auth, dashboard, items, orders, posts, users
+from app.core.deps import RateLimit
 from app.core.errors import error_responses
-from app.core.rate_limit import RateLimit, RateLimitExceeded
+from app.core.rate_limit import RateLimitExceeded
 from app.domains.auth.dependencies import caller_rate_key
 
 # Every API route shares the default limit per caller; some routes add a stricter one.
@@ -17,6 +18,7 @@ api_router = APIRouter(
 )
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
+api_router.include_router(dashboard.router)
 api_router.include_router(items.router)
 api_router.include_router(posts.router)
 api_router.include_router(orders.router)

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="after a Redis error, use the fallbacks this long"
     )
 
+    cache_enabled: bool = Field(default=True, description="false reads everything afresh")
     cache_ttl_seconds: float = Field(default=60.0, gt=0)
     cache_stale_seconds: float = Field(
         default=30.0, ge=0, description="how long past its TTL a value may be served stale"

@@ -5,8 +5,9 @@ service raises a business failure and the single handler renders it.
 """
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,9 +46,6 @@ class DomainError(Exception):
 
     status_code: ClassVar[int] = 500
     type: ClassVar[str] = "about:blank"
-    # Most failures undo the request's writes; a few record a fact that must survive the
-    # error response (a revoked token family), and set this.
-    keeps_changes: ClassVar[bool] = False
     title: ClassVar[str] = "Internal Server Error"
     detail: str = "The server could not complete the request."
 
@@ -174,15 +172,49 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body.encode()})
 
 
-def error_responses(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the domain errors a route can raise."""
+ErrorSource = type[DomainError] | Callable[..., Any]
+F = TypeVar("F", bound=Callable[..., Any])
+_RAISES = "__raises__"
+
+
+def raises(*sources: ErrorSource) -> Callable[[F], F]:
+    """Declare, where they are raised, the domain errors a service method or dependency
+    can raise; a source may also be another declared callable whose errors pass through.
+
+    Routes then list the callables they use in `error_responses(...)` instead of repeating
+    the errors, so the OpenAPI document follows the code.
+    """
+
+    def mark(func: F) -> F:
+        func.__dict__[_RAISES] = declared_errors(*sources)
+        return func
+
+    return mark
+
+
+def declared_errors(*sources: ErrorSource) -> tuple[type[DomainError], ...]:
+    errors: dict[type[DomainError], None] = {}
+    for source in sources:
+        if isinstance(source, type) and issubclass(source, DomainError):
+            errors[source] = None
+            continue
+        declared = getattr(source, _RAISES, None)
+        if declared is None:
+            raise TypeError(f"{source!r} declares no errors: decorate it with @raises(...)")
+        errors.update(dict.fromkeys(declared))
+    return tuple(errors)
+
+
+def error_responses(*sources: ErrorSource) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the errors of these error classes and callables."""
     responses: dict[int | str, dict[str, Any]] = {}
-    for error in errors:
+    for error in declared_errors(*sources):
         entry = responses.setdefault(
             error.status_code,
             {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": ""},
         )
-        entry["description"] = " / ".join(filter(None, [entry["description"], error.title]))
+        if error.title not in entry["description"].split(" / "):
+            entry["description"] = " / ".join(filter(None, [entry["description"], error.title]))
     return responses
 
 

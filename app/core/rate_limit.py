@@ -10,18 +10,17 @@ When Redis fails, limits are counted in process (stricter per replica, never off
 Redis answers again; a limiter never turns a request into a 500.
 """
 
-import inspect
 import ipaddress
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Request, Response
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -35,7 +34,6 @@ from app.core.redis import REDIS_ERRORS, RedisBreaker
 logger = logging.getLogger(__name__)
 
 Network = IPv4Network | IPv6Network
-KeyFunction = Callable[..., Awaitable[str]]
 LimitSource = str | Callable[[Settings], str]
 
 
@@ -160,53 +158,21 @@ async def client_ip(request: Request) -> str:
 
 
 @lru_cache(maxsize=64)
-def _parse_limit(value: str) -> RateLimitItem:
+def parse_limit(value: str) -> RateLimitItem:
     return parse(check_rate_limit(value))
 
 
-class RateLimit:
-    """A dependency that limits requests per key within a scope.
-
-    `limit` is a literal ("5/minute") or a function of the settings
-    (`lambda settings: settings.rate_limit_login`), read on each request so an app built
-    from other settings gets its own limits. `key` is any dependency returning a string
-    (the client IP by default; a user id, or IP and username for a login form), resolved by
-    FastAPI like every other dependency. `scope` separates limits that share a key.
-    """
-
-    def __init__(self, limit: LimitSource, *, scope: str, key: KeyFunction = client_ip) -> None:
-        if isinstance(limit, str):
-            _parse_limit(limit)
-        self.limit = limit
-        self.scope = scope
-        # FastAPI reads the signature to resolve parameters; exposing `key` as a dependency
-        # lets a key depend on anything a route can (the current user, the form body).
-        self.__signature__ = inspect.Signature(
-            [
-                inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
-                inspect.Parameter("response", inspect.Parameter.KEYWORD_ONLY, annotation=Response),
-                inspect.Parameter(
-                    "key", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=Depends(key)
-                ),
-            ]
+def report_verdict(verdict: Verdict, limit: str, *, scope: str, response: Response) -> None:
+    """Refuse a request over its limit, or put the remaining allowance on its response."""
+    if not verdict.allowed:
+        RATE_LIMIT_REJECTIONS.labels(scope).inc()
+        retry_after = max(1, verdict.reset_after)
+        raise RateLimitExceeded(
+            f"Rate limit of {limit} exceeded; retry in {retry_after} s.",
+            headers=verdict.headers() | {"Retry-After": str(retry_after)},
         )
-
-    async def __call__(self, *, request: Request, response: Response, key: str) -> None:
-        settings: Settings = request.app.state.settings
-        if not settings.rate_limit_enabled:
-            return
-        limiter: RateLimiter = request.app.state.resources.rate_limiter
-        limit = self.limit if isinstance(self.limit, str) else self.limit(settings)
-        verdict = await limiter.hit(_parse_limit(limit), self.scope, key)
-        if not verdict.allowed:
-            RATE_LIMIT_REJECTIONS.labels(self.scope).inc()
-            retry_after = max(1, verdict.reset_after)
-            raise RateLimitExceeded(
-                f"Rate limit of {limit} exceeded; retry in {retry_after} s.",
-                headers=verdict.headers() | {"Retry-After": str(retry_after)},
-            )
-        # With several limits on one route, the one closest to running out is reported.
-        reported = response.headers.get("RateLimit-Remaining")
-        if reported is None or verdict.remaining < int(reported):
-            for name, value in verdict.headers().items():
-                response.headers[name] = value
+    # With several limits on one route, the one closest to running out is reported.
+    reported = response.headers.get("RateLimit-Remaining")
+    if reported is None or verdict.remaining < int(reported):
+        for name, value in verdict.headers().items():
+            response.headers[name] = value

@@ -1,6 +1,6 @@
 """Shared bases for request schemas."""
 
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -20,3 +20,8 @@ class PartialUpdate(BaseModel):
         if nulls:
             raise ValueError(f"may not be null: {', '.join(nulls)}")
         return self
+
+    def apply_to(self, target: Any) -> None:
+        """Set the sent fields on `target` (an ORM object); fields not sent stay as they are."""
+        for field, value in self.model_dump(exclude_unset=True).items():
+            setattr(target, field, value)

@@ -40,3 +40,11 @@ Money = Annotated[
     Field(max_digits=12, decimal_places=2, allow_inf_nan=False),
     PlainSerializer(_two_places, return_type=str, when_used="json"),
 ]
+
+# A sum of many Money values (what a customer spent in all): the same rendering, without the
+# NUMERIC(12, 2) bound that each stored amount has.
+MoneyTotal = Annotated[
+    Decimal,
+    Field(decimal_places=2, allow_inf_nan=False),
+    PlainSerializer(_two_places, return_type=str, when_used="json"),
+]

@@ -8,9 +8,9 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from app.api.deps import CacheDep
 from app.core.cache import JSON, RAW, Cache, ModelCodec
 from app.core.config import Settings
+from app.core.deps import CacheDep
 from app.main import create_app
 from tests.conftest import TEST_REDIS_URL, asgi_client
 
@@ -86,21 +86,30 @@ async def test_miss_then_hit(make_cache: Callable[..., Cache]) -> None:
 async def test_bytes_and_json_round_trip_with_ttl(make_cache: Callable[..., Cache]) -> None:
     clock = Clock()
     cache = make_cache(clock=clock)
-    await cache.set("raw", b"\x00bytes", ttl=10)
-    await cache.set_json("doc", {"a": [1, 2]}, ttl=10)
-    assert await cache.get("raw") == b"\x00bytes"
-    assert await cache.get_json("doc") == {"a": [1, 2]}
+    raw_calls, raw = counting_loader(b"\x00bytes")
+    json_calls, doc = counting_loader({"a": [1, 2]})
+    for _ in range(2):
+        assert await cache.get_or_set("raw", raw, ttl=10, codec=RAW) == b"\x00bytes"
+        assert await cache.get_or_set("doc", doc, ttl=10, codec=JSON) == {"a": [1, 2]}
+    assert (len(raw_calls), len(json_calls)) == (1, 1)
     clock.now += 11
-    assert await cache.get("raw") is None
-    assert await cache.get_json("doc") is None
-    assert await cache.get_json("never-set") is None
+    await cache.get_or_set("raw", raw, ttl=10, codec=RAW)
+    await cache.get_or_set("doc", doc, ttl=10, codec=JSON)
+    assert (len(raw_calls), len(json_calls)) == (2, 2)
+
+
+async def test_a_disabled_cache_always_loads() -> None:
+    cache = Cache(None, enabled=False)
+    calls, load = counting_loader([1])
+    assert [await cache.get_or_set("thing", load) for _ in range(3)] == [[1]] * 3
+    assert len(calls) == 3
 
 
 async def test_delete_forgets_a_key(make_cache: Callable[..., Cache]) -> None:
     cache = make_cache()
-    await cache.set_json("thing:1", {"id": 1})
+    await cache.get_or_set("thing:1", counting_loader({"id": 1})[1])
     await cache.delete("thing:1")
-    assert await cache.get("thing:1") is None
+    assert await _load_counting(cache, "thing:1") == [1]
 
 
 async def test_bump_invalidates_every_list_of_the_namespace(
@@ -179,16 +188,19 @@ async def test_models_are_cached_through_their_codec(make_cache: Callable[..., C
 
 async def test_an_undecodable_value_is_a_miss(make_cache: Callable[..., Cache]) -> None:
     cache = make_cache()
-    await cache.set("thing", b"not json")
+    await cache.get_or_set("thing", counting_loader(b"not json")[1], codec=RAW)
     assert await cache.get_or_set("thing", counting_loader([1])[1], codec=JSON) == [1]
-    assert await cache.get_json("thing") == [1]
+    calls, load = counting_loader([2])
+    assert await cache.get_or_set("thing", load, codec=JSON) == [1]
+    assert calls == []
 
 
 async def test_the_in_process_store_is_bounded() -> None:
     cache = Cache(None, local_max_entries=2)
     for key in ("a", "b", "c"):
-        await cache.set(key, key.encode())
-    assert [await cache.get(key) for key in ("a", "b", "c")] == [None, b"b", b"c"]
+        await cache.get_or_set(key, counting_loader(key.encode())[1], codec=RAW)
+    reloaded = [bool(await _load_counting(cache, key)) for key in ("c", "b", "a")]
+    assert reloaded == [False, False, True]
 
 
 async def test_a_stale_value_is_served_while_another_replica_recomputes(
@@ -225,10 +237,8 @@ async def test_unreachable_redis_degrades_to_misses_and_never_raises(
         calls, load = counting_loader({"id": 1})
         assert await cache.get_or_set("thing", load) == {"id": 1}
         assert await cache.get_or_set("thing", load, namespace="things") == {"id": 1}
-        await cache.set("thing", b"x")
         await cache.bump("things")
         await cache.delete("thing")
-        assert await cache.get("thing") is None
     finally:
         await redis.aclose()
     assert len(calls) == 2
@@ -276,3 +286,10 @@ async def test_routes_read_through_the_cache_and_see_invalidations(
     else:
         assert len(loads) == 2
         assert cache.hits == 1
+
+
+async def _load_counting(cache: Cache, key: str) -> list[int]:
+    """The loader calls a read of `key` made: empty when it was served from the cache."""
+    calls, load = counting_loader(b"fresh")
+    await cache.get_or_set(key, load, codec=RAW)
+    return calls

@@ -11,8 +11,7 @@ from app.core.config import Settings
 from app.core.errors import Conflict, error_responses
 from app.main import create_app
 from tests.conftest import asgi_client
-
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "request_id"}
+from tests.problems import assert_problem
 
 
 class OutOfWidgets(Conflict):
@@ -42,16 +41,6 @@ async def probe_client(migrated: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
     async with application.router.lifespan_context(application), asgi_client(application) as c:
         yield c
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
-    assert response.status_code == status
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body.keys() >= PROBLEM_FIELDS
-    assert body["status"] == status
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
 
 
 async def test_unknown_path_is_a_404_problem(probe_client: httpx.AsyncClient) -> None:

@@ -5,10 +5,9 @@ import pytest
 from fastapi import Depends, FastAPI, Response
 from pydantic import BaseModel
 
-from app.api.deps import ETagJSON
 from app.core.config import Settings
+from app.core.deps import ETagJSON, RateLimit
 from app.core.etag import none_match, strong_etag
-from app.core.rate_limit import RateLimit
 from app.main import create_app
 from tests.conftest import asgi_client
 

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, FastAPI, Header
 from pydantic import ValidationError
 
 from app.core.config import Settings
-from app.core.rate_limit import RateLimit, resolve_client_ip
+from app.core.deps import RateLimit
+from app.core.rate_limit import resolve_client_ip
 from app.main import create_app
 from tests.conftest import TEST_REDIS_URL, asgi_client, make_settings
-from tests.core.test_errors import assert_problem
+from tests.problems import assert_problem
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:9"
 TRUSTED_PROXY = ("10.0.0.1", 4000)

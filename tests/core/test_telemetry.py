@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 
-from app.api.deps import SessionDep, TracerDep
 from app.core.config import Settings
+from app.core.deps import SessionDep, TracerDep
 from app.core.logging import JsonFormatter, RequestContextFilter, TraceContextFilter
 from app.main import create_app
 from tests.conftest import running, variant

@@ -4,16 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Response, status
 
+from app.core.deps import RateLimit
 from app.core.errors import error_responses
-from app.core.rate_limit import RateLimit, RateLimitExceeded
-from app.domains.auth.dependencies import AuthServiceDep, CurrentUser, login_rate_key
-from app.domains.auth.exceptions import (
-    InvalidAccessToken,
-    InvalidCredentials,
-    InvalidRefreshToken,
-    NotAuthenticated,
+from app.domains.auth.dependencies import (
+    AuthServiceDep,
+    CurrentUser,
+    get_principal,
+    login_rate_key,
 )
 from app.domains.auth.schemas import RefreshRequest, TokenPair, TokenRequest
+from app.domains.auth.service import AuthService
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -27,7 +27,7 @@ def _never_store(response: Response) -> None:
 @router.post(
     "/token",
     summary="Log in with email and password (OAuth2 password grant)",
-    responses=error_responses(InvalidCredentials, RateLimitExceeded),
+    responses=error_responses(AuthService.login),
     dependencies=[
         Depends(RateLimit(lambda s: s.rate_limit_login, scope="auth-token", key=login_rate_key))
     ],
@@ -42,7 +42,7 @@ async def issue_token(
 @router.post(
     "/refresh",
     summary="Trade a refresh token for a new pair; the old one is spent",
-    responses=error_responses(InvalidRefreshToken),
+    responses=error_responses(AuthService.refresh),
 )
 async def refresh_token(
     body: RefreshRequest, response: Response, auth: AuthServiceDep
@@ -55,7 +55,7 @@ async def refresh_token(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="End this session: its access and refresh tokens stop working at once",
-    responses=error_responses(NotAuthenticated, InvalidAccessToken),
+    responses=error_responses(get_principal),
 )
 async def logout(principal: CurrentUser, auth: AuthServiceDep) -> None:
     await auth.logout(principal)

@@ -4,34 +4,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, Security, status
 
-from app.api.deps import ETagJSON
+from app.core.deps import ETagJSON
 from app.core.errors import error_responses
 from app.core.pagination import Page, PageParamsDep
-from app.core.rate_limit import RateLimitExceeded
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_principal
-from app.domains.auth.exceptions import InsufficientScope, InvalidAccessToken, NotAuthenticated
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.dependencies import ItemServiceDep
-from app.domains.items.exceptions import ItemNotFound, NotItemOwner
 from app.domains.items.schemas import ItemCreate, ItemQuery, ItemRead, ItemUpdate
+from app.domains.items.service import ItemService
 
-router = APIRouter(
-    prefix="/items",
-    tags=["items"],
-)
+router = APIRouter(prefix="/items", tags=["items"])
 
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the item's id")]
 ItemWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.ITEMS_WRITE])]
-WRITE_ERRORS = (RateLimitExceeded, NotAuthenticated, InvalidAccessToken, InsufficientScope)
 
 
-@router.get(
-    "",
-    summary="Search, filter and sort the catalog",
-    response_model=Page[ItemRead],
-    responses=error_responses(RateLimitExceeded),
-)
+@router.get("", summary="Search, filter and sort the catalog", response_model=Page[ItemRead])
 async def list_items(
     query: Annotated[ItemQuery, Query()],
     page: PageParamsDep,
@@ -45,7 +34,7 @@ async def list_items(
     "/{item_id}",
     summary="Read an item",
     response_model=ItemRead,
-    responses=error_responses(RateLimitExceeded, ItemNotFound),
+    responses=error_responses(ItemService.get),
 )
 async def read_item(item_id: ItemId, items: ItemServiceDep, etag_json: ETagJSON) -> Response:
     return etag_json(await items.get(item_id))
@@ -55,7 +44,7 @@ async def read_item(item_id: ItemId, items: ItemServiceDep, etag_json: ETagJSON)
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Add an item to the catalog",
-    responses=error_responses(*WRITE_ERRORS),
+    responses=error_responses(get_principal),
 )
 async def create_item(
     data: ItemCreate,
@@ -72,7 +61,7 @@ async def create_item(
 @router.patch(
     "/{item_id}",
     summary="Change an item (its owner or an administrator)",
-    responses=error_responses(*WRITE_ERRORS, NotItemOwner, ItemNotFound),
+    responses=error_responses(get_principal, ItemService.update),
 )
 async def update_item(
     item_id: ItemId, changes: ItemUpdate, principal: ItemWriter, items: ItemServiceDep
@@ -84,7 +73,7 @@ async def update_item(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an item (its owner or an administrator)",
-    responses=error_responses(*WRITE_ERRORS, NotItemOwner, ItemNotFound),
+    responses=error_responses(get_principal, ItemService.delete),
 )
 async def delete_item(item_id: ItemId, principal: ItemWriter, items: ItemServiceDep) -> None:
     await items.delete(principal, item_id)

@@ -5,15 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from app.core.errors import error_responses
-from app.core.pagination import Page, PageParamsDep, page_of
-from app.core.rate_limit import RateLimitExceeded
+from app.core.pagination import Page, PageParamsDep
 from app.core.types import MAX_ID
-from app.domains.auth.exceptions import (
-    AdminRequired,
-    InsufficientScope,
-    InvalidAccessToken,
-    NotAuthenticated,
-)
+from app.domains.auth.dependencies import get_admin, get_principal
 from app.domains.orders.dependencies import (
     IdempotencyKeyHeader,
     OrderAdmin,
@@ -22,22 +16,12 @@ from app.domains.orders.dependencies import (
     OrderWriter,
     order_rate_limit,
 )
-from app.domains.orders.exceptions import (
-    IdempotencyKeyInFlight,
-    IdempotencyKeyReused,
-    IllegalTransition,
-    OrderNotFound,
-    OrderTooLarge,
-    OutOfStock,
-    OvernightMinimum,
-    UnknownItems,
-)
 from app.domains.orders.schemas import OrderCreate, OrderFilter, OrderRead
+from app.domains.orders.service import OrderService
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
-AUTH_ERRORS = (NotAuthenticated, InvalidAccessToken, InsufficientScope)
-OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
+OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the order's id")]
 
 
 @router.post(
@@ -45,16 +29,7 @@ OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
     status_code=status.HTTP_201_CREATED,
     summary="Place an order, priced on the server; stock is taken for every line or none",
     dependencies=[Depends(order_rate_limit)],
-    responses=error_responses(
-        *AUTH_ERRORS,
-        UnknownItems,
-        OvernightMinimum,
-        OrderTooLarge,
-        IdempotencyKeyReused,
-        OutOfStock,
-        IdempotencyKeyInFlight,
-        RateLimitExceeded,
-    ),
+    responses=error_responses(get_principal, OrderService.place),
 )
 async def place_order(
     data: OrderCreate,
@@ -66,7 +41,7 @@ async def place_order(
 ) -> OrderRead:
     placed = await orders.place(principal, data, idempotency_key=idempotency_key)
     response.status_code = placed.status_code
-    response.headers["Location"] = str(request.url_for("read_order", order_id=placed.order.id))
+    response.headers["Location"] = request.app.url_path_for("read_order", order_id=placed.order.id)
     if placed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return placed.order
@@ -75,7 +50,7 @@ async def place_order(
 @router.get(
     "",
     summary="List your orders, newest first (administrators: every order)",
-    responses=error_responses(*AUTH_ERRORS),
+    responses=error_responses(get_principal),
 )
 async def list_orders(
     principal: OrderReader,
@@ -83,38 +58,37 @@ async def list_orders(
     page: PageParamsDep,
     orders: OrderServiceDep,
 ) -> Page[OrderRead]:
-    rows, total = await orders.list_page(principal, filters, offset=page.offset, limit=page.limit)
-    return page_of(OrderRead, rows, total, offset=page.offset, limit=page.limit)
+    return await orders.list_page(principal, filters, offset=page.offset, limit=page.limit)
 
 
 @router.get(
     "/{order_id}",
     summary="Read one of your orders (administrators: any order)",
-    responses=error_responses(*AUTH_ERRORS, OrderNotFound),
+    responses=error_responses(get_principal, OrderService.get_for),
 )
 async def read_order(
     order_id: OrderId, principal: OrderReader, orders: OrderServiceDep
 ) -> OrderRead:
-    return OrderRead.model_validate(await orders.get_for(principal, order_id))
+    return await orders.get_for(principal, order_id)
 
 
 @router.post(
     "/{order_id}/cancel",
     summary="Cancel a placed order; its stock returns to the catalog",
-    responses=error_responses(*AUTH_ERRORS, OrderNotFound, IllegalTransition),
+    responses=error_responses(get_principal, OrderService.cancel),
 )
 async def cancel_order(
     order_id: OrderId, principal: OrderWriter, orders: OrderServiceDep
 ) -> OrderRead:
-    return OrderRead.model_validate(await orders.cancel(principal, order_id))
+    return await orders.cancel(principal, order_id)
 
 
 @router.post(
     "/{order_id}/ship",
     summary="Mark a placed order shipped (administrators)",
-    responses=error_responses(*AUTH_ERRORS, AdminRequired, OrderNotFound, IllegalTransition),
+    responses=error_responses(get_admin, OrderService.ship),
 )
 async def ship_order(
     order_id: OrderId, principal: OrderAdmin, orders: OrderServiceDep
 ) -> OrderRead:
-    return OrderRead.model_validate(await orders.ship(principal, order_id))
+    return await orders.ship(principal, order_id)

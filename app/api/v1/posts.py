@@ -6,39 +6,25 @@ from fastapi import APIRouter, Path, Request, Response, Security, status
 
 from app.core.errors import error_responses
 from app.core.pagination import Page, PageParamsDep
-from app.core.rate_limit import RateLimitExceeded
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_principal
-from app.domains.auth.exceptions import InsufficientScope, InvalidAccessToken, NotAuthenticated
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.posts.dependencies import PostServiceDep
-from app.domains.posts.exceptions import NotPostAuthor, PostNotFound
 from app.domains.posts.schemas import PostCreate, PostRead, PostUpdate
+from app.domains.posts.service import PostService
 
-router = APIRouter(
-    prefix="/posts",
-    tags=["posts"],
-)
+router = APIRouter(prefix="/posts", tags=["posts"])
 
 PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="the post's id")]
 PostWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.POSTS_WRITE])]
-WRITE_ERRORS = (RateLimitExceeded, NotAuthenticated, InvalidAccessToken, InsufficientScope)
 
 
-@router.get(
-    "",
-    summary="List posts, newest first",
-    responses=error_responses(RateLimitExceeded),
-)
+@router.get("", summary="List posts, newest first")
 async def list_posts(page: PageParamsDep, posts: PostServiceDep) -> Page[PostRead]:
     return await posts.list_newest(offset=page.offset, limit=page.limit)
 
 
-@router.get(
-    "/{post_id}",
-    summary="Read a post",
-    responses=error_responses(RateLimitExceeded, PostNotFound),
-)
+@router.get("/{post_id}", summary="Read a post", responses=error_responses(PostService.get))
 async def read_post(post_id: PostId, posts: PostServiceDep) -> PostRead:
     return await posts.get(post_id)
 
@@ -47,7 +33,7 @@ async def read_post(post_id: PostId, posts: PostServiceDep) -> PostRead:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Write a post",
-    responses=error_responses(*WRITE_ERRORS),
+    responses=error_responses(get_principal),
 )
 async def create_post(
     data: PostCreate,
@@ -64,7 +50,7 @@ async def create_post(
 @router.patch(
     "/{post_id}",
     summary="Change your post",
-    responses=error_responses(*WRITE_ERRORS, NotPostAuthor, PostNotFound),
+    responses=error_responses(get_principal, PostService.update),
 )
 async def update_post(
     post_id: PostId, changes: PostUpdate, principal: PostWriter, posts: PostServiceDep
@@ -76,7 +62,7 @@ async def update_post(
     "/{post_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a post (its author or an administrator)",
-    responses=error_responses(*WRITE_ERRORS, NotPostAuthor, PostNotFound),
+    responses=error_responses(get_principal, PostService.delete),
 )
 async def delete_post(post_id: PostId, principal: PostWriter, posts: PostServiceDep) -> None:
     await posts.delete(principal, post_id)

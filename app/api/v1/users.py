@@ -4,107 +4,91 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
 
-from app.api.deps import ResourcesDep
+from app.core.deps import RateLimit
 from app.core.errors import error_responses
-from app.core.pagination import Page, PageParamsDep, page_of
-from app.core.rate_limit import RateLimit, RateLimitExceeded
+from app.core.pagination import Page, PageParamsDep
 from app.core.types import MAX_ID
-from app.domains.auth.dependencies import AdminUser, CurrentUser, ProfileUser
-from app.domains.auth.exceptions import (
-    AdminRequired,
-    InsufficientScope,
-    InvalidAccessToken,
-    NotAuthenticated,
+from app.domains.auth.dependencies import (
+    AdminUser,
+    AuthServiceDep,
+    CurrentUser,
+    ProfileUser,
+    get_admin,
+    get_principal,
 )
-from app.domains.users.dependencies import DashboardReader, UserServiceDep
-from app.domains.users.exceptions import EmailTaken, UserNotFound, WrongCurrentPassword
-from app.domains.users.schemas import (
-    Dashboard,
-    PasswordChange,
-    UserAdminUpdate,
-    UserCreate,
-    UserRead,
-    UserUpdate,
-)
-from app.domains.users.service import build_dashboard
+from app.domains.auth.schemas import PasswordChange
+from app.domains.auth.service import AuthService
+from app.domains.users.dependencies import UserServiceDep
+from app.domains.users.schemas import UserAdminUpdate, UserCreate, UserRead, UserUpdate
+from app.domains.users.service import UserService
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="the user's id")]
-AUTH_ERRORS = (NotAuthenticated, InvalidAccessToken, InsufficientScope)
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Register a new account",
-    responses=error_responses(EmailTaken, RateLimitExceeded),
+    responses=error_responses(UserService.register),
     dependencies=[Depends(RateLimit(lambda s: s.rate_limit_register, scope="register"))],
 )
 async def register_user(data: UserCreate, users: UserServiceDep) -> UserRead:
-    return UserRead.model_validate(await users.register(data))
+    return await users.register(data)
 
 
-@router.get("/me", summary="Your account", responses=error_responses(*AUTH_ERRORS))
+@router.get("/me", summary="Your account", responses=error_responses(get_principal))
 async def read_me(principal: CurrentUser) -> UserRead:
+    # The principal already holds the account, read on this request: no second query.
     return UserRead.model_validate(principal)
 
 
 @router.patch(
     "/me",
     summary="Change your name or email",
-    responses=error_responses(*AUTH_ERRORS, EmailTaken),
+    responses=error_responses(get_principal, UserService.update_profile),
 )
 async def update_me(changes: UserUpdate, principal: ProfileUser, users: UserServiceDep) -> UserRead:
-    return UserRead.model_validate(await users.update_me(principal, changes))
-
-
-@router.get(
-    "/me/dashboard",
-    summary="Your order stats, newest orders and newest posts",
-    responses=error_responses(*AUTH_ERRORS),
-)
-async def read_dashboard(principal: DashboardReader, resources: ResourcesDep) -> Dashboard:
-    return await build_dashboard(resources.sessionmaker, principal)
+    return await users.update_profile(principal.id, changes)
 
 
 @router.post(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change your password; every other session is signed out",
-    responses=error_responses(*AUTH_ERRORS, WrongCurrentPassword),
+    responses=error_responses(get_principal, AuthService.change_password),
 )
 async def change_password(
-    change: PasswordChange, principal: ProfileUser, users: UserServiceDep
+    change: PasswordChange, principal: ProfileUser, auth: AuthServiceDep
 ) -> None:
-    await users.change_password(principal, change)
+    await auth.change_password(principal, change)
 
 
 @router.get(
     "",
     summary="List users (administrators)",
-    responses=error_responses(*AUTH_ERRORS, AdminRequired),
+    responses=error_responses(get_admin),
 )
 async def list_users(_: AdminUser, page: PageParamsDep, users: UserServiceDep) -> Page[UserRead]:
-    rows, total = await users.list_page(offset=page.offset, limit=page.limit)
-    return page_of(UserRead, rows, total, offset=page.offset, limit=page.limit)
+    return await users.list_page(offset=page.offset, limit=page.limit)
 
 
 @router.get(
     "/{user_id}",
     summary="Read a user (administrators)",
-    responses=error_responses(*AUTH_ERRORS, AdminRequired, UserNotFound),
+    responses=error_responses(get_admin, UserService.get),
 )
 async def read_user(user_id: UserId, _: AdminUser, users: UserServiceDep) -> UserRead:
-    return UserRead.model_validate(await users.get(user_id))
+    return await users.get(user_id)
 
 
 @router.patch(
     "/{user_id}",
     summary="Activate, deactivate or change the role of a user (administrators)",
-    responses=error_responses(*AUTH_ERRORS, AdminRequired, UserNotFound),
+    responses=error_responses(get_admin, AuthService.update_access),
 )
 async def update_user(
-    user_id: UserId, changes: UserAdminUpdate, _: AdminUser, users: UserServiceDep
+    user_id: UserId, changes: UserAdminUpdate, _: AdminUser, auth: AuthServiceDep
 ) -> UserRead:
-    return UserRead.model_validate(await users.admin_update(user_id, changes))
+    return await auth.update_access(user_id, changes)

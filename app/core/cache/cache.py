@@ -5,12 +5,13 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from redis.asyncio import Redis
 
 from app.core.cache.codecs import JSON, Codec
 from app.core.cache.entries import FRESH_UNTIL, Entry, decode
+from app.core.cache.flight import SingleFlight
 from app.core.cache.local import LocalStore
 from app.core.config import Settings
 from app.core.metrics import CACHE_HITS, CACHE_MISSES
@@ -32,10 +33,6 @@ class _Unavailable(Exception):
     """Redis failed or is cooling down; the caller treats it as a miss."""
 
 
-class _LeaderCancelled(Exception):
-    """The request loading a key was cancelled; its waiters must load it themselves."""
-
-
 class Cache:
     """Cache-aside with stampede protection and namespace versioning.
 
@@ -54,11 +51,13 @@ class Cache:
         local_max_entries: int = 10_000,
         failure_cooldown: float = 5.0,
         clock: Callable[[], float] = time.time,
+        enabled: bool = True,
     ) -> None:
         self.hits = 0
         self.misses = 0
         self.stale_hits = 0
         self.errors = 0
+        self._enabled = enabled
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl
@@ -68,7 +67,7 @@ class Cache:
         self._clock = clock
         self._local = LocalStore(local_max_entries, clock)
         self._versions: dict[str, int] = {}
-        self._inflight: dict[tuple[str | None, str], asyncio.Future[bytes]] = {}
+        self._flights = SingleFlight()
         self._breaker = RedisBreaker("cache", failure_cooldown)
         self._unlock = redis.register_script(_UNLOCK) if redis is not None else None
 
@@ -83,26 +82,8 @@ class Cache:
             lock_wait=settings.cache_lock_wait_seconds,
             local_max_entries=settings.cache_local_max_entries,
             failure_cooldown=settings.redis_failure_cooldown_seconds,
+            enabled=settings.cache_enabled,
         )
-
-    async def get(self, key: str) -> bytes | None:
-        entry = await self._read(self._key(key))
-        if entry is None or not entry.fresh:
-            self._count_miss(key, None)
-            return None
-        self._count_hit(key, None)
-        return entry.data
-
-    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        await self._write(self._key(key), value, ttl or self._ttl)
-
-    async def get_json(self, key: str) -> Any:
-        """The stored JSON value, or None on a miss."""
-        data = await self.get(key)
-        return None if data is None else JSON.loads(data)
-
-    async def set_json(self, key: str, value: Any, ttl: float | None = None) -> None:
-        await self.set(key, JSON.dumps(value), ttl)
 
     async def delete(self, *keys: str) -> None:
         full_keys = [self._key(key) for key in keys]
@@ -149,26 +130,13 @@ class Cache:
         a short lock lets one replica recompute an expired key while the others serve the
         stale value, or wait up to CACHE_LOCK_WAIT_SECONDS when there is none.
         """
-        flight = (namespace, key)
-        while (pending := self._inflight.get(flight)) is not None:
-            try:
-                return codec.loads(await asyncio.shield(pending))
-            except _LeaderCancelled:
-                continue
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._inflight[flight] = future
-        try:
-            value, data = await self._load_through(key, namespace, loader, ttl or self._ttl, codec)
-        except BaseException as error:
-            shared = _LeaderCancelled() if isinstance(error, asyncio.CancelledError) else error
-            future.set_exception(shared)
-            future.exception()  # retrieved here, so an unawaited future is not logged
-            raise
-        else:
-            future.set_result(data)
-            return value
-        finally:
-            del self._inflight[flight]
+        if not self._enabled:
+            return await loader()
+        return await self._flights.share(
+            (namespace, key),
+            lambda: self._load_through(key, namespace, loader, ttl or self._ttl, codec),
+            codec,
+        )
 
     async def _load_through(
         self,

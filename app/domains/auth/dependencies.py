@@ -4,7 +4,16 @@ from fastapi import Depends, Form, Request, Response, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from fastapi.security.utils import get_authorization_scheme_param
 
-from app.api.deps import ClientIPDep, ResourcesDep, SessionDep
+from app.core.deps import (
+    ClientIPDep,
+    EngineDep,
+    PasswordHasherDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+    TokenCodecDep,
+)
+from app.core.errors import raises
 from app.core.security import AccessClaims, InvalidToken
 from app.domains.auth.exceptions import (
     AdminRequired,
@@ -24,7 +33,7 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
-async def get_bearer_claims(request: Request, resources: ResourcesDep) -> AccessClaims | None:
+async def get_bearer_claims(request: Request, tokens: TokenCodecDep) -> AccessClaims | None:
     """The verified claims of the request's bearer token; None when absent or invalid.
 
     A dependency, so FastAPI verifies the token once per request however many
@@ -34,7 +43,7 @@ async def get_bearer_claims(request: Request, resources: ResourcesDep) -> Access
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        return resources.tokens.verify(token)
+        return tokens.verify(token)
     except InvalidToken:
         return None
 
@@ -42,9 +51,10 @@ async def get_bearer_claims(request: Request, resources: ResourcesDep) -> Access
 BearerClaims = Annotated[AccessClaims | None, Depends(get_bearer_claims)]
 
 
+@raises(NotAuthenticated, InvalidAccessToken, InsufficientScope)
 async def get_principal(
     security_scopes: SecurityScopes,
-    resources: ResourcesDep,
+    engine: EngineDep,
     response: Response,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     claims: BearerClaims,
@@ -53,7 +63,7 @@ async def get_principal(
         raise NotAuthenticated
     if claims is None:
         raise InvalidAccessToken
-    async with resources.engine.connect() as connection:
+    async with engine.connect() as connection:
         principal = await find_principal(
             connection, session_id=claims.session_id, user_id=claims.user_id, scopes=claims.scopes
         )
@@ -71,6 +81,7 @@ CurrentUser = Annotated[Principal, Security(get_principal)]
 ProfileUser = Annotated[Principal, Security(get_principal, scopes=[Scope.PROFILE])]
 
 
+@raises(get_principal, AdminRequired)
 async def get_admin(principal: Annotated[Principal, Security(get_principal)]) -> Principal:
     """An administrator; the scope the route needs comes from the alias using this.
 
@@ -88,7 +99,7 @@ AdminUser = Annotated[Principal, Security(get_admin, scopes=[Scope.USERS_ADMIN])
 async def login_rate_key(ip: ClientIPDep, form: Annotated[TokenRequest, Form()]) -> str:
     # Per address and account: one client cannot guess many passwords for an account, and
     # one busy address (a NAT) does not lock everyone behind it out of every account.
-    return f"{ip}|{form.username.lower()}"
+    return f"{ip}|{form.username}"
 
 
 async def caller_rate_key(claims: BearerClaims, ip: ClientIPDep) -> str:
@@ -100,9 +111,19 @@ async def caller_rate_key(claims: BearerClaims, ip: ClientIPDep) -> str:
     return f"user:{claims.user_id}" if claims is not None else f"ip:{ip}"
 
 
-async def get_auth_service(session: SessionDep, resources: ResourcesDep) -> AuthService:
+async def get_auth_service(
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    passwords: PasswordHasherDep,
+    tokens: TokenCodecDep,
+    settings: SettingsDep,
+) -> AuthService:
     return AuthService(
-        session, passwords=resources.passwords, tokens=resources.tokens, settings=resources.settings
+        session,
+        sessionmaker=sessionmaker,
+        passwords=passwords,
+        tokens=tokens,
+        refresh_token_days=settings.refresh_token_expire_days,
     )
 
 

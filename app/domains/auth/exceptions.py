@@ -1,4 +1,4 @@
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import BadRequest, Forbidden, Unauthorized
 
 
 class InvalidCredentials(Unauthorized):
@@ -30,12 +30,6 @@ class InvalidRefreshToken(Unauthorized):
     detail = "The refresh token is invalid, expired, spent or revoked."
 
 
-class RefreshTokenReused(InvalidRefreshToken):
-    """A spent token came back: its session has been revoked, and that must stick."""
-
-    keeps_changes = True
-
-
 class InsufficientScope(Forbidden):
     type = "urn:problem-type:insufficient-scope"
     title = "Insufficient scope"
@@ -52,3 +46,9 @@ class AdminRequired(Forbidden):
     type = "urn:problem-type:admin-required"
     title = "Administrator required"
     detail = "Only administrators may do this."
+
+
+class WrongCurrentPassword(BadRequest):
+    type = "urn:problem-type:wrong-current-password"
+    title = "Wrong current password"
+    detail = "The current password is not correct."

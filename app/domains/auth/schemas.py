@@ -3,10 +3,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.types import NoNul
 from app.domains.users.models import Role
+from app.domains.users.schemas import MAX_PASSWORD_LENGTH, Password, normalize_email
 
 
 class Scope(StrEnum):
@@ -58,8 +59,11 @@ class TokenRequest(BaseModel):
     """The OAuth2 password grant form (RFC 6749 section 4.3); `username` is the email."""
 
     grant_type: Annotated[Literal["password"] | None, Field()] = None
-    username: Annotated[str, StringConstraints(max_length=320), NoNul]
-    password: Annotated[str, StringConstraints(max_length=128), NoNul]
+    # Normalised exactly as registration stores emails, so what was registered logs in.
+    username: Annotated[
+        str, StringConstraints(max_length=320), NoNul, AfterValidator(normalize_email)
+    ]
+    password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NoNul]
     scope: Annotated[str, StringConstraints(max_length=500), NoNul] = Field(
         default="", description="space-separated scopes"
     )
@@ -76,4 +80,13 @@ class TokenPair(BaseModel):
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+    # Long enough for any token a client might mistake for a refresh token (an access token
+    # is a JWT of several hundred characters): those get the same 401 as any unknown token.
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096), NoNul]
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NoNul]
+    new_password: Password

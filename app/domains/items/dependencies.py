@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.api.deps import CacheDep, SessionDep
+from app.core.deps import CacheDep, SessionDep
 from app.domains.items.service import ItemService
 
 

@@ -1,8 +1,11 @@
-from sqlalchemy import ColumnElement, func, or_, select
+from collections.abc import Iterable
+
+from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.types import MAX_INT32
 from app.domains.items.models import Item
-from app.domains.items.schemas import ItemQuery, ItemSort, SortOrder
+from app.domains.items.schemas import ItemQuery, ItemSort, ReservedItem, SortOrder
 
 _SORT_COLUMNS = {
     ItemSort.CREATED_AT: Item.created_at,
@@ -72,3 +75,43 @@ class ItemRepository:
             select(Item).where(*conditions).order_by(*ordering).offset(offset).limit(limit)
         )
         return list(rows), total or 0
+
+    async def existing_ids(self, item_ids: Iterable[int]) -> set[int]:
+        rows = await self.session.scalars(select(Item.id).where(Item.id.in_(list(item_ids))))
+        return set(rows)
+
+    async def take_stock(self, item_id: int, quantity: int) -> ReservedItem | None:
+        """Take `quantity` of an item if that many are in stock; None if not.
+
+        One conditional UPDATE: the check and the decrement are a single atomic step, so
+        concurrent orders can never both take the last unit, and on PostgreSQL only this
+        item's row is locked (until the transaction ends), never unrelated ones.
+        """
+        result = await self.session.execute(
+            update(Item)
+            .where(Item.id == item_id, Item.stock >= quantity)
+            .values(stock=Item.stock - quantity)
+            .returning(Item.name, Item.price)
+            .execution_options(synchronize_session=False)
+        )
+        row = result.first()
+        if row is None:
+            return None
+        return ReservedItem(item_id=item_id, name=row.name, price=row.price, quantity=quantity)
+
+    async def return_stock(self, item_id: int, quantity: int) -> None:
+        """Put `quantity` back, saturating at the column's maximum.
+
+        The owner may have raised the stock close to the maximum since the units were
+        taken; the sum is bounded in the statement itself, so it can never overflow.
+        """
+        await self.session.execute(
+            update(Item)
+            .where(Item.id == item_id)
+            .values(
+                stock=case(
+                    (Item.stock > MAX_INT32 - quantity, MAX_INT32), else_=Item.stock + quantity
+                )
+            )
+            .execution_options(synchronize_session=False)
+        )

@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -92,3 +93,21 @@ class ItemQuery(BaseModel):
         ):
             raise ValueError("min_price must not exceed max_price")
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class StockLine:
+    """One line of a stock reservation: how many of which item."""
+
+    item_id: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedItem:
+    """What the catalog said about an item at the moment its stock was taken."""
+
+    item_id: int
+    name: str
+    price: Decimal
+    quantity: int

@@ -1,16 +1,24 @@
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.cache import Cache, ModelCodec
 from app.core.db import after_commit
+from app.core.errors import raises
 from app.core.pagination import Page, page_of
 from app.domains.auth.schemas import Principal
-from app.domains.items.exceptions import ItemNotFound, NotItemOwner
+from app.domains.items.exceptions import ItemNotFound, NotItemOwner, OutOfStock, UnknownItems
 from app.domains.items.models import Item
 from app.domains.items.repository import ItemRepository
-from app.domains.items.schemas import ItemCreate, ItemQuery, ItemRead, ItemUpdate
+from app.domains.items.schemas import (
+    ItemCreate,
+    ItemQuery,
+    ItemRead,
+    ItemUpdate,
+    ReservedItem,
+    StockLine,
+)
 
 # Every cached list page lives under this namespace, so one bump retires all of them.
 LISTS_NAMESPACE = "items"
@@ -28,22 +36,6 @@ def page_key(query: ItemQuery, *, offset: int, limit: int) -> str:
     return f"page:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
-def invalidate_after_commit(session: AsyncSession, cache: Cache, item_ids: Iterable[int]) -> None:
-    """Forget the cached reads of these items, and every cached list, once `session` commits.
-
-    After, not before: invalidating earlier would let a concurrent read put the old row back.
-    Anything that changes items (the catalog, and orders moving stock) goes through here.
-    """
-    keys = [item_key(item_id) for item_id in item_ids]
-
-    async def invalidate() -> None:
-        if keys:
-            await cache.delete(*keys)
-        await cache.bump(LISTS_NAMESPACE)
-
-    after_commit(session, invalidate)
-
-
 def ensure_can_change(principal: Principal, item: Item) -> None:
     """The one ownership rule of the catalog: an item's owner or an administrator."""
     if item.owner_id != principal.id and not principal.is_admin:
@@ -51,7 +43,8 @@ def ensure_can_change(principal: Principal, item: Item) -> None:
 
 
 class ItemService:
-    """The catalog: cache-aside public reads, owner-only writes that invalidate on commit.
+    """The catalog: cache-aside public reads, owner-only writes, and the stock that orders
+    reserve and release; every change invalidates the cached reads once it commits.
 
     A read that missed may still write the value it loaded from before a concurrent
     commit; the TTL (CACHE_TTL_SECONDS) bounds how long such a value can live.
@@ -62,6 +55,7 @@ class ItemService:
         self.items = ItemRepository(session)
         self.cache = cache
 
+    @raises(ItemNotFound)
     async def get(self, item_id: int) -> ItemRead:
         async def load() -> ItemRead:
             return ItemRead.model_validate(await self._get_item(item_id))
@@ -82,23 +76,68 @@ class ItemService:
 
     async def create(self, principal: Principal, data: ItemCreate) -> ItemRead:
         item = await self.items.add(Item(**data.model_dump(), owner_id=principal.id))
-        invalidate_after_commit(self.session, self.cache, [])
+        self._invalidate_after_commit([])
         return ItemRead.model_validate(item)
 
+    @raises(NotItemOwner, ItemNotFound)
     async def update(self, principal: Principal, item_id: int, changes: ItemUpdate) -> ItemRead:
         item = await self._get_item(item_id)
         ensure_can_change(principal, item)
-        for field, value in changes.model_dump(exclude_unset=True).items():
-            setattr(item, field, value)
+        changes.apply_to(item)
         await self.session.flush()
-        invalidate_after_commit(self.session, self.cache, [item_id])
+        self._invalidate_after_commit([item_id])
         return ItemRead.model_validate(item)
 
+    @raises(NotItemOwner, ItemNotFound)
     async def delete(self, principal: Principal, item_id: int) -> None:
         item = await self._get_item(item_id)
         ensure_can_change(principal, item)
         await self.items.delete(item)
-        invalidate_after_commit(self.session, self.cache, [item_id])
+        self._invalidate_after_commit([item_id])
+
+    @raises(UnknownItems, OutOfStock)
+    async def reserve(self, lines: Sequence[StockLine]) -> list[ReservedItem]:
+        """Take every line's stock, at the current prices, or raise; the request's rollback
+        undoes a partial take. The result follows the order of `lines`.
+
+        Rows are locked in ascending item id order, the same in every transaction, so two
+        reservations sharing items wait for each other instead of deadlocking.
+        """
+        known = await self.items.existing_ids(line.item_id for line in lines)
+        unknown = {
+            index: line.item_id for index, line in enumerate(lines) if line.item_id not in known
+        }
+        if unknown:
+            raise UnknownItems(unknown)
+        taken: dict[int, ReservedItem] = {}
+        for index, line in sorted(enumerate(lines), key=lambda pair: pair[1].item_id):
+            reserved = await self.items.take_stock(line.item_id, line.quantity)
+            if reserved is None:
+                raise OutOfStock(item_id=line.item_id, line=index, quantity=line.quantity)
+            taken[index] = reserved
+        # Stock is part of every cached item read.
+        self._invalidate_after_commit(known)
+        return [taken[index] for index in range(len(lines))]
+
+    async def release(self, lines: Sequence[StockLine]) -> None:
+        """Return reserved stock (a cancelled order), in the same lock order as `reserve`."""
+        for line in sorted(lines, key=lambda line: line.item_id):
+            await self.items.return_stock(line.item_id, line.quantity)
+        self._invalidate_after_commit(line.item_id for line in lines)
+
+    def _invalidate_after_commit(self, item_ids: Iterable[int]) -> None:
+        """Forget the cached reads of these items, and every cached list, once the request
+        commits. After, not before: invalidating earlier would let a concurrent read put
+        the old row back."""
+        keys = [item_key(item_id) for item_id in item_ids]
+        cache = self.cache
+
+        async def invalidate() -> None:
+            if keys:
+                await cache.delete(*keys)
+            await cache.bump(LISTS_NAMESPACE)
+
+        after_commit(self.session, invalidate)
 
     async def _get_item(self, item_id: int) -> Item:
         item = await self.items.get(item_id)

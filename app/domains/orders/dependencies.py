@@ -2,23 +2,21 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Security
 
-from app.api.deps import CacheDep, ResourcesDep, SessionDep, TracerDep
-from app.core.rate_limit import RateLimit
+from app.core.deps import RateLimit, SessionDep, SessionmakerDep, TracerDep
 from app.domains.auth.dependencies import get_admin, get_principal
 from app.domains.auth.schemas import Principal, Scope
+from app.domains.items.dependencies import ItemServiceDep
 from app.domains.orders.service import OrderService
 
 OrderReader = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_READ])]
 OrderWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_WRITE])]
-
-
 OrderAdmin = Annotated[Principal, Security(get_admin, scopes=[Scope.ORDERS_ADMIN])]
 
 
 async def get_order_service(
-    session: SessionDep, resources: ResourcesDep, tracer: TracerDep, cache: CacheDep
+    session: SessionDep, sessionmaker: SessionmakerDep, items: ItemServiceDep, tracer: TracerDep
 ) -> OrderService:
-    return OrderService(session, sessionmaker=resources.sessionmaker, tracer=tracer, cache=cache)
+    return OrderService(session, sessionmaker=sessionmaker, items=items, tracer=tracer)
 
 
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]

@@ -11,16 +11,6 @@ class OrderNotFound(NotFound):
     detail = "No order with this id."
 
 
-class UnknownItems(BusinessRuleViolation):
-    type = "urn:problem-type:unknown-items"
-    title = "Unknown items"
-
-    def __init__(self, lines: dict[int, int]) -> None:
-        named = ", ".join(f"lines[{index}].item_id={item}" for index, item in lines.items())
-        super().__init__(f"These lines name items that are not in the catalog: {named}.")
-        self.lines = lines
-
-
 class OvernightMinimum(BusinessRuleViolation):
     type = "urn:problem-type:overnight-minimum"
     title = "Overnight shipping needs a larger order"
@@ -38,18 +28,6 @@ class OrderTooLarge(BusinessRuleViolation):
 
     def __init__(self, maximum: Decimal) -> None:
         super().__init__(f"An order's total may not exceed {maximum}.")
-
-
-class OutOfStock(Conflict):
-    type = "urn:problem-type:out-of-stock"
-    title = "Out of stock"
-
-    def __init__(self, *, item_id: int, line: int, quantity: int) -> None:
-        super().__init__(
-            f"Item {item_id} (lines[{line}]) has fewer than {quantity} in stock; "
-            "nothing was reserved."
-        )
-        self.item_id = item_id
 
 
 class IllegalTransition(Conflict):

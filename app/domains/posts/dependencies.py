@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.api.deps import SessionDep
+from app.core.deps import SessionDep
 from app.domains.posts.service import PostService
 
 

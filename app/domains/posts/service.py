@@ -1,5 +1,6 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import raises
 from app.core.pagination import Page, page_of
 from app.domains.auth.schemas import Principal
 from app.domains.posts.exceptions import NotPostAuthor, PostNotFound
@@ -21,6 +22,7 @@ class PostService:
         self.session = session
         self.posts = PostRepository(session)
 
+    @raises(PostNotFound)
     async def get(self, post_id: int) -> PostRead:
         return PostRead.model_validate(await self._get_post(post_id))
 
@@ -32,14 +34,15 @@ class PostService:
         post = await self.posts.add(Post(**data.model_dump(), author_id=principal.id))
         return PostRead.model_validate(post)
 
+    @raises(NotPostAuthor, PostNotFound)
     async def update(self, principal: Principal, post_id: int, changes: PostUpdate) -> PostRead:
         post = await self._get_post(post_id)
         ensure_author(principal, post, admin_allowed=False)
-        for field, value in changes.model_dump(exclude_unset=True).items():
-            setattr(post, field, value)
+        changes.apply_to(post)
         await self.session.flush()
         return PostRead.model_validate(post)
 
+    @raises(NotPostAuthor, PostNotFound)
     async def delete(self, principal: Principal, post_id: int) -> None:
         post = await self._get_post(post_id)
         ensure_author(principal, post, admin_allowed=True)

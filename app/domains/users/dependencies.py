@@ -1,18 +1,13 @@
 from typing import Annotated
 
-from fastapi import Depends, Security
+from fastapi import Depends
 
-from app.api.deps import ResourcesDep, SessionDep
-from app.domains.auth.dependencies import get_principal
-from app.domains.auth.schemas import Principal, Scope
+from app.core.deps import PasswordHasherDep, SessionDep
 from app.domains.users.service import UserService
 
 
-async def get_user_service(session: SessionDep, resources: ResourcesDep) -> UserService:
-    return UserService(session, passwords=resources.passwords)
+async def get_user_service(session: SessionDep, passwords: PasswordHasherDep) -> UserService:
+    return UserService(session, passwords=passwords)
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]
-
-# The dashboard shows orders, so it asks for the scope that reading orders needs.
-DashboardReader = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_READ])]

@@ -1,4 +1,4 @@
-from app.core.errors import BadRequest, Conflict, NotFound
+from app.core.errors import Conflict, NotFound
 
 
 class EmailTaken(Conflict):
@@ -11,9 +11,3 @@ class UserNotFound(NotFound):
     type = "urn:problem-type:user-not-found"
     title = "User not found"
     detail = "No user with this id."
-
-
-class WrongCurrentPassword(BadRequest):
-    type = "urn:problem-type:wrong-current-password"
-    title = "Wrong current password"
-    detail = "The current password is not correct."

@@ -14,7 +14,7 @@ class UserRepository:
         return await self.session.get(User, user_id)
 
     async def get_by_email(self, email: str) -> User | None:
-        result = await self.session.scalars(select(User).where(User.email == email.lower()))
+        result = await self.session.scalars(select(User).where(User.email == email))
         return result.first()
 
     async def add(self, user: User) -> User:

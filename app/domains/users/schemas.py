@@ -1,12 +1,11 @@
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints
 
 from app.core.schemas import PartialUpdate
-from app.core.types import Money, NoNul
-from app.domains.orders.schemas import OrderRead
-from app.domains.posts.schemas import PostRead
+from app.core.types import NoNul
 from app.domains.users.models import Role
 
 MIN_PASSWORD_LENGTH = 8
@@ -29,7 +28,15 @@ Password = Annotated[
 FullName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
 ]
-Email = Annotated[EmailStr, AfterValidator(str.lower)]
+
+
+def normalize_email(email: str) -> str:
+    """The one form an email is stored and looked up in: NFC, no surrounding spaces, lower
+    case; the unique constraint on it makes emails unique case-insensitively."""
+    return unicodedata.normalize("NFC", email.strip()).lower()
+
+
+Email = Annotated[EmailStr, AfterValidator(normalize_email)]
 
 
 class UserCreate(BaseModel):
@@ -54,13 +61,6 @@ class UserAdminUpdate(PartialUpdate):
     role: Role | None = None
 
 
-class PasswordChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    current_password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NoNul]
-    new_password: Password
-
-
 class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -70,14 +70,3 @@ class UserRead(BaseModel):
     role: Role
     is_active: bool
     created_at: datetime
-
-
-class DashboardStats(BaseModel):
-    order_count: int = Field(description="every order you placed, cancelled ones included")
-    total_spent: Money = Field(description="the totals of your orders that were not cancelled")
-
-
-class Dashboard(BaseModel):
-    stats: DashboardStats
-    recent_orders: list[OrderRead] = Field(description="your five newest orders")
-    recent_posts: list[PostRead] = Field(description="your five newest posts")

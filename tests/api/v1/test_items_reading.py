@@ -5,9 +5,9 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from tests.api.v1.items_helpers import ITEMS, assert_problem, create
 from tests.conftest import serve, variant
-from tests.factories import user
+from tests.factories import ITEMS, post_item, user
+from tests.problems import assert_problem
 
 
 async def test_missing_item_is_a_404_problem(client: httpx.AsyncClient) -> None:
@@ -28,7 +28,7 @@ async def test_the_largest_id_is_simply_not_found(client: httpx.AsyncClient) -> 
 async def test_list_page_shape_and_pagination_edges(client: httpx.AsyncClient) -> None:
     owner = await user(client)
     for n in range(3):
-        await create(client, owner, name=f"Thing {n}")
+        await post_item(client, owner, name=f"Thing {n}")
     page = (await client.get(ITEMS, params={"limit": 2})).json()
     assert page["total"] == 3
     assert (page["offset"], page["limit"]) == (0, 2)
@@ -82,7 +82,7 @@ async def test_min_price_above_max_price_is_a_422_problem(client: httpx.AsyncCli
 async def test_price_filters(client: httpx.AsyncClient) -> None:
     owner = await user(client)
     for price in ("5.00", "10.00", "15.00", "20.00"):
-        await create(client, owner, name=f"Priced {price}", price=price)
+        await post_item(client, owner, name=f"Priced {price}", price=price)
 
     async def prices(**params: str) -> list[str]:
         response = await client.get(ITEMS, params=params | {"sort": "price", "order": "asc"})
@@ -99,9 +99,9 @@ async def test_q_matches_name_or_description_case_insensitively(
     client: httpx.AsyncClient,
 ) -> None:
     owner = await user(client)
-    by_name = await create(client, owner, name="Blue Teapot", description="ceramic")
-    by_description = await create(client, owner, name="Kettle", description="a TEAPOT's cousin")
-    await create(client, owner, name="Spoon", description="silver")
+    by_name = await post_item(client, owner, name="Blue Teapot", description="ceramic")
+    by_description = await post_item(client, owner, name="Kettle", description="a TEAPOT's cousin")
+    await post_item(client, owner, name="Spoon", description="silver")
 
     page = (await client.get(ITEMS, params={"q": "teapot"})).json()
     assert {item["id"] for item in page["items"]} == {by_name["id"], by_description["id"]}
@@ -110,11 +110,11 @@ async def test_q_matches_name_or_description_case_insensitively(
 
 async def test_q_treats_like_wildcards_literally(client: httpx.AsyncClient) -> None:
     owner = await user(client)
-    percent = await create(client, owner, name="100% cotton")
-    underscore = await create(client, owner, name="snake_case")
-    await create(client, owner, name="100 cotton shirts")
-    await create(client, owner, name="snakeXcase")
-    await create(client, owner, name="back\\slash")
+    percent = await post_item(client, owner, name="100% cotton")
+    underscore = await post_item(client, owner, name="snake_case")
+    await post_item(client, owner, name="100 cotton shirts")
+    await post_item(client, owner, name="snakeXcase")
+    await post_item(client, owner, name="back\\slash")
 
     async def ids(q: str) -> set[int]:
         response = await client.get(ITEMS, params={"q": q})
@@ -133,7 +133,7 @@ async def test_q_treats_like_wildcards_literally(client: httpx.AsyncClient) -> N
 async def test_sort_and_order_are_stable(client: httpx.AsyncClient, sort: str, order: str) -> None:
     owner = await user(client)
     made = [
-        await create(client, owner, name=name, price=price)
+        await post_item(client, owner, name=name, price=price)
         for name, price in [("Bravo", "2.00"), ("Alpha", "3.00"), ("Charlie", "2.00"),
                             ("Alpha", "1.00")]
     ]  # fmt: skip
@@ -157,15 +157,15 @@ async def test_sort_and_order_are_stable(client: httpx.AsyncClient, sort: str, o
 
 async def test_default_order_is_newest_first(client: httpx.AsyncClient) -> None:
     owner = await user(client)
-    first = await create(client, owner, name="First")
-    second = await create(client, owner, name="Second")
+    first = await post_item(client, owner, name="First")
+    second = await post_item(client, owner, name="Second")
     ids = [item["id"] for item in (await client.get(ITEMS)).json()["items"]]
     assert ids == [second["id"], first["id"]]
 
 
 async def test_etag_is_stable_and_if_none_match_gives_304(client: httpx.AsyncClient) -> None:
     owner = await user(client)
-    item = await create(client, owner)
+    item = await post_item(client, owner)
     for path in (f"{ITEMS}/{item['id']}", ITEMS):
         first = await client.get(path)
         again = await client.get(path)

@@ -4,8 +4,8 @@ import httpx
 import pytest
 
 from app.core.resources import Resources
-from tests.api.v1.items_helpers import ITEMS, assert_problem, create
-from tests.factories import admin, user
+from tests.factories import ITEMS, admin, post_item, user
+from tests.problems import assert_problem
 
 
 async def test_create_returns_201_with_location_and_two_place_money(
@@ -87,7 +87,7 @@ async def test_non_finite_json_numbers_are_refused(client: httpx.AsyncClient, li
 
 async def test_the_maximum_price_and_stock_are_accepted(client: httpx.AsyncClient) -> None:
     owner = await user(client)
-    item = await create(client, owner, price="1000000", stock=2**31 - 1)
+    item = await post_item(client, owner, price="1000000", stock=2**31 - 1)
     assert item["price"] == "1000000.00"
     assert item["stock"] == 2**31 - 1
 
@@ -96,7 +96,7 @@ async def test_owner_update_is_seen_by_the_next_read_and_list(
     client: httpx.AsyncClient,
 ) -> None:
     owner = await user(client)
-    item = await create(client, owner, name="Old name", price="10.00")
+    item = await post_item(client, owner, name="Old name", price="10.00")
     path = f"{ITEMS}/{item['id']}"
     before = await client.get(path)
     listed = await client.get(ITEMS)
@@ -121,13 +121,13 @@ async def test_owner_update_is_seen_by_the_next_read_and_list(
 async def test_a_new_item_appears_in_a_cached_list(client: httpx.AsyncClient) -> None:
     owner = await user(client)
     assert (await client.get(ITEMS)).json()["total"] == 0
-    await create(client, owner)
+    await post_item(client, owner)
     assert (await client.get(ITEMS)).json()["total"] == 1
 
 
 async def test_delete_is_seen_by_the_next_read_and_list(client: httpx.AsyncClient) -> None:
     owner = await user(client)
-    item = await create(client, owner)
+    item = await post_item(client, owner)
     path = f"{ITEMS}/{item['id']}"
     assert (await client.get(path)).status_code == 200
     assert (await client.get(ITEMS)).json()["total"] == 1
@@ -142,7 +142,7 @@ async def test_delete_is_seen_by_the_next_read_and_list(client: httpx.AsyncClien
 
 async def test_update_validates_like_create(client: httpx.AsyncClient) -> None:
     owner = await user(client)
-    path = f"{ITEMS}/{(await create(client, owner))['id']}"
+    path = f"{ITEMS}/{(await post_item(client, owner))['id']}"
     for body in (
         {"price": None},
         {"name": None},
@@ -163,7 +163,7 @@ async def test_only_the_owner_or_an_admin_may_change_an_item(
     owner = await user(client)
     other = await user(client)
     boss = await admin(client, resources)
-    item = await create(client, owner)
+    item = await post_item(client, owner)
     path = f"{ITEMS}/{item['id']}"
 
     forbidden = await client.patch(path, json={"stock": 0}, headers=other.headers)

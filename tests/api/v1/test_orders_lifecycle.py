@@ -4,9 +4,8 @@ from sqlalchemy import delete
 
 from app.core.resources import Resources
 from app.domains.items.models import Item
-from tests.api.v1.orders_helpers import place, problem
-from tests.domains.orders.factories import ORDERS, create_item, order_body, stock_of
-from tests.factories import admin, user
+from tests.factories import ORDERS, admin, create_item, order_body, place, stock_of, user
+from tests.problems import assert_problem
 
 
 @pytest.mark.parametrize(
@@ -14,7 +13,7 @@ from tests.factories import admin, user
 )
 async def test_hostile_ids_are_422(client: httpx.AsyncClient, path: str) -> None:
     buyer = await user(client)
-    problem(await client.get(path, headers=buyer.headers), 422)
+    assert_problem(await client.get(path, headers=buyer.headers), 422)
 
 
 async def test_cancelling_returns_the_stock_once(
@@ -30,7 +29,9 @@ async def test_cancelling_returns_the_stock_once(
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
     assert (await stock_of(resources, first), await stock_of(resources, second)) == (5, 5)
-    again = problem(await client.post(f"{ORDERS}/{order['id']}/cancel", headers=buyer.headers), 409)
+    again = assert_problem(
+        await client.post(f"{ORDERS}/{order['id']}/cancel", headers=buyer.headers), 409
+    )
     assert again["type"] == "urn:problem-type:illegal-transition"
     assert "cancelled" in again["detail"]
     assert (await stock_of(resources, first), await stock_of(resources, second)) == (5, 5)
@@ -64,15 +65,17 @@ async def test_shipping_is_for_administrators_and_placed_orders_only(
     cancelled = (await place(client, buyer, order_body((item, 1)))).json()
     await client.post(f"{ORDERS}/{cancelled['id']}/cancel", headers=buyer.headers)
 
-    problem(await client.post(f"{ORDERS}/{shipped['id']}/ship", headers=buyer.headers), 403)
+    assert_problem(await client.post(f"{ORDERS}/{shipped['id']}/ship", headers=buyer.headers), 403)
     response = await client.post(f"{ORDERS}/{shipped['id']}/ship", headers=boss.headers)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "shipped"
 
-    problem(await client.post(f"{ORDERS}/{shipped['id']}/ship", headers=boss.headers), 409)
-    problem(await client.post(f"{ORDERS}/{shipped['id']}/cancel", headers=buyer.headers), 409)
-    problem(await client.post(f"{ORDERS}/{cancelled['id']}/ship", headers=boss.headers), 409)
-    problem(await client.post(f"{ORDERS}/999999/ship", headers=boss.headers), 404)
+    assert_problem(await client.post(f"{ORDERS}/{shipped['id']}/ship", headers=boss.headers), 409)
+    assert_problem(
+        await client.post(f"{ORDERS}/{shipped['id']}/cancel", headers=buyer.headers), 409
+    )
+    assert_problem(await client.post(f"{ORDERS}/{cancelled['id']}/ship", headers=boss.headers), 409)
+    assert_problem(await client.post(f"{ORDERS}/999999/ship", headers=boss.headers), 404)
     assert await stock_of(resources, item) == 9
 
 
@@ -83,11 +86,11 @@ async def test_someone_elses_order_is_404(client: httpx.AsyncClient, resources: 
     order = (await place(client, owner, order_body((item, 1)))).json()
     url = f"{ORDERS}/{order['id']}"
 
-    foreign = problem(await client.get(url, headers=stranger.headers), 404)
-    missing = problem(await client.get(f"{ORDERS}/999999", headers=stranger.headers), 404)
+    foreign = assert_problem(await client.get(url, headers=stranger.headers), 404)
+    missing = assert_problem(await client.get(f"{ORDERS}/999999", headers=stranger.headers), 404)
     # Indistinguishable from an order that does not exist.
     assert (foreign["type"], foreign["detail"]) == (missing["type"], missing["detail"])
-    problem(await client.post(f"{url}/cancel", headers=stranger.headers), 404)
+    assert_problem(await client.post(f"{url}/cancel", headers=stranger.headers), 404)
     assert (await client.get(ORDERS, headers=stranger.headers)).json()["total"] == 0
     filtered = await client.get(ORDERS, params={"user_id": owner.id}, headers=stranger.headers)
     assert filtered.json()["total"] == 0
@@ -120,8 +123,8 @@ async def test_an_admin_token_without_the_orders_admin_scope_sees_only_its_own(
         data={"username": boss.email, "password": boss.password, "scope": "orders:read"},
     )
     headers = {"Authorization": f"Bearer {narrow.json()['access_token']}"}
-    problem(await client.get(f"{ORDERS}/{order['id']}", headers=headers), 404)
-    problem(await client.post(f"{ORDERS}/{order['id']}/ship", headers=headers), 403)
+    assert_problem(await client.get(f"{ORDERS}/{order['id']}", headers=headers), 404)
+    assert_problem(await client.post(f"{ORDERS}/{order['id']}/ship", headers=headers), 403)
 
 
 async def test_listing_is_newest_first_filtered_and_paged(
@@ -153,5 +156,5 @@ async def test_listing_is_newest_first_filtered_and_paged(
     assert ids(by_user) == [theirs]
     cancelled = await client.get(ORDERS, params={"status": "cancelled"}, headers=boss.headers)
     assert ids(cancelled) == [mine[0]]
-    problem(await client.get(ORDERS, params={"status": "lost"}, headers=buyer.headers), 422)
-    problem(await client.get(ORDERS, params={"limit": 101}, headers=buyer.headers), 422)
+    assert_problem(await client.get(ORDERS, params={"status": "lost"}, headers=buyer.headers), 422)
+    assert_problem(await client.get(ORDERS, params={"limit": 101}, headers=buyer.headers), 422)

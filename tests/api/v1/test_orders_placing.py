@@ -8,10 +8,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from app.core.config import Settings
 from app.core.resources import Resources
 from app.main import create_app
-from tests.api.v1.orders_helpers import place, problem
 from tests.conftest import running, serve, variant
-from tests.domains.orders.factories import ORDERS, create_item, order_body, order_count, stock_of
-from tests.factories import user
+from tests.factories import ORDERS, create_item, order_body, order_count, place, stock_of, user
+from tests.problems import assert_problem
 
 
 async def test_an_order_is_priced_on_the_server(
@@ -52,7 +51,7 @@ async def test_client_sent_prices_are_refused(
     item = await create_item(resources, buyer.id)
     body = order_body((item, 1))
     body["lines"][0]["unit_price"] = "0.01"
-    problem(await place(client, buyer, body), 422)
+    assert_problem(await place(client, buyer, body), 422)
 
 
 @pytest.mark.parametrize(
@@ -75,7 +74,9 @@ async def test_overnight_needs_a_subtotal_of_fifty(
     buyer = await user(client)
     item = await create_item(resources, buyer.id, price="24.99")
 
-    short = problem(await place(client, buyer, order_body((item, 2), shipping="overnight")), 422)
+    short = assert_problem(
+        await place(client, buyer, order_body((item, 2), shipping="overnight")), 422
+    )
     assert short["type"] == "urn:problem-type:overnight-minimum"
     assert "50.00" in short["detail"]
     assert "49.98" in short["detail"]
@@ -92,7 +93,7 @@ async def test_unknown_items_are_named_by_line(
 ) -> None:
     buyer = await user(client)
     item = await create_item(resources, buyer.id)
-    body = problem(await place(client, buyer, order_body((item, 1), (999_999, 1))), 422)
+    body = assert_problem(await place(client, buyer, order_body((item, 1), (999_999, 1))), 422)
     assert body["type"] == "urn:problem-type:unknown-items"
     assert "lines[1].item_id=999999" in body["detail"]
     assert await stock_of(resources, item) == 10
@@ -106,7 +107,7 @@ async def test_short_stock_is_409_and_reserves_nothing(
     plenty = await create_item(resources, buyer.id, stock=5)
     scarce = await create_item(resources, buyer.id, stock=1)
 
-    body = problem(await place(client, buyer, order_body((plenty, 2), (scarce, 3))), 409)
+    body = assert_problem(await place(client, buyer, order_body((plenty, 2), (scarce, 3))), 409)
 
     assert body["type"] == "urn:problem-type:out-of-stock"
     assert f"Item {scarce}" in body["detail"]
@@ -124,7 +125,7 @@ async def test_the_whole_stock_can_be_bought(
     response = await place(client, buyer, order_body((item, 1000)))
     assert response.status_code == 201, response.text
     assert await stock_of(resources, item) == 0
-    problem(await place(client, buyer, order_body((item, 1))), 409)
+    assert_problem(await place(client, buyer, order_body((item, 1))), 409)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +165,7 @@ async def test_malformed_lines_are_422(
     client: httpx.AsyncClient, lines: list[dict[str, Any]], field: list[str | int]
 ) -> None:
     buyer = await user(client)
-    body = problem(await place(client, buyer, {**order_body(), "lines": lines}), 422)
+    body = assert_problem(await place(client, buyer, {**order_body(), "lines": lines}), 422)
     assert field in [error["loc"] for error in body["errors"]]
 
 
@@ -206,7 +207,7 @@ async def test_malformed_orders_are_422(
     client: httpx.AsyncClient, change: dict[str, Any], field: list[str | int]
 ) -> None:
     buyer = await user(client)
-    body = problem(await place(client, buyer, order_body((1, 1)) | change), 422)
+    body = assert_problem(await place(client, buyer, order_body((1, 1)) | change), 422)
     assert field in [error["loc"] for error in body["errors"]]
 
 
@@ -220,7 +221,7 @@ async def test_hostile_bodies_are_4xx_problems(client: httpx.AsyncClient, conten
     response = await client.post(
         ORDERS, content=content, headers=buyer.headers | {"content-type": "application/json"}
     )
-    problem(response, 422)
+    assert_problem(response, 422)
 
 
 async def test_orders_need_a_token_with_the_right_scope(
@@ -228,10 +229,10 @@ async def test_orders_need_a_token_with_the_right_scope(
 ) -> None:
     buyer = await user(client)
     item = await create_item(resources, buyer.id)
-    problem(await client.post(ORDERS, json=order_body((item, 1))), 401)
-    problem(await client.get(ORDERS), 401)
+    assert_problem(await client.post(ORDERS, json=order_body((item, 1))), 401)
+    assert_problem(await client.get(ORDERS), 401)
     reader = await user(client, scope="orders:read")
-    problem(await place(client, reader, order_body((item, 1))), 403)
+    assert_problem(await place(client, reader, order_body((item, 1))), 403)
     assert (await client.get(ORDERS, headers=reader.headers)).status_code == 200
     assert await stock_of(resources, item) == 10
 
@@ -246,7 +247,7 @@ async def test_order_creation_is_rate_limited_per_user(
         for _ in range(2):
             assert (await place(client, buyer, order_body((item, 1)))).status_code == 201
         limited = await place(client, buyer, order_body((item, 1)))
-        problem(limited, 429)
+        assert_problem(limited, 429)
         assert int(limited.headers["retry-after"]) >= 1
         assert (await place(client, other, order_body((item, 1)))).status_code == 201
     assert await stock_of(resources, item) == 7

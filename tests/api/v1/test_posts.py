@@ -5,6 +5,7 @@ import pytest
 
 from app.core.resources import Resources
 from tests.factories import Account, admin, user
+from tests.problems import assert_problem
 
 POSTS = "/api/v1/posts"
 
@@ -15,11 +16,6 @@ async def write(client: httpx.AsyncClient, author: Account, **fields: str) -> di
     assert response.status_code == 201, response.text
     post: dict[str, Any] = response.json()
     return post
-
-
-def assert_problem(response: httpx.Response, status: int) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_write_and_read_a_post(client: httpx.AsyncClient) -> None:

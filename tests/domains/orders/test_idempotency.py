@@ -10,18 +10,19 @@ from sqlalchemy import update
 from app.core.db import utcnow
 from app.core.resources import Resources
 from app.domains.items.models import Item
+from app.domains.orders.exceptions import IdempotencyKeyInFlight
+from app.domains.orders.idempotency import IdempotencyKeys, request_fingerprint
 from app.domains.orders.models import IdempotencyKey, IdempotencyStatus
-from app.domains.orders.repository import IdempotencyKeyRepository
-from app.domains.orders.schemas import OrderCreate
-from app.domains.orders.service import request_fingerprint
-from tests.domains.orders.factories import (
+from app.domains.orders.schemas import OrderCreate, OrderRead, PlacedOrder
+from tests.factories import (
     ORDERS,
+    Account,
     create_item,
     order_body,
     order_count,
     stock_of,
+    user,
 )
-from tests.factories import Account, user
 
 
 async def place(
@@ -207,23 +208,38 @@ async def test_a_claim_that_outlived_its_lease_cannot_complete(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:
     owner = await user(client)
+    data = OrderCreate.model_validate(order_body((1, 1)))
+    placed = PlacedOrder(
+        OrderRead.model_validate(
+            {
+                "id": 1,
+                "user_id": owner.id,
+                "status": "placed",
+                "lines": [],
+                "subtotal": "0.00",
+                "shipping": "standard",
+                "shipping_cost": "5.00",
+                "total": "5.00",
+                "address": {"street": "1 Main St", "city": "Springfield", "country": "US"},
+                "created_at": utcnow(),
+            }
+        ),
+        status_code=201,
+        replayed=False,
+    )
     async with resources.sessionmaker() as session:
-        keys = IdempotencyKeyRepository(session, resources.sessionmaker)
-        slow, _ = await keys.claim(
-            user_id=owner.id, key="slow", fingerprint="a" * 64, lease=timedelta(seconds=-1)
-        )
+        expired = IdempotencyKeys(session, resources.sessionmaker, lease=timedelta(seconds=-1))
+        slow = await expired.claim(owner.id, "slow", data)
         # The slow request's lease ran out; a repeat takes the key over.
-        repeat, _ = await keys.claim(
-            user_id=owner.id, key="slow", fingerprint="a" * 64, lease=timedelta(seconds=60)
+        repeat = await IdempotencyKeys(session, resources.sessionmaker).claim(
+            owner.id, "slow", data
         )
-        assert slow is not None
-        assert repeat is not None
+        assert isinstance(slow, str)
+        assert isinstance(repeat, str)
         assert repeat != slow
-        later = utcnow() + timedelta(hours=1)
-        assert not await keys.complete(
-            slow, response_status=201, response_body={}, expires_at=later
-        )
-        assert await keys.complete(repeat, response_status=201, response_body={}, expires_at=later)
+        with pytest.raises(IdempotencyKeyInFlight):
+            await expired.complete(slow, placed)
+        await expired.complete(repeat, placed)
         await session.commit()
 
 

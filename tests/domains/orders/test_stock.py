@@ -7,14 +7,14 @@ from collections import Counter
 import httpx
 
 from app.core.resources import Resources
-from tests.domains.orders.factories import (
+from tests.factories import (
     ORDERS,
     create_item,
     order_body,
     order_count,
     stock_of,
+    user,
 )
-from tests.factories import user
 
 
 async def test_fifty_buyers_for_ten_units(client: httpx.AsyncClient, resources: Resources) -> None:

@@ -1,19 +1,4 @@
-"""Transactional outbox: side effects that must not be lost, delivered after commit.
-
-A request writes an `OutboxMessage` in its own transaction (`enqueue`), so the message exists
-exactly when the change does. The `OutboxDispatcher` delivers it afterwards:
-
-1. it claims due messages in a short transaction (`FOR UPDATE SKIP LOCKED`, so any number of
-   workers and replicas share the table without waiting on each other) and sets a lease;
-2. it calls the topic's handler outside any transaction, so a slow SMTP server never holds a
-   database connection or lock;
-3. it marks the message delivered, or schedules a retry with exponential backoff and jitter,
-   or gives up after the maximum number of attempts and logs the message as dead.
-
-A worker that dies mid-delivery leaves only a lease behind; once it expires another worker
-claims the message again. Delivery is therefore at least once: handlers should tolerate a rare
-repeat (the email handler gives each message a stable Message-ID for that reason).
-"""
+"""The dispatcher: claims due outbox messages, delivers them, records each outcome."""
 
 import asyncio
 import contextlib
@@ -22,90 +7,21 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Enum,
-    Index,
-    Integer,
-    String,
-    Text,
-    func,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, utcnow
+from app.core.db import utcnow
+from app.core.outbox.models import OutboxMessage, OutboxStatus
 
-logger = logging.getLogger(__name__)
+# Every module of the package logs as `app.core.outbox`, so operators filter one name.
+logger = logging.getLogger(__package__)
 
 DEFAULT_BACKOFF_BASE_SECONDS = 10.0
 DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
 # Long enough for an operator to see why, short enough not to store a whole traceback.
 _LAST_ERROR_LIMIT = 2000
-# Session.info key marking that the transaction carries outbox messages.
-_ENQUEUED = "outbox.enqueued"
-
-
-class OutboxStatus(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    DEAD = "dead"
-
-
-class OutboxMessage(Base):
-    __tablename__ = "outbox_messages"
-    __table_args__ = (
-        # The claim query: pending messages in order of when they fall due.
-        Index("ix_outbox_messages_status_available_at", "status", "available_at"),
-    )
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
-    )
-    topic: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[OutboxStatus] = mapped_column(
-        Enum(
-            OutboxStatus,
-            name="outbox_status",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda statuses: [status.value for status in statuses],
-        ),
-        default=OutboxStatus.PENDING,
-        server_default=OutboxStatus.PENDING.value,
-    )
-    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
-    # Server defaults too, so an operator can requeue or insert a message in plain SQL.
-    available_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
-    locked_until: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
-    delivered_at: Mapped[datetime | None]
-
-
-async def enqueue(session: AsyncSession, topic: str, payload: Mapping[str, Any]) -> None:
-    """Add a message to the caller's transaction; it is delivered only if that commits.
-
-    Nothing is committed here: the request owns the transaction. Whoever commits should then
-    call the dispatcher's `wake()` when `take_enqueued(session)` is true (the request session
-    dependency does); without a wake the message still goes out at the next poll.
-    """
-    session.add(OutboxMessage(topic=topic, payload=dict(payload)))
-    session.info[_ENQUEUED] = True
-
-
-def take_enqueued(session: AsyncSession) -> bool:
-    """Whether messages were enqueued on this session since the last call."""
-    return bool(session.info.pop(_ENQUEUED, False))
 
 
 @dataclass(frozen=True, slots=True)

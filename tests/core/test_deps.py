@@ -1,14 +1,15 @@
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import select
 
-from app.api.deps import OutboxDep, SessionDep
 from app.core.config import Settings
+from app.core.deps import SessionDep, get_outbox
 from app.core.email import EmailMessage, enqueue_email
-from app.core.outbox import OutboxMessage
+from app.core.outbox import OutboxDispatcher, OutboxMessage
 from app.core.resources import Resources
 from app.main import create_app
 from tests.conftest import asgi_client, make_settings
@@ -49,7 +50,9 @@ async def mail_client(
             raise SignupFailed(address)
 
     @application.get("/outbox")
-    async def outbox_state(outbox: OutboxDep) -> dict[str, bool]:
+    async def outbox_state(
+        outbox: Annotated[OutboxDispatcher, Depends(get_outbox)],
+    ) -> dict[str, bool]:
         return {"running": outbox.running}
 
     async with application.router.lifespan_context(application), asgi_client(application) as c:

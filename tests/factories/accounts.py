@@ -1,4 +1,4 @@
-"""Small async builders that create data the way a client would: over HTTP."""
+"""Accounts, registered and signed in the way a client would: over HTTP."""
 
 import itertools
 from dataclasses import dataclass

@@ -1,19 +1,27 @@
-"""Builders for order tests. Items are written through the ORM: the catalog's own API is
-not what these tests are about."""
+"""Catalog data: items created over HTTP, as their owner would, or straight through the ORM
+when the catalog's own API is not what a test is about."""
 
 import itertools
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+import httpx
+from sqlalchemy import select
 
 from app.core.resources import Resources
 from app.domains.items.models import Item
-from app.domains.orders.models import Order
+from tests.factories.accounts import Account
 
-ORDERS = "/api/v1/orders"
-ADDRESS = {"street": "1 Main Street", "city": "Springfield", "country": "US"}
+ITEMS = "/api/v1/items"
 _names = itertools.count(1)
+
+
+async def post_item(client: httpx.AsyncClient, account: Account, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Widget", "description": "A useful widget", "price": "12.50", "stock": 3}
+    response = await client.post(ITEMS, json=body | fields, headers=account.headers)
+    assert response.status_code == 201, response.text
+    item: dict[str, Any] = response.json()
+    return item
 
 
 async def create_item(
@@ -37,18 +45,3 @@ async def stock_of(resources: Resources, item_id: int) -> int:
         stock = await session.scalar(select(Item.stock).where(Item.id == item_id))
     assert stock is not None
     return stock
-
-
-async def order_count(resources: Resources) -> int:
-    async with resources.sessionmaker() as session:
-        return await session.scalar(select(func.count()).select_from(Order)) or 0
-
-
-def order_body(
-    *lines: tuple[int, int], shipping: str = "standard", **address: str
-) -> dict[str, Any]:
-    return {
-        "lines": [{"item_id": item_id, "quantity": quantity} for item_id, quantity in lines],
-        "shipping": shipping,
-        "address": ADDRESS | address,
-    }

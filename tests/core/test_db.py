@@ -6,9 +6,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.api.deps import SessionDep
 from app.core.config import Settings
 from app.core.db import after_commit
+from app.core.deps import SessionDep
 from app.main import create_app
 from tests.conftest import running
 

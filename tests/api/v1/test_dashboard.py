@@ -3,8 +3,7 @@ from decimal import Decimal
 import httpx
 
 from app.core.resources import Resources
-from tests.domains.orders.factories import ORDERS, create_item, order_body
-from tests.factories import user
+from tests.factories import ORDERS, create_item, order_body, user
 
 DASHBOARD = "/api/v1/users/me/dashboard"
 

@@ -1,0 +1,70 @@
+"""The outbox table and the enqueue that writes to it inside the caller's transaction."""
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Enum, Index, Integer, String, Text, func
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, utcnow
+
+# Session.info key marking that the transaction carries outbox messages.
+_ENQUEUED = "outbox.enqueued"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        # The claim query: pending messages in order of when they fall due.
+        Index("ix_outbox_messages_status_available_at", "status", "available_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[OutboxStatus] = mapped_column(
+        Enum(
+            OutboxStatus,
+            name="outbox_status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda statuses: [status.value for status in statuses],
+        ),
+        default=OutboxStatus.PENDING,
+        server_default=OutboxStatus.PENDING.value,
+    )
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Server defaults too, so an operator can requeue or insert a message in plain SQL.
+    available_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    delivered_at: Mapped[datetime | None]
+
+
+async def enqueue(session: AsyncSession, topic: str, payload: Mapping[str, Any]) -> None:
+    """Add a message to the caller's transaction; it is delivered only if that commits.
+
+    Nothing is committed here: the request owns the transaction. Whoever commits should then
+    call the dispatcher's `wake()` when `take_enqueued(session)` is true (the request session
+    dependency does); without a wake the message still goes out at the next poll.
+    """
+    session.add(OutboxMessage(topic=topic, payload=dict(payload)))
+    session.info[_ENQUEUED] = True
+
+
+def take_enqueued(session: AsyncSession) -> bool:
+    """Whether messages were enqueued on this session since the last call."""
+    return bool(session.info.pop(_ENQUEUED, False))

@@ -1,0 +1,192 @@
+"""Idempotency keys of order requests: the stored records, the claim, the fingerprint and
+how long each lasts.
+
+A claim must be visible to a concurrent duplicate before the first request finishes, so it
+commits in a transaction of its own; the stored response, by contrast, commits with the
+order in the request's transaction, so a key is completed if and only if its order exists.
+A request that fails releases its key after its rollback, so the client can retry with it.
+"""
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.db import after_rollback, independent_transaction, utcnow
+from app.core.errors import raises
+from app.domains.orders.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused
+from app.domains.orders.models import IdempotencyKey, IdempotencyStatus
+from app.domains.orders.schemas import OrderCreate, OrderRead, PlacedOrder
+
+# How long a completed key answers repeats with its stored response.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+# How long an in-flight key blocks repeats. A request that dies before it can release its
+# key (a crash, a failed commit) leaves it busy this long at most, not for the whole TTL.
+IDEMPOTENCY_LEASE = timedelta(seconds=60)
+# A claim can meet a key that disappears before it is read (its request failed and released
+# it); trying again a couple of times settles it.
+CLAIM_ATTEMPTS = 3
+
+
+def request_fingerprint(data: OrderCreate) -> str:
+    """SHA-256 of the request as parsed: key order, spacing and defaults do not matter."""
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    fingerprint: str
+    status: str
+    response_status: int | None
+    response_body: dict[str, Any] | None
+
+
+class IdempotencyKeys:
+    """The keys of one request: claimed apart, completed with the order, released after a
+    rollback."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        lease: timedelta = IDEMPOTENCY_LEASE,
+    ) -> None:
+        self.session = session
+        self.sessionmaker = sessionmaker
+        self.lease = lease
+
+    @raises(IdempotencyKeyReused, IdempotencyKeyInFlight)
+    async def claim(self, user_id: int, key: str, data: OrderCreate) -> str | PlacedOrder:
+        """Own the key (its claim id), or the stored answer of the request that owned it.
+
+        The claim is released after the request's rollback if the request fails.
+        """
+        fingerprint = request_fingerprint(data)
+        for _ in range(CLAIM_ATTEMPTS):
+            claim_id, record = await self._insert_claim(
+                user_id=user_id, key=key, fingerprint=fingerprint, lease=self.lease
+            )
+            if claim_id is not None:
+                after_rollback(self.session, partial(self._release, claim_id))
+                return claim_id
+            if record is None:
+                continue
+            if record.fingerprint != fingerprint:
+                raise IdempotencyKeyReused
+            if (
+                record.status != IdempotencyStatus.COMPLETED
+                or record.response_status is None
+                or record.response_body is None
+            ):
+                raise IdempotencyKeyInFlight
+            return PlacedOrder(
+                OrderRead.model_validate(record.response_body),
+                status_code=record.response_status,
+                replayed=True,
+            )
+        raise IdempotencyKeyInFlight
+
+    async def _insert_claim(
+        self, *, user_id: int, key: str, fingerprint: str, lease: timedelta
+    ) -> tuple[str | None, KeyRecord | None]:
+        """Insert the key as in flight: (new claim id, None), or (None, the existing record).
+
+        Expired records of this user, the key's included, are removed first, so an expired
+        key is reused as if new and a user's keys do not pile up. (None, None) means the
+        existing record vanished between the insert and the read: the caller may try again.
+        """
+        now = utcnow()
+        claim_id = uuid.uuid4().hex
+        async with independent_transaction(self.sessionmaker) as session:
+            await session.execute(
+                delete(IdempotencyKey).where(
+                    IdempotencyKey.user_id == user_id, IdempotencyKey.expires_at <= now
+                )
+            )
+            values = {
+                "id": claim_id,
+                "user_id": user_id,
+                "key": key,
+                "fingerprint": fingerprint,
+                "status": IdempotencyStatus.IN_FLIGHT,
+                "created_at": now,
+                "expires_at": now + lease,
+            }
+            dialect = (await session.connection()).dialect.name
+            insert = (
+                postgresql.insert(IdempotencyKey)
+                if dialect == "postgresql"
+                else sqlite.insert(IdempotencyKey)
+            )
+            inserted = await session.scalar(
+                insert.values(values)
+                .on_conflict_do_nothing(index_elements=["user_id", "key"])
+                .returning(IdempotencyKey.id)
+            )
+            if inserted is not None:
+                return claim_id, None
+            row = (
+                await session.execute(
+                    select(
+                        IdempotencyKey.id,
+                        IdempotencyKey.fingerprint,
+                        IdempotencyKey.status,
+                        IdempotencyKey.response_status,
+                        IdempotencyKey.response_body,
+                    ).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+                )
+            ).first()
+        if row is None:
+            return None, None
+        return None, KeyRecord(
+            id=row.id,
+            fingerprint=row.fingerprint,
+            status=row.status,
+            response_status=row.response_status,
+            response_body=row.response_body,
+        )
+
+    @raises(IdempotencyKeyInFlight)
+    async def complete(self, claim_id: str, placed: PlacedOrder) -> None:
+        """Store the answer with the claim, in the request's transaction.
+
+        A claim that is gone outlived its lease, and another request took the key: this
+        one must not also succeed.
+        """
+        result = await self.session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == claim_id,
+                IdempotencyKey.status == IdempotencyStatus.IN_FLIGHT,
+            )
+            .values(
+                status=IdempotencyStatus.COMPLETED,
+                response_status=placed.status_code,
+                response_body=placed.order.model_dump(mode="json"),
+                expires_at=utcnow() + IDEMPOTENCY_KEY_TTL,
+            )
+            .returning(IdempotencyKey.id)
+            .execution_options(synchronize_session=False)
+        )
+        if result.first() is None:
+            raise IdempotencyKeyInFlight
+
+    async def _release(self, claim_id: str) -> None:
+        """Forget an in-flight claim whose request failed, so the key can be retried."""
+        async with independent_transaction(self.sessionmaker) as session:
+            await session.execute(
+                delete(IdempotencyKey).where(
+                    IdempotencyKey.id == claim_id,
+                    IdempotencyKey.status == IdempotencyStatus.IN_FLIGHT,
+                )
+            )

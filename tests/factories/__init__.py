@@ -1,0 +1,34 @@
+"""Small async builders that create test data, one module per domain."""
+
+from tests.factories.accounts import (
+    PASSWORD,
+    Account,
+    admin,
+    log_in,
+    register,
+    token,
+    unique_email,
+    user,
+)
+from tests.factories.catalog import ITEMS, create_item, post_item, stock_of
+from tests.factories.orders import ADDRESS, ORDERS, order_body, order_count, place
+
+__all__ = [
+    "ADDRESS",
+    "ITEMS",
+    "ORDERS",
+    "PASSWORD",
+    "Account",
+    "admin",
+    "create_item",
+    "log_in",
+    "order_body",
+    "order_count",
+    "place",
+    "post_item",
+    "register",
+    "stock_of",
+    "token",
+    "unique_email",
+    "user",
+]
