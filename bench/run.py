@@ -88,7 +88,7 @@ class Options:
             warmup_seconds=0 if quick else 2,
             cold_starts=1 if quick else 5,
             high_concurrency=not quick,
-            demo=DemoSize(users=4, items=200, posts=0, orders=0)
+            demo=DemoSize(users=3, items=100, posts=0, orders=0)
             if quick
             else DemoSize(users=20, items=3000, posts=200, orders=500),
         )
@@ -154,6 +154,7 @@ def running(servers: Sequence[Server]) -> Iterator[None]:
             stack.callback(server.stop)
         for server in servers:
             server.wait_until_serving()
+            server.pin()
         yield
 
 
@@ -168,7 +169,14 @@ def measure_cold_start(environment: Mapping[str, str], cpu: int | None, times: i
     """Seconds from process start to the first 200 from /health, one fresh start each."""
     found = []
     for _ in range(times):
-        server = Server("cold-start", "app.main:app", environment, cpu=cpu, config=SERVICE_CONFIG)
+        server = Server(
+            "cold-start",
+            "app.main:app",
+            environment,
+            cpu=cpu,
+            pin_at_start=True,
+            config=SERVICE_CONFIG,
+        )
         server.start()
         try:
             found.append(server.wait_until_serving())
