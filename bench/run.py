@@ -239,6 +239,8 @@ def run(options: Options) -> int:
     backends = Backends.from_environment(os.environ)
     postgres, redis = check_backends(backends)
     machine = describe(postgres, redis)
+    # Other work on the machine moves every figure; the load average says how much there was.
+    load_before = os.getloadavg()
     progress(f"loading demo data into {backends.database_name} ...")
     catalog = load_database(backends, options.demo)
     pinning = cpus_for_pinning()
@@ -284,14 +286,21 @@ def run(options: Options) -> int:
         runs = interleaved(scenarios, servers, load, options, "run")
         rss = worker_rss(service)
         if options.high_concurrency:
-            busy = Load(HIGH_CONCURRENCY, min(options.seconds, 5), threads=1, cpu=wrk_cpu)
+            # Longer than wrk's timeout, so a request stuck for the whole run is counted.
+            busy = Load(
+                HIGH_CONCURRENCY,
+                max(options.seconds, load.timeout_seconds + 5),
+                threads=1,
+                cpu=wrk_cpu,
+            )
             for scenario in scenarios:
                 if scenario.kind in (Kind.READ, Kind.WRITE):
                     result = drive(scenario, servers, busy, HIGH_CONCURRENCY)
                     high[scenario.key] = Summary.of([result])
                     hot_orders += result.successes if scenario.key == "order-hot" else 0
                     progress(
-                        f"{HIGH_CONCURRENCY} connections {scenario.key:<14} errors {result.errors}"
+                        f"{HIGH_CONCURRENCY} connections {scenario.key:<14} "
+                        f"{result.requests_per_second:>8.0f} req/s  errors {result.errors}"
                     )
         stock = check_stock(backends, catalog.hot_item_id, HOT_ITEM_STOCK, orders_before)
     hot_orders += sum(result.successes for result in runs["order-hot"])
@@ -301,6 +310,8 @@ def run(options: Options) -> int:
     tokens_file.unlink()
     scratch.rmdir()
 
+    load_after = os.getloadavg()
+    machine["load_average"] = {"start": load_before, "end": load_after}
     cold_start = statistics.median(cold_starts)
     largest_rss = max(rss) if rss else None
     found = verdicts(
@@ -324,6 +335,7 @@ def run(options: Options) -> int:
         stock,
         hot_orders,
         pinning is not None,
+        (load_before[0], load_after[0]),
     )
     if options.json_path is not None:
         document = {
@@ -419,6 +431,7 @@ def print_report(
     stock: StockCheck,
     hot_orders: int,
     pinned: bool,
+    load_average: tuple[float, float],
 ) -> None:
     where = "server on one core, wrk on another" if pinned else "unpinned (fewer than 2 cores)"
     print(
@@ -427,7 +440,8 @@ def print_report(
     )
     print(
         f"{machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, "
-        f"PostgreSQL {machine['postgresql']}, Redis {machine['redis']}; {machine['wrk']}\n"
+        f"PostgreSQL {machine['postgresql']}, Redis {machine['redis']}; {machine['wrk']}; "
+        f"load average {load_average[0]:.1f} at the start, {load_average[1]:.1f} at the end\n"
     )
     print(table(scenarios, summaries))
     print(
@@ -440,7 +454,10 @@ def print_report(
             "served from the cache"
         )
     if high:
-        errors = ", ".join(f"{key} {summary.errors}" for key, summary in high.items())
+        errors = ", ".join(
+            f"{key} {'no response' if summary.requests == 0 else summary.errors}"
+            for key, summary in high.items()
+        )
         print(f"\nerrors at {HIGH_CONCURRENCY} connections: {errors}")
     print(
         "\nworkers: req/s with 1 worker (pinned) and 2 workers (unpinned, sharing cores with wrk)"

@@ -156,3 +156,13 @@ def test_stock_check_and_dsn() -> None:
     assert asyncpg_dsn("postgresql+asyncpg://u@h:5432/bench") == "postgresql://u@h:5432/bench"
     with pytest.raises(ValueError, match="not a PostgreSQL URL"):
         asyncpg_dsn("sqlite:///x.db")
+
+
+def test_a_busy_run_without_any_response_fails_the_error_target() -> None:
+    scenarios = build_scenarios(Catalog(1, 100, 1, 5), "token", Path("tokens.txt"))
+    summaries = {scenario.key: Summary.of([result(1000)]) for scenario in scenarios}
+    stalled = Summary.of([WrkResult(0, 10.0, 0, 0, 0, 0, socket_errors=0, timeouts=0)])
+    found = verdicts(scenarios, summaries, high_concurrency={"order-hot": stalled})
+    busy = next(verdict for verdict in found if verdict.name.startswith("errors at 256"))
+    assert busy.measured is None
+    assert not busy.met
