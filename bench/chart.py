@@ -78,7 +78,9 @@ def draw(results: dict[str, Any], output: Path) -> None:
     p99 = [float(s["median"]["p99_ms"]) for s in scenarios]
     latency.barh(positions, p99, color=latency_colours(scenarios))
     latency.set_xscale("log")
-    latency.set_xlim(right=max(p99) * 4)
+    bounds = [float(s["p99_target_ms"]) for s in scenarios if s["p99_target_ms"] is not None]
+    # Wide enough to the left that every bound's mark shows, even below the fastest bar.
+    latency.set_xlim(left=min([*p99, *bounds]) / 2, right=max(p99) * 4)
     latency.set_xlabel("p99 latency, ms (median of repetitions, log scale)")
     for position, scenario, value in zip(positions, scenarios, p99, strict=True):
         latency.annotate(f" {value:.1f}", (value, position), va="center", fontsize=8)
