@@ -1,0 +1,104 @@
+"""The tables of docs/benchmarks.md from a results file: `python -m bench.markdown results.json`.
+
+Printed rather than written into the page, so the prose around the tables stays hand-made
+while every figure in them comes from a run.
+"""
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _times(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}x" if reference else "-"
+
+
+def results_table(results: dict[str, Any]) -> str:
+    scenarios: list[dict[str, Any]] = results["scenarios"]
+    medians = {s["key"]: s["median"] for s in scenarios}
+    lines = [
+        "| scenario | req/s | p50 ms | p99 ms | errors | compared to | req/s ratio | p50 ratio "
+        "| p99 ratio |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for scenario in scenarios:
+        median = scenario["median"]
+        title = scenario["title"]
+        if scenario["connections"] != results["conditions"]["connections"]:
+            title += f" ({scenario['connections']} connections)"
+        base = medians.get(scenario["baseline"]) if scenario["baseline"] else None
+        ratios = ["", "", ""]
+        if base is not None:
+            ratios = [
+                _times(median["requests_per_second"], base["requests_per_second"]),
+                _times(median["p50_ms"], base["p50_ms"]),
+                _times(median["p99_ms"], base["p99_ms"]),
+            ]
+        lines.append(
+            f"| {title} | {median['requests_per_second']:.0f} | {median['p50_ms']:.2f} "
+            f"| {median['p99_ms']:.2f} | {median['errors']} | {scenario['baseline'] or '-'} "
+            f"| {' | '.join(ratios)} |"
+        )
+    return "\n".join(lines)
+
+
+def targets_table(results: dict[str, Any]) -> str:
+    lines = ["| target | measured | bound | |", "|---|---:|---:|---|"]
+    for verdict in results["targets"]:
+        unit = verdict["unit"]
+        sign = ">=" if verdict["at_least"] else "<="
+        measured = verdict["measured"]
+        shown = "-" if measured is None else f"{measured:.2f}{unit}"
+        lines.append(
+            f"| {verdict['target']} | {shown} | {sign} {verdict['bound']:g}{unit} "
+            f"| {'met' if verdict['met'] else '**missed**'} |"
+        )
+    return "\n".join(lines)
+
+
+def other_tables(results: dict[str, Any]) -> str:
+    lines = ["| scenario | req/s at 256 connections | p99 ms | errors |", "|---|---:|---:|---:|"]
+    for key, summary in results["high_concurrency"].items():
+        lines.append(
+            f"| {key} | {summary['requests_per_second']:.0f} | {summary['p99_ms']:.2f} "
+            f"| {summary['errors']} |"
+        )
+    lines += ["", "| scenario | 1 worker, pinned | 2 workers, unpinned | ratio |"]
+    lines.append("|---|---:|---:|---:|")
+    workers = results["workers"]
+    for key, two in workers["two_unpinned"].items():
+        one = workers["one_pinned"][key]["requests_per_second"]
+        lines.append(
+            f"| {key} | {one:.0f} | {two['requests_per_second']:.0f} "
+            f"| {_times(two['requests_per_second'], one)} |"
+        )
+    return "\n".join(lines)
+
+
+def machine_table(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items())
+    rows = [
+        ("CPU", f"{machine['cpu']}, {machine['cores']} cores"),
+        ("kernel", machine["kernel"]),
+        ("Python", machine["python"]),
+        ("PostgreSQL", machine["postgresql"]),
+        ("Redis", machine["redis"]),
+        ("wrk", machine["wrk"]),
+        ("commit", machine["commit"]),
+        ("packages", packages),
+    ]
+    return "\n".join(["| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.markdown", description=__doc__)
+    parser.add_argument("results", type=Path)
+    results = json.loads(parser.parse_args(argv).results.read_text())
+    for part in (machine_table, results_table, targets_table, other_tables):
+        print(part(results), end="\n\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Medians, ratios to the baselines, the section 8 verdicts and the printed table."""
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bench.scenarios import TARGET_REFERENCE, Kind, Scenario
+from bench.wrk import WrkResult
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A scenario's repetitions: medians of the figures, the sum of the errors."""
+
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    repetitions: int
+
+    @classmethod
+    def of(cls, runs: Sequence[WrkResult]) -> "Summary":
+        if not runs:
+            raise ValueError("no runs to summarise")
+        return cls(
+            requests_per_second=statistics.median(run.requests_per_second for run in runs),
+            p50_ms=statistics.median(run.p50_ms for run in runs),
+            p99_ms=statistics.median(run.p99_ms for run in runs),
+            # Summed, not a median: one bad repetition must not disappear from the table.
+            errors=sum(run.errors for run in runs),
+            requests=sum(run.requests for run in runs),
+            repetitions=len(runs),
+        )
+
+    @property
+    def all_failed(self) -> bool:
+        return self.requests == 0 or self.errors >= self.requests
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "requests_per_second": round(self.requests_per_second, 1),
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "errors": self.errors,
+            "requests": self.requests,
+            "repetitions": self.repetitions,
+        }
+
+
+def ratio(value: float, reference: float) -> float | None:
+    return value / reference if reference > 0 else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One section 8 target: the measured value, the bound, and whether it holds."""
+
+    name: str
+    measured: float | None
+    bound: float
+    at_least: bool
+    unit: str = ""
+
+    @property
+    def met(self) -> bool:
+        if self.measured is None:
+            return False
+        return self.measured >= self.bound if self.at_least else self.measured <= self.bound
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "target": self.name,
+            "measured": None if self.measured is None else round(self.measured, 3),
+            "bound": self.bound,
+            "at_least": self.at_least,
+            "unit": self.unit,
+            "met": self.met,
+        }
+
+
+def verdicts(
+    scenarios: Sequence[Scenario],
+    summaries: Mapping[str, Summary],
+    *,
+    high_concurrency: Mapping[str, Summary] | None = None,
+    cold_start_seconds: float | None = None,
+    rss_megabytes: float | None = None,
+) -> list[Verdict]:
+    reference = summaries[TARGET_REFERENCE].requests_per_second
+    found: list[Verdict] = []
+    for scenario in scenarios:
+        summary = summaries.get(scenario.key)
+        if summary is None:
+            continue
+        if scenario.target_ratio is not None:
+            found.append(
+                Verdict(
+                    f"{scenario.title}: req/s vs {TARGET_REFERENCE}",
+                    ratio(summary.requests_per_second, reference),
+                    scenario.target_ratio,
+                    at_least=True,
+                    unit="x",
+                )
+            )
+        if scenario.p99_target_ms is not None:
+            found.append(
+                Verdict(
+                    f"{scenario.title}: p99",
+                    summary.p99_ms,
+                    scenario.p99_target_ms,
+                    at_least=False,
+                    unit="ms",
+                )
+            )
+    if high_concurrency:
+        # A run in which no request completed has no error count to show, and fails.
+        stalled = any(summary.requests == 0 for summary in high_concurrency.values())
+        errors = sum(summary.errors for summary in high_concurrency.values())
+        found.append(
+            Verdict("errors at 256 connections", None if stalled else errors, 0, at_least=False)
+        )
+    if cold_start_seconds is not None:
+        found.append(Verdict("cold start", cold_start_seconds, 1.5, at_least=False, unit="s"))
+    if rss_megabytes is not None:
+        found.append(Verdict("RSS per worker", rss_megabytes, 150, at_least=False, unit="MB"))
+    return found
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def table(scenarios: Sequence[Scenario], summaries: Mapping[str, Summary]) -> str:
+    """The results, one row per scenario, each compared to the baseline it names."""
+    header = (
+        f"{'scenario':<40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  "
+        f"{'vs':<11} {'req/s':>7} {'p50':>7} {'p99':>7}"
+    )
+    lines = [header, "-" * len(header)]
+    for scenario in scenarios:
+        summary = summaries.get(scenario.key)
+        if summary is None:
+            continue
+        title = scenario.title
+        if scenario.connections is not None:
+            title += f" [{scenario.connections} conn]"
+        base = summaries.get(scenario.baseline) if scenario.baseline else None
+        ratios = ("", "", "")
+        if base is not None:
+            ratios = (
+                _times(ratio(summary.requests_per_second, base.requests_per_second)),
+                _times(ratio(summary.p50_ms, base.p50_ms)),
+                _times(ratio(summary.p99_ms, base.p99_ms)),
+            )
+        lines.append(
+            f"{title:<40} {summary.requests_per_second:>8.0f} {summary.p50_ms:>8.2f} "
+            f"{summary.p99_ms:>8.2f} {summary.errors:>7}  {scenario.baseline or '':<11} "
+            f"{ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7}"
+        )
+    return "\n".join(lines)
+
+
+def verdict_table(found: Sequence[Verdict]) -> str:
+    lines = []
+    for verdict in found:
+        measured = "-" if verdict.measured is None else f"{verdict.measured:.2f}{verdict.unit}"
+        sign = ">=" if verdict.at_least else "<="
+        state = "met" if verdict.met else "MISSED"
+        lines.append(
+            f"{verdict.name:<58} {measured:>10}  {sign} {verdict.bound:g}{verdict.unit:<3} {state}"
+        )
+    return "\n".join(lines)
+
+
+def is_login(scenario: Scenario) -> bool:
+    return scenario.kind is Kind.LOGIN
