@@ -1,4 +1,4 @@
-"""Outgoing email: the message type, the senders, and the outbox topic that delivers it.
+"""Outgoing email: the message, the senders, and the job log message type that delivers it.
 
 Request code never talks to SMTP. It calls `enqueue_email` inside its transaction and the
 outbox dispatcher sends the message after the commit, through the SMTP server at `SMTP_HOST`
@@ -8,6 +8,7 @@ or, when none is configured, by logging it.
 import email.message
 import email.utils
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
 import aiosmtplib
@@ -15,9 +16,8 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, NameEmail, SecretSt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.outbox import Delivery, Handler, enqueue
+from app.core.outbox import Delivery, MessageType
 
-EMAIL_TOPIC = "email"
 logger = logging.getLogger(__name__)
 
 
@@ -30,6 +30,9 @@ class EmailMessage(BaseModel):
     subject: str = Field(min_length=1, max_length=998)
     text: str
     html: str | None = None
+
+
+EMAIL = MessageType("email", EmailMessage)
 
 
 class EmailSender(Protocol):
@@ -119,20 +122,23 @@ def create_email_sender(settings: Settings) -> EmailSender:
     )
 
 
-def email_handler(sender: EmailSender, *, domain: str) -> Handler:
-    """The outbox handler for the `email` topic.
+def email_handler(
+    sender: EmailSender, *, domain: str
+) -> Callable[[EmailMessage, Delivery], Awaitable[None]]:
+    """What delivers an `EMAIL` message.
 
     The Message-ID derives from the outbox id, so the rare repeat after a lost lease reaches
     the recipient as the same message and mail clients fold it away.
     """
 
-    async def deliver(delivery: Delivery) -> None:
-        message = EmailMessage.model_validate(delivery.payload)
+    async def deliver(message: EmailMessage, delivery: Delivery) -> None:
         await sender.send(message, message_id=f"<outbox-{delivery.id}@{domain}>")
 
     return deliver
 
 
-async def enqueue_email(session: AsyncSession, message: EmailMessage) -> None:
+async def enqueue_email(
+    session: AsyncSession, message: EmailMessage, *, dedup_key: str | None = None
+) -> None:
     """Queue an email in the caller's transaction; it is sent only if that commits."""
-    await enqueue(session, EMAIL_TOPIC, message.model_dump(mode="json"))
+    await EMAIL.enqueue(session, message, dedup_key=dedup_key)

@@ -1,17 +1,28 @@
 """A hand-driven clock, a recording handler and builders shared by the outbox tests."""
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import utcnow
-from app.core.outbox import Delivery, Handler, OutboxDispatcher, OutboxMessage, enqueue
+from app.core.outbox import Delivery, MessageType, OutboxDispatcher, OutboxMessage, enqueue
 from app.core.resources import Resources
 
-TOPIC = "test.note"
+
+class Note(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    n: int
+
+
+NOTE = MessageType("test.note", Note)
+TOPIC = NOTE.topic
+NoteHandler = Callable[[Note, Delivery], Awaitable[None]]
 LEASE_SECONDS = 30.0
 BACKOFF_BASE = 10.0
 BACKOFF_MAX = 3600.0
@@ -35,7 +46,7 @@ class Recorder:
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def __call__(self, _: Note, delivery: Delivery) -> None:
         self.deliveries.append(delivery)
 
 
@@ -46,16 +57,15 @@ def sessionmaker(resources: Resources) -> async_sessionmaker[AsyncSession]:
 
 def dispatcher(
     sessionmaker: async_sessionmaker[AsyncSession],
-    handler: Handler,
+    handler: NoteHandler,
     *,
     clock: Clock | None = None,
     batch_size: int = 10,
     max_attempts: int = 3,
     poll_interval: float = 3600.0,
 ) -> OutboxDispatcher:
-    return OutboxDispatcher(
+    outbox = OutboxDispatcher(
         sessionmaker,
-        {TOPIC: handler},
         batch_size=batch_size,
         max_attempts=max_attempts,
         poll_interval=poll_interval,
@@ -64,6 +74,8 @@ def dispatcher(
         backoff_max=BACKOFF_MAX,
         clock=clock or utcnow,
     )
+    outbox.register(NOTE, handler)
+    return outbox
 
 
 async def commit_messages(

@@ -7,6 +7,7 @@ from pydantic import NameEmail, SecretStr
 
 from app.core.config import Settings
 from app.core.email import (
+    EMAIL,
     EmailMessage,
     LogEmailSender,
     SmtpEmailSender,
@@ -82,10 +83,10 @@ async def test_starttls_is_required_not_opportunistic(smtp: SmtpServer) -> None:
 async def test_email_topic_handler_sends_the_payload_with_a_stable_message_id(
     smtp: SmtpServer,
 ) -> None:
-    handler = email_handler(smtp_sender(smtp), domain="example.org")
-    delivery = Delivery(id=42, topic="email", payload=WELCOME.model_dump(mode="json"), attempt=1)
+    handler = EMAIL.handler(email_handler(smtp_sender(smtp), domain="example.org"))
+    payload = WELCOME.model_dump(mode="json")
 
-    await handler(delivery)
+    await handler(Delivery(id=42, topic="email", payload=payload, attempt=1, last_attempt=False))
 
     received = await smtp.next_message()
     assert received.message["Message-ID"] == "<outbox-42@example.org>"
@@ -93,9 +94,12 @@ async def test_email_topic_handler_sends_the_payload_with_a_stable_message_id(
 
 
 async def test_email_topic_handler_rejects_a_malformed_payload() -> None:
-    handler = email_handler(LogEmailSender(), domain="example.org")
+    handler = EMAIL.handler(email_handler(LogEmailSender(), domain="example.org"))
+    malformed = Delivery(
+        id=1, topic="email", payload={"subject": "x"}, attempt=1, last_attempt=False
+    )
     with pytest.raises(ValueError, match="to"):
-        await handler(Delivery(id=1, topic="email", payload={"subject": "x"}, attempt=1))
+        await handler(malformed)
 
 
 def test_smtp_host_selects_the_smtp_sender(tmp_path: Path) -> None:
