@@ -186,6 +186,21 @@ class SortKey:
         return (_to_json(getattr(row, self.column.key)), getattr(row, self.id.key))
 
 
+def page_statement(
+    statement: Select[T],
+    key: SortKey,
+    window: Window,
+    *,
+    options: Sequence[ExecutableOption] = (),
+) -> Select[T]:
+    """`statement` (filtered, not yet ordered) narrowed to the window, plus one row: that
+    row only tells whether another page follows."""
+    page = statement.options(*options).order_by(*key.ordering()).limit(window.limit + 1)
+    if window.after is not None:
+        return page.where(key.seek(window.after))
+    return page.offset(window.offset)
+
+
 async def keyset_page(
     session: AsyncSession,
     statement: Select[T],
@@ -194,18 +209,10 @@ async def keyset_page(
     *,
     options: Sequence[ExecutableOption] = (),
 ) -> Slice[T]:
-    """The page of `statement` (filtered, not yet ordered) that `window` describes.
-
-    One row more than the page is read, to know whether another page follows.
-    """
+    """The page of `statement` (filtered, not yet ordered) that `window` describes."""
     count = statement.with_only_columns(func.count(), maintain_column_froms=True)
     total = await session.scalar(count) or 0
-    page = statement.options(*options).order_by(*key.ordering()).limit(window.limit + 1)
-    if window.after is not None:
-        page = page.where(key.seek(window.after))
-    else:
-        page = page.offset(window.offset)
-    rows = list(await session.scalars(page))
+    rows = list(await session.scalars(page_statement(statement, key, window, options=options)))
     more = len(rows) > window.limit
     rows = rows[: window.limit]
     return Slice(rows=rows, total=total, next_key=key.key_of(rows[-1]) if more else None)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 logger = logging.getLogger(__package__)
 
 CHANNEL = "outbox_messages"
+APPLICATION_NAME = "outbox-listener"
 _RECONNECT_MIN_SECONDS = 0.5
 _RECONNECT_MAX_SECONDS = 30.0
 _CONNECT_TIMEOUT_SECONDS = 10.0
@@ -54,7 +55,12 @@ class Listener:
         delay = _RECONNECT_MIN_SECONDS
         while True:
             try:
-                connection = await asyncpg.connect(self._dsn, timeout=_CONNECT_TIMEOUT_SECONDS)
+                connection = await asyncpg.connect(
+                    self._dsn,
+                    timeout=_CONNECT_TIMEOUT_SECONDS,
+                    # Lets operators tell it apart in pg_stat_activity.
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
             except _CONNECTION_ERRORS as error:
                 logger.warning(
                     "cannot listen for outbox notifications (%s); retrying in %.1fs", error, delay
