@@ -71,7 +71,7 @@ def webhook_receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
             self.end_headers()
             self.wfile.write(b"ok")
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the test reports what matters."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

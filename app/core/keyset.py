@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, func, literal, tuple_
+from sqlalchemy import ColumnElement, Select, TypeDecorator, func, literal, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
@@ -148,6 +148,15 @@ def _from_json(value: Any, python_type: type[Any]) -> Any:
     raise ValueError(f"{value!r} is not a {python_type.__name__}")
 
 
+def _python_type(column: InstrumentedAttribute[Any]) -> type[Any]:
+    column_type = column.type
+    # A decorator (UTC timestamps) reports `object`; the type it wraps knows better.
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    python_type: type[Any] = column_type.python_type
+    return python_type
+
+
 @dataclass(frozen=True, slots=True)
 class SortKey:
     """A list's order: a sort column, then the id, which makes every key unique.
@@ -171,7 +180,7 @@ class SortKey:
     def seek(self, after: Key) -> ColumnElement[bool]:
         """Rows after `after` in this order, as one row-value comparison the index serves."""
         try:
-            value = _from_json(after[0], self.column.type.python_type)
+            value = _from_json(after[0], _python_type(self.column))
             row_id = _from_json(after[1], int)
         except (IndexError, ValueError, InvalidOperation):
             raise InvalidCursor from None

@@ -1,5 +1,6 @@
 """A hand-driven clock, a recording handler and builders shared by the outbox tests."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,7 @@ def dispatcher(
     batch_size: int = 10,
     max_attempts: int = 3,
     poll_interval: float = 3600.0,
+    listen_dsn: str | None = None,
 ) -> OutboxDispatcher:
     outbox = OutboxDispatcher(
         sessionmaker,
@@ -73,6 +75,7 @@ def dispatcher(
         backoff_base=BACKOFF_BASE,
         backoff_max=BACKOFF_MAX,
         clock=clock or utcnow,
+        listen_dsn=listen_dsn,
     )
     outbox.register(NOTE, handler)
     return outbox
@@ -89,3 +92,12 @@ async def commit_messages(
 async def stored(sessionmaker: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
     async with sessionmaker() as session:
         return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, seconds: float = 10.0) -> None:
+    """Wait until `check()` holds, for what another task or process does in its own time."""
+    async with asyncio.timeout(seconds):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.02)
