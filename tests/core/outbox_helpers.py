@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,8 +16,6 @@ from app.core.resources import Resources
 
 
 class Note(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
     n: int
 
 
