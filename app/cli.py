@@ -9,14 +9,24 @@ import asyncio
 import getpass
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker, independent_transaction, utcnow
+from app.core.outbox import dead_messages, notify, purge_delivered, retry_dead
 from app.core.resources import open_resources
 from app.demo import DEMO_PASSWORD, DemoCounts, demo_settings, seed_demo
 from app.domains.users.schemas import UserCreate
 from app.domains.users.service import ensure_admin
+from app.jobs import register_handlers
+
+# Enough of a dead message's error to recognise the cause on one line.
+_ERROR_PREVIEW = 120
 
 
 async def create_admin(email: str, full_name: str, password: str) -> int:
@@ -26,7 +36,7 @@ async def create_admin(email: str, full_name: str, password: str) -> int:
         for problem in error.errors():
             print(f"{problem['loc'][0]}: {problem['msg']}", file=sys.stderr)
         return 2
-    async with open_resources(get_settings()) as resources:
+    async with open_resources(get_settings(), register_handlers) as resources:
         created = await ensure_admin(
             resources.sessionmaker,
             resources.passwords,
@@ -54,6 +64,76 @@ async def load_demo(counts: DemoCounts) -> int:
     return 0
 
 
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The service's database alone: no dispatcher, cache or limiter is started."""
+    engine = create_engine(settings)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+async def list_dead(limit: int) -> int:
+    async with database(get_settings()) as sessionmaker, sessionmaker() as session:
+        messages = await dead_messages(session, limit=limit)
+    for message in messages:
+        error = (message.last_error or "").replace("\n", " ")[:_ERROR_PREVIEW]
+        print(
+            f"{message.id}\t{message.topic}\t{message.attempts} attempts\t"
+            f"{message.created_at.isoformat()}\t{error}"
+        )
+    print(f"{len(messages)} dead message(s)", file=sys.stderr)
+    return 0
+
+
+async def retry(ids: list[int] | None) -> int:
+    settings = get_settings()
+    async with database(settings) as sessionmaker:
+        async with independent_transaction(sessionmaker) as session:
+            count = await retry_dead(session, ids)
+        if count and not settings.uses_sqlite:
+            # Running dispatchers start at once instead of at their next poll.
+            await notify(sessionmaker)
+    print(f"{count} dead message(s) queued again")
+    return 0
+
+
+async def purge(days: int) -> int:
+    async with database(get_settings()) as sessionmaker:
+        removed = await purge_delivered(sessionmaker, before=utcnow() - timedelta(days=days))
+    print(f"{removed} delivered message(s) older than {days} day(s) purged")
+    return 0
+
+
+def _outbox_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    outbox = commands.add_parser("outbox", help="inspect and repair the job log")
+    actions = outbox.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="list dead messages, newest first")
+    listing.add_argument("--limit", type=int, default=100)
+    retrying = actions.add_parser("retry", help="queue dead messages again with fresh attempts")
+    retrying.add_argument("ids", nargs="*", type=int, help="message ids")
+    retrying.add_argument("--all", action="store_true", help="every dead message")
+    purging = actions.add_parser("purge", help="delete delivered messages past their retention")
+    purging.add_argument(
+        "--older-than-days",
+        type=int,
+        default=None,
+        help="default: OUTBOX_RETENTION_DAYS",
+    )
+
+
+def run_outbox(arguments: argparse.Namespace) -> int:
+    if arguments.action == "list":
+        return asyncio.run(list_dead(max(1, arguments.limit)))
+    if arguments.action == "retry":
+        if arguments.all == bool(arguments.ids):
+            raise SystemExit("name the message ids to retry, or pass --all (not both)")
+        return asyncio.run(retry(None if arguments.all else arguments.ids))
+    days = arguments.older_than_days
+    return asyncio.run(purge(get_settings().outbox_retention_days if days is None else days))
+
+
 def _password_from_environment_or_prompt() -> str:
     password = os.environ.get("ADMIN_PASSWORD")
     if password:
@@ -79,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = DemoCounts()
     for name in ("users", "items", "posts", "orders"):
         demo.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
+    _outbox_parser(commands)
     arguments = parser.parse_args(argv)
     if arguments.command == "create-admin":
         password = _password_from_environment_or_prompt()
@@ -91,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             orders=arguments.orders,
         )
         return asyncio.run(load_demo(counts))
+    if arguments.command == "outbox":
+        return run_outbox(arguments)
     parser.error(f"unknown command {arguments.command}")
     return 2
 

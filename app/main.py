@@ -26,13 +26,15 @@ from app.core.middleware import RequestContextMiddleware
 from app.core.openapi import install_openapi
 from app.core.resources import open_resources
 from app.domains.users.service import ensure_admin
+from app.jobs import register_handlers
 
 DESCRIPTION = """
 A layered REST API: users and authentication, a catalog of items, orders and posts.
 
 Every error is an RFC 9457 `application/problem+json` document; every response carries
 `X-Request-ID`. Money is a decimal string with two places. Lists are pages:
-`{"items": [...], "total": N, "offset": O, "limit": L}`.
+`{"items": [...], "total": N, "offset": O, "limit": L, "next_cursor": ...}`; pass
+`next_cursor` back as `?cursor=` for the following page.
 """
 
 TAGS = [
@@ -44,6 +46,10 @@ TAGS = [
         "name": "orders",
         "description": "Place orders priced on the server, read, cancel and ship them.",
     },
+    {
+        "name": "webhooks",
+        "description": "Order events signed and sent to your endpoints (administrators).",
+    },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -52,7 +58,7 @@ TAGS = [
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     telemetry: otel.Telemetry | None = app.state.telemetry
-    async with open_resources(settings) as resources:
+    async with open_resources(settings, register_handlers) as resources:
         if settings.first_admin_email and settings.first_admin_password:
             await ensure_admin(
                 resources.sessionmaker,

@@ -10,6 +10,7 @@ from app.domains.items.models import Item
 from app.domains.orders.models import IdempotencyKey, Order, OrderLine
 from app.domains.posts.models import Post
 from app.domains.users.models import User
+from app.domains.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AuthSession",
@@ -22,4 +23,6 @@ __all__ = [
     "Post",
     "RefreshToken",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

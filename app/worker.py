@@ -14,6 +14,7 @@ from app.core.config import InsecureConfigurationError, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.logging import configure_logging
 from app.core.resources import SHUTDOWN_GRACE_SECONDS, create_outbox
+from app.jobs import register_handlers
 
 logger = logging.getLogger("app.worker")
 
@@ -26,7 +27,7 @@ async def run_worker() -> None:
         raise SystemExit(f"refusing to start in production: {error}") from None
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
     engine = create_engine(settings)
-    outbox = create_outbox(settings, create_sessionmaker(engine))
+    outbox = create_outbox(settings, create_sessionmaker(engine), register_handlers)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -153,6 +153,18 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(default=20, ge=1, le=1000)
     outbox_max_attempts: int = Field(default=10, ge=1, le=100)
     outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    outbox_retry_base_seconds: float = Field(
+        default=10.0, gt=0, description="delay before the first retry; doubles after each"
+    )
+    outbox_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    outbox_retention_days: int = Field(
+        default=7, ge=1, description="delivered messages older than this are purged"
+    )
+
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_allow_private_targets: bool = Field(
+        default=False, description="allow webhook URLs on loopback, private, link-local hosts"
+    )
     otel_enabled: bool | None = Field(
         default=None, description="trace with OpenTelemetry; unset means on when an endpoint is set"
     )

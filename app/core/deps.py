@@ -78,15 +78,16 @@ async def get_session(
 
     Bound with `scope="function"` so the commit happens before the response is sent: a
     client never sees success for a write that then fails to commit. Outbox messages the
-    request enqueued are committed with it, and the dispatcher is woken only then.
+    request enqueued are committed with it, and only then announced to the dispatchers
+    (this process's, and on PostgreSQL every replica's).
     """
     async with request_transaction(sessionmaker) as session:
 
-        async def wake_outbox() -> None:
+        async def announce_outbox() -> None:
             if take_enqueued(session):
-                outbox.wake()
+                await outbox.announce()
 
-        after_commit(session, wake_outbox)
+        after_commit(session, announce_outbox)
         yield session
 
 

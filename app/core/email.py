@@ -1,4 +1,4 @@
-"""Outgoing email: the message type, the senders, and the outbox topic that delivers it.
+"""Outgoing email: the message, the senders, and the job log message type that delivers it.
 
 Request code never talks to SMTP. It calls `enqueue_email` inside its transaction and the
 outbox dispatcher sends the message after the commit, through the SMTP server at `SMTP_HOST`
@@ -9,6 +9,7 @@ import email.message
 import email.utils
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
 import aiosmtplib
@@ -16,13 +17,8 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, NameEmail, SecretSt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.outbox import Delivery, Handler, enqueue
+from app.core.outbox import Delivery, MessageType
 
-EMAIL_TOPIC = "email"
-# The payload member holding a message's Message-ID local part, chosen at random when the
-# message is queued: unique across databases and deployments (an outbox id is not), and the
-# same on every retry, because it is stored with the message.
-_MESSAGE_KEY = "message_key"
 logger = logging.getLogger(__name__)
 
 
@@ -35,6 +31,13 @@ class EmailMessage(BaseModel):
     subject: str = Field(min_length=1, max_length=998)
     text: str
     html: str | None = None
+    # The Message-ID's local part, chosen at random when the message is queued: unique
+    # across databases and deployments (an outbox id is not), and the same on every retry,
+    # because it is stored with the queued message.
+    key: str = Field(default_factory=lambda: secrets.token_hex(16), pattern=r"^[0-9a-f]{32}$")
+
+
+EMAIL = MessageType("email", EmailMessage)
 
 
 class EmailSender(Protocol):
@@ -124,24 +127,28 @@ def create_email_sender(settings: Settings) -> EmailSender:
     )
 
 
-def email_handler(sender: EmailSender, *, domain: str) -> Handler:
-    """The outbox handler for the `email` topic.
+def email_handler(
+    sender: EmailSender, *, domain: str
+) -> Callable[[EmailMessage, Delivery], Awaitable[None]]:
+    """What delivers an `EMAIL` message.
 
     The Message-ID is the one stored with the message, so the rare repeat after a lost lease
     reaches the recipient as the same message and mail clients fold it away.
     """
 
-    async def deliver(delivery: Delivery) -> None:
-        payload = dict(delivery.payload)
+    async def deliver(message: EmailMessage, delivery: Delivery) -> None:
         # Messages queued before keys were stored keep the id they were first sent with.
-        key = payload.pop(_MESSAGE_KEY, None) or f"outbox-{delivery.id}"
-        message = EmailMessage.model_validate(payload)
+        key = message.key if "key" in delivery.payload else f"outbox-{delivery.id}"
         await sender.send(message, message_id=f"<{key}@{domain}>")
 
     return deliver
 
 
-async def enqueue_email(session: AsyncSession, message: EmailMessage) -> None:
+async def enqueue_email(
+    session: AsyncSession, message: EmailMessage, *, dedup_key: str | None = None
+) -> None:
     """Queue an email in the caller's transaction; it is sent only if that commits."""
-    payload = message.model_dump(mode="json") | {_MESSAGE_KEY: secrets.token_hex(16)}
-    await enqueue(session, EMAIL_TOPIC, payload)
+    # A fresh key per queued message, so one message queued twice is two emails to mail
+    # clients too.
+    fresh = message.model_copy(update={"key": secrets.token_hex(16)})
+    await EMAIL.enqueue(session, fresh, dedup_key=dedup_key)

@@ -74,6 +74,23 @@ RATE_LIMIT_REJECTIONS = Counter(
     "rate_limit_rejections", "Requests refused with 429, by limit scope.", ["scope"]
 )
 
+# The job log (app.core.outbox), by topic: one series per message type, a handful in all.
+OUTBOX_DELIVERED = Counter(
+    "outbox_messages_delivered", "Job log messages their handler completed.", ["topic"]
+)
+OUTBOX_RETRIED = Counter(
+    "outbox_messages_retried", "Failed job log attempts scheduled for a retry.", ["topic"]
+)
+OUTBOX_DEAD = Counter(
+    "outbox_messages_dead", "Job log messages given up after their last attempt.", ["topic"]
+)
+OUTBOX_BACKLOG_AGE = Histogram(
+    "outbox_backlog_age_seconds",
+    "How long each claimed job log message had been due and waiting.",
+    ["topic"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
+
 
 def multiprocess_mode() -> bool:
     return "PROMETHEUS_MULTIPROC_DIR" in os.environ

@@ -1,15 +1,27 @@
-"""The page envelope every list endpoint returns, and its bounded query parameters."""
+"""The page envelope every list endpoint returns, and its bounded query parameters.
 
-from collections.abc import Iterable
+A list answers `offset`/`limit` pages and, through `next_cursor`, keyset pages
+(`app.core.keyset`). A list needs three lines for both: the service turns the parameters
+into a `Window` bound to its filters, the repository reads a `Slice` with `keyset_page`, and
+`page_of` renders it.
+"""
+
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from app.core.deps import SettingsDep
+from app.core.errors import raises
+from app.core.keyset import CursorCodec, InvalidCursor, Slice, Window, cursor_codec, scope_of
 
 MAX_LIMIT = 100
 # Far beyond any real page, yet small enough for every database's integer type.
 MAX_OFFSET = 1_000_000_000
+# Room for any key this service signs (a 200-character name is the longest), not for abuse.
+MAX_CURSOR_LENGTH = 1024
 
 
 T = TypeVar("T")
@@ -20,17 +32,23 @@ class Page(BaseModel, Generic[T]):
     total: int
     offset: int
     limit: int
+    next_cursor: str | None = Field(
+        default=None, description="send as `cursor` for the following page; null on the last"
+    )
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def page_of(
-    read: type[ModelT], rows: Iterable[object], total: int, *, offset: int, limit: int
-) -> Page[ModelT]:
+def page_of(read: type[ModelT], rows: Slice[Any], window: Window) -> Page[ModelT]:
     """The envelope for one page of ORM rows, each rendered through its read schema."""
+    items = [read.model_validate(row) for row in rows.rows]
     return Page(
-        items=[read.model_validate(row) for row in rows], total=total, offset=offset, limit=limit
+        items=items,
+        total=rows.total,
+        offset=window.offset,
+        limit=window.limit,
+        next_cursor=window.cursor_after(rows.next_key, len(items)),
     )
 
 
@@ -38,13 +56,50 @@ def page_of(
 class PageParams:
     offset: int
     limit: int
+    cursor: str | None
+    codec: CursorCodec
+
+    @raises(InvalidCursor)
+    def window(self, name: str, filters: BaseModel | Mapping[str, Any] | None = None) -> Window:
+        """The rows to read for the list `name` under `filters` (its filters and sort).
+
+        A cursor issued for another list, other filters or another sort is refused.
+        """
+        scope = scope_of(name, filters)
+        if self.cursor is None:
+            return Window(self.offset, self.limit, scope=scope, codec=self.codec)
+        position = self.codec.decode(self.cursor, scope)
+        return Window(
+            position.offset, self.limit, after=position.key, scope=scope, codec=self.codec
+        )
 
 
+@raises(InvalidCursor)
 async def get_page_params(
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")] = 0,
+    settings: SettingsDep,
+    offset: Annotated[
+        int | None, Query(ge=0, le=MAX_OFFSET, description="items to skip (default 0)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_CURSOR_LENGTH,
+            description="the `next_cursor` of the previous page, with the same filters",
+        ),
+    ] = None,
 ) -> PageParams:
-    return PageParams(offset=offset, limit=limit)
+    if cursor is not None and offset is not None:
+        raise InvalidCursor(
+            "Send either `cursor` or `offset`: a cursor says where the page starts."
+        )
+    return PageParams(
+        offset=offset or 0,
+        limit=limit,
+        cursor=cursor,
+        codec=cursor_codec(settings.secret_key.get_secret_value()),
+    )
 
 
 PageParamsDep = Annotated[PageParams, Depends(get_page_params)]

@@ -1,8 +1,9 @@
 """The long-lived clients a running application owns, opened and closed by its lifespan."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -10,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
-from app.core.email import EMAIL_TOPIC, create_email_sender, email_handler
-from app.core.outbox import OutboxDispatcher
+from app.core.outbox import OutboxDispatcher, listen_dsn
 from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisBreaker, create_redis
 from app.core.security import PasswordHasher, TokenCodec
@@ -34,22 +34,35 @@ class Resources:
     rate_limiter: RateLimiter
 
 
+# Fills a dispatcher with the handlers of every message type; app.core knows none of them,
+# so the composition root (app.jobs) provides it.
+RegisterHandlers = Callable[[OutboxDispatcher, Settings, async_sessionmaker[AsyncSession]], None]
+
+
 def create_outbox(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    register_handlers: RegisterHandlers,
 ) -> OutboxDispatcher:
-    sender = create_email_sender(settings)
-    return OutboxDispatcher(
+    outbox = OutboxDispatcher(
         sessionmaker,
-        {EMAIL_TOPIC: email_handler(sender, domain=settings.email_from.email.split("@")[-1])},
         batch_size=settings.outbox_batch_size,
         max_attempts=settings.outbox_max_attempts,
         poll_interval=settings.outbox_poll_interval,
         lease_seconds=settings.outbox_lease_seconds,
+        backoff_base=settings.outbox_retry_base_seconds,
+        backoff_max=settings.outbox_retry_max_seconds,
+        retention=timedelta(days=settings.outbox_retention_days),
+        listen_dsn=None if settings.uses_sqlite else listen_dsn(settings.sqlalchemy_url),
     )
+    register_handlers(outbox, settings, sessionmaker)
+    return outbox
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+async def open_resources(
+    settings: Settings, register_handlers: RegisterHandlers
+) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
     redis = (
         create_redis(settings.redis_url, timeout=settings.redis_timeout)
@@ -60,9 +73,9 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     # wait out the same timeout again in the same request, and one probe tests it for both.
     breaker = RedisBreaker("caches and rate limits", settings.redis_failure_cooldown_seconds)
     sessionmaker = create_sessionmaker(engine)
-    # Built even when disabled, so request code can always call wake(); it is then a no-op
-    # and a dedicated worker (or another replica) delivers the messages.
-    outbox = create_outbox(settings, sessionmaker)
+    # Built even when disabled, so request code can always call announce(): it then only
+    # tells the dedicated workers (or other replicas) that deliver the messages.
+    outbox = create_outbox(settings, sessionmaker, register_handlers)
     if settings.outbox_enabled:
         outbox.start()
     try:

@@ -1,17 +1,27 @@
 """A hand-driven clock, a recording handler and builders shared by the outbox tests."""
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import utcnow
-from app.core.outbox import Delivery, Handler, OutboxDispatcher, OutboxMessage, enqueue
+from app.core.outbox import Delivery, MessageType, OutboxDispatcher, OutboxMessage, enqueue
 from app.core.resources import Resources
 
-TOPIC = "test.note"
+
+class Note(BaseModel):
+    n: int
+
+
+NOTE = MessageType("test.note", Note)
+TOPIC = NOTE.topic
+NoteHandler = Callable[[Note, Delivery], Awaitable[None]]
 LEASE_SECONDS = 30.0
 BACKOFF_BASE = 10.0
 BACKOFF_MAX = 3600.0
@@ -35,7 +45,7 @@ class Recorder:
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
 
-    async def __call__(self, delivery: Delivery) -> None:
+    async def __call__(self, _: Note, delivery: Delivery) -> None:
         self.deliveries.append(delivery)
 
 
@@ -46,16 +56,16 @@ def sessionmaker(resources: Resources) -> async_sessionmaker[AsyncSession]:
 
 def dispatcher(
     sessionmaker: async_sessionmaker[AsyncSession],
-    handler: Handler,
+    handler: NoteHandler,
     *,
     clock: Clock | None = None,
     batch_size: int = 10,
     max_attempts: int = 3,
     poll_interval: float = 3600.0,
+    listen_dsn: str | None = None,
 ) -> OutboxDispatcher:
-    return OutboxDispatcher(
+    outbox = OutboxDispatcher(
         sessionmaker,
-        {TOPIC: handler},
         batch_size=batch_size,
         max_attempts=max_attempts,
         poll_interval=poll_interval,
@@ -63,7 +73,10 @@ def dispatcher(
         backoff_base=BACKOFF_BASE,
         backoff_max=BACKOFF_MAX,
         clock=clock or utcnow,
+        listen_dsn=listen_dsn,
     )
+    outbox.register(NOTE, handler)
+    return outbox
 
 
 async def commit_messages(
@@ -77,3 +90,12 @@ async def commit_messages(
 async def stored(sessionmaker: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
     async with sessionmaker() as session:
         return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, seconds: float = 10.0) -> None:
+    """Wait until `check()` holds, for what another task or process does in its own time."""
+    async with asyncio.timeout(seconds):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.02)

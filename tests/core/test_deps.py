@@ -72,7 +72,7 @@ async def test_an_email_enqueued_by_a_request_is_sent_after_its_commit(
     async with resources.sessionmaker() as session:
         [message] = await session.scalars(select(OutboxMessage))
     # Globally unique yet the same on every retry: a key stored with the queued message.
-    assert received.message["Message-ID"] == f"<{message.payload['message_key']}@example.org>"
+    assert received.message["Message-ID"] == f"<{message.payload['key']}@example.org>"
 
 
 async def test_an_email_from_a_failed_request_is_never_sent(

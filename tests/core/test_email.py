@@ -7,6 +7,7 @@ from pydantic import NameEmail, SecretStr
 
 from app.core.config import Settings
 from app.core.email import (
+    EMAIL,
     EmailMessage,
     LogEmailSender,
     SmtpEmailSender,
@@ -82,13 +83,13 @@ async def test_starttls_is_required_not_opportunistic(smtp: SmtpServer) -> None:
     assert smtp.inbox.empty()
 
 
-async def test_email_topic_handler_sends_the_payload_with_a_stable_message_id(
+async def test_a_message_queued_before_keys_were_stored_keeps_its_outbox_message_id(
     smtp: SmtpServer,
 ) -> None:
-    handler = email_handler(smtp_sender(smtp), domain="example.org")
-    delivery = Delivery(id=42, topic="email", payload=WELCOME.model_dump(mode="json"), attempt=1)
+    handler = EMAIL.handler(email_handler(smtp_sender(smtp), domain="example.org"))
+    payload = WELCOME.model_dump(mode="json", exclude={"key"})
 
-    await handler(delivery)
+    await handler(Delivery(id=42, topic="email", payload=payload, attempt=1, last_attempt=False))
 
     received = await smtp.next_message()
     assert received.message["Message-ID"] == "<outbox-42@example.org>"
@@ -111,13 +112,19 @@ async def test_message_ids_are_unique_per_message_and_stable_across_retries(
         await enqueue_email(session, WELCOME)
     first, second = await stored(resources.sessionmaker)
     sender = RecordingSender()
-    handler = email_handler(sender, domain="example.org")
+    handler = EMAIL.handler(email_handler(sender, domain="example.org"))
 
     for attempt in (1, 2):
-        await handler(Delivery(id=7, topic="email", payload=first.payload, attempt=attempt))
+        await handler(
+            Delivery(
+                id=7, topic="email", payload=first.payload, attempt=attempt, last_attempt=False
+            )
+        )
     # Another database numbers its outbox from 1 too: the same id must not give the same
-    # Message-ID.
-    await handler(Delivery(id=7, topic="email", payload=second.payload, attempt=1))
+    # Message-ID, nor may one message queued twice.
+    await handler(
+        Delivery(id=7, topic="email", payload=second.payload, attempt=1, last_attempt=False)
+    )
 
     (retry_one, message), (retry_two, _), (other, _) = sender.sent
     assert retry_one == retry_two
@@ -126,13 +133,16 @@ async def test_message_ids_are_unique_per_message_and_stable_across_retries(
     assert local_part.startswith("<")
     assert len(local_part) > 30
     assert domain == "example.org>"
-    assert message == WELCOME
+    assert message.model_dump(exclude={"key"}) == WELCOME.model_dump(exclude={"key"})
 
 
 async def test_email_topic_handler_rejects_a_malformed_payload() -> None:
-    handler = email_handler(LogEmailSender(), domain="example.org")
+    handler = EMAIL.handler(email_handler(LogEmailSender(), domain="example.org"))
+    malformed = Delivery(
+        id=1, topic="email", payload={"subject": "x"}, attempt=1, last_attempt=False
+    )
     with pytest.raises(ValueError, match="to"):
-        await handler(Delivery(id=1, topic="email", payload={"subject": "x"}, attempt=1))
+        await handler(malformed)
 
 
 def test_smtp_host_selects_the_smtp_sender(tmp_path: Path) -> None:

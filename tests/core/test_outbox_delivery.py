@@ -9,6 +9,7 @@ from tests.core.outbox_helpers import (
     BACKOFF_MAX,
     TOPIC,
     Clock,
+    Note,
     Recorder,
     commit_messages,
     dispatcher,
@@ -79,7 +80,7 @@ async def test_a_failing_handler_is_retried_with_backoff_then_dead(
     clock = Clock()
     calls = 0
 
-    async def failing(delivery: Delivery) -> None:
+    async def failing(_: Note, delivery: Delivery) -> None:
         nonlocal calls
         calls += 1
         raise ConnectionError(f"mail server down ({delivery.attempt})")

@@ -10,6 +10,7 @@ from app.core.outbox import Delivery, OutboxDispatcher, OutboxStatus
 from tests.core.outbox_helpers import (
     LEASE_SECONDS,
     Clock,
+    Note,
     Recorder,
     commit_messages,
     dispatcher,
@@ -24,7 +25,7 @@ async def test_an_expired_lease_is_claimed_again(
     clock = Clock()
     started = asyncio.Event()
 
-    async def hangs(_: Delivery) -> None:
+    async def hangs(_: Note, __: Delivery) -> None:
         started.set()
         await asyncio.Event().wait()
 
@@ -56,7 +57,7 @@ async def test_a_stale_worker_cannot_overwrite_the_new_owners_outcome(
     release = asyncio.Event()
     started = asyncio.Event()
 
-    async def slow_then_fails(_: Delivery) -> None:
+    async def slow_then_fails(_: Note, __: Delivery) -> None:
         started.set()
         await release.wait()
         raise ConnectionError("too late")
@@ -79,7 +80,7 @@ async def test_wake_delivers_at_once_and_stop_is_clean(
 ) -> None:
     delivered = asyncio.Event()
 
-    async def handler(_: Delivery) -> None:
+    async def handler(_: Note, __: Delivery) -> None:
         delivered.set()
 
     # An hour between polls: only wake() can explain a prompt delivery.
@@ -103,7 +104,7 @@ async def test_stopping_mid_delivery_keeps_the_message_for_a_retry(
     clock = Clock()
     started = asyncio.Event()
 
-    async def hangs(_: Delivery) -> None:
+    async def hangs(_: Note, __: Delivery) -> None:
         started.set()
         await asyncio.Event().wait()
 
@@ -136,7 +137,7 @@ async def test_the_loop_survives_a_failing_batch(
                 raise ConnectionError("database unavailable")
             return sessionmaker.begin()
 
-    async def handler(_: Delivery) -> None:
+    async def handler(_: Note, __: Delivery) -> None:
         delivered.set()
 
     outbox = dispatcher(FlakySessions(), handler)  # type: ignore[arg-type]
@@ -179,7 +180,7 @@ async def test_concurrent_dispatchers_deliver_each_message_exactly_once(
 ) -> None:
     delivered: list[int] = []
 
-    async def handler(delivery: Delivery) -> None:
+    async def handler(_: Note, delivery: Delivery) -> None:
         # Yield so the two dispatchers' claims and deliveries interleave.
         await asyncio.sleep(0)
         delivered.append(delivery.payload["n"])

@@ -13,12 +13,16 @@ from tests.factories.accounts import (
 )
 from tests.factories.catalog import ITEMS, create_item, post_item, stock_of
 from tests.factories.orders import ADDRESS, ORDERS, order_body, order_count, place
+from tests.factories.webhooks import ORDER_EVENTS, PUBLIC_URL, WEBHOOKS, register_webhook
 
 __all__ = [
     "ADDRESS",
     "ITEMS",
     "ORDERS",
+    "ORDER_EVENTS",
     "PASSWORD",
+    "PUBLIC_URL",
+    "WEBHOOKS",
     "Account",
     "admin",
     "create_item",
@@ -29,6 +33,7 @@ __all__ = [
     "post_item",
     "principal",
     "register",
+    "register_webhook",
     "stock_of",
     "token",
     "unique_email",

@@ -20,14 +20,19 @@ ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the item's id")]
 ItemWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.ITEMS_WRITE])]
 
 
-@router.get("", summary="Search, filter and sort the catalog", response_model=Page[ItemRead])
+@router.get(
+    "",
+    summary="Search, filter and sort the catalog",
+    response_model=Page[ItemRead],
+    responses=error_responses(ItemService.search),
+)
 async def list_items(
     query: Annotated[ItemQuery, Query()],
     page: PageParamsDep,
     items: ItemServiceDep,
     etag_json: ETagJSON,
 ) -> Response:
-    return etag_json(await items.search(query, offset=page.offset, limit=page.limit))
+    return etag_json(await items.search(query, page))
 
 
 @router.get(

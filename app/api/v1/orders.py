@@ -50,7 +50,7 @@ async def place_order(
 @router.get(
     "",
     summary="List your orders, newest first (administrators: every order)",
-    responses=error_responses(get_principal),
+    responses=error_responses(get_principal, OrderService.list_page),
 )
 async def list_orders(
     principal: OrderReader,
@@ -58,7 +58,7 @@ async def list_orders(
     page: PageParamsDep,
     orders: OrderServiceDep,
 ) -> Page[OrderRead]:
-    return await orders.list_page(principal, filters, offset=page.offset, limit=page.limit)
+    return await orders.list_page(principal, filters, page)
 
 
 @router.get(

@@ -19,9 +19,11 @@ PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="the post's id")]
 PostWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.POSTS_WRITE])]
 
 
-@router.get("", summary="List posts, newest first")
+@router.get(
+    "", summary="List posts, newest first", responses=error_responses(PostService.list_newest)
+)
 async def list_posts(page: PageParamsDep, posts: PostServiceDep) -> Page[PostRead]:
-    return await posts.list_newest(offset=page.offset, limit=page.limit)
+    return await posts.list_newest(page)
 
 
 @router.get("/{post_id}", summary="Read a post", responses=error_responses(PostService.get))

@@ -68,10 +68,10 @@ async def change_password(
 @router.get(
     "",
     summary="List users (administrators)",
-    responses=error_responses(get_admin),
+    responses=error_responses(get_admin, UserService.list_page),
 )
 async def list_users(_: AdminUser, page: PageParamsDep, users: UserServiceDep) -> Page[UserRead]:
-    return await users.list_page(offset=page.offset, limit=page.limit)
+    return await users.list_page(page)
 
 
 @router.get(

@@ -1,30 +1,44 @@
-"""Transactional outbox: side effects that must not be lost, delivered after commit.
+"""The job log: a transactional outbox of typed messages, each delivered by its handler.
 
-A request writes an `OutboxMessage` in its own transaction (`enqueue`), so the message exists
-exactly when the change does. The `OutboxDispatcher` delivers it afterwards:
+A request writes an `OutboxMessage` in its own transaction (`MessageType.enqueue`), so the
+message exists exactly when the change does; a dedup key makes enqueuing the same effect
+twice a no-op. The `OutboxDispatcher` delivers it afterwards:
 
 1. it claims due messages in a short transaction (`FOR UPDATE SKIP LOCKED`, so any number of
    workers and replicas share the table without waiting on each other) and sets a lease;
-2. it calls the topic's handler outside any transaction, so a slow SMTP server never holds a
-   database connection or lock;
+2. it calls the topic's handler outside any transaction, so a slow SMTP server or webhook
+   receiver never holds a database connection or lock;
 3. it marks the message delivered, or schedules a retry with exponential backoff and jitter,
    or gives up after the maximum number of attempts and logs the message as dead.
 
-A worker that dies mid-delivery leaves only a lease behind; once it expires another worker
-claims the message again. Delivery is therefore at least once: handlers should tolerate a rare
-repeat (the email handler gives each message a stable Message-ID for that reason).
+After a commit that enqueued, `announce()` wakes the local dispatcher and, on PostgreSQL,
+every other one through NOTIFY; polling remains the fallback. A worker that dies
+mid-delivery leaves only a lease behind; once it expires another worker claims the message
+again. Delivery is therefore at least once: handlers should tolerate a rare repeat (the
+email handler gives each message a stable Message-ID, webhooks a stable `webhook-id`).
+
+app.core knows no domain: the composition root (`app.jobs`) registers each topic's handler.
 """
 
-from app.core.outbox.dispatcher import Delivery, Handler, OutboxDispatcher, backoff_delay
+from app.core.outbox.dispatcher import OutboxDispatcher, backoff_delay
+from app.core.outbox.maintenance import dead_messages, purge_delivered, retry_dead
+from app.core.outbox.messages import Delivery, Handler, MessageType
 from app.core.outbox.models import OutboxMessage, OutboxStatus, enqueue, take_enqueued
+from app.core.outbox.wakeups import listen_dsn, notify
 
 __all__ = [
     "Delivery",
     "Handler",
+    "MessageType",
     "OutboxDispatcher",
     "OutboxMessage",
     "OutboxStatus",
     "backoff_delay",
+    "dead_messages",
     "enqueue",
+    "listen_dsn",
+    "notify",
+    "purge_delivered",
+    "retry_dead",
     "take_enqueued",
 ]

@@ -1,40 +1,34 @@
-"""The dispatcher: claims due outbox messages, delivers them, records each outcome."""
+"""The dispatcher: claims due messages, hands each to its topic's handler, records the outcome."""
 
 import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import utcnow
+from app.core.metrics import OUTBOX_BACKLOG_AGE, OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_RETRIED
+from app.core.outbox.maintenance import purge_delivered
+from app.core.outbox.messages import Delivery, Handler, MessageType
 from app.core.outbox.models import OutboxMessage, OutboxStatus
+from app.core.outbox.wakeups import Listener, notify
 
 # Every module of the package logs as `app.core.outbox`, so operators filter one name.
 logger = logging.getLogger(__package__)
 
-DEFAULT_BACKOFF_BASE_SECONDS = 10.0
-DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
 # Long enough for an operator to see why, short enough not to store a whole traceback.
 _LAST_ERROR_LIMIT = 2000
+_PURGE_INTERVAL_SECONDS = 3600.0
 
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One claimed message, handed to its topic's handler."""
-
-    id: int
-    topic: str
-    payload: dict[str, Any]
-    attempt: int
-
-
-Handler = Callable[[Delivery], Awaitable[None]]
+P = TypeVar("P", bound=BaseModel)
 Clock = Callable[[], datetime]
 
 
@@ -49,27 +43,29 @@ def backoff_delay(attempt: int, *, base: float, maximum: float) -> float:
 
 
 class OutboxDispatcher:
-    """Claims due outbox messages and delivers each through the handler for its topic.
+    """Claims due messages and delivers each through the handler registered for its topic.
 
     `run_once()` processes one batch; `start()` runs batches in a background task until
-    `stop()`, polling every `poll_interval` seconds or sooner when `wake()` is called.
+    `stop()`, polling every `poll_interval` seconds or sooner when woken: by `wake()` in this
+    process, or by a NOTIFY from any process when `listen_dsn` (PostgreSQL) is given.
     """
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        handlers: Mapping[str, Handler],
         *,
         batch_size: int,
         max_attempts: int,
         poll_interval: float,
         lease_seconds: float,
-        backoff_base: float = DEFAULT_BACKOFF_BASE_SECONDS,
-        backoff_max: float = DEFAULT_BACKOFF_MAX_SECONDS,
+        backoff_base: float,
+        backoff_max: float,
+        retention: timedelta | None = None,
+        listen_dsn: str | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._handlers = dict(handlers)
+        self._handlers: dict[str, Handler] = {}
         self._batch_size = batch_size
         self._max_attempts = max_attempts
         self._poll_interval = poll_interval
@@ -78,18 +74,44 @@ class OutboxDispatcher:
         self._delivery_timeout = lease_seconds / 2
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
+        self._retention = retention
+        self._next_purge = 0.0
+        self._listener = Listener(listen_dsn, self.wake) if listen_dsn is not None else None
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def register(
+        self, message_type: MessageType[P], handle: Callable[[P, Delivery], Awaitable[None]]
+    ) -> None:
+        """Deliver messages of `message_type` through `handle`; one handler per topic."""
+        if message_type.topic in self._handlers:
+            raise ValueError(f"a handler for {message_type.topic!r} is already registered")
+        self._handlers[message_type.topic] = message_type.handler(handle)
+
     def wake(self) -> None:
-        """Deliver now rather than at the next poll; call it after the enqueuing commit."""
+        """Look for work now rather than at the next poll."""
         self._wake.set()
+
+    async def announce(self) -> None:
+        """Call after a commit that enqueued: wakes this process's dispatcher and, on
+        PostgreSQL, every other one, so whichever is free starts the work at once."""
+        self.wake()
+        if self._listener is None:
+            return
+        try:
+            await notify(self._sessionmaker)
+        except (SQLAlchemyError, OSError) as error:
+            logger.warning(
+                "could not notify other dispatchers (%s); they find the work at their next poll",
+                error,
+            )
 
     async def run_once(self) -> int:
         """Claim one batch of due messages and deliver it; returns how many were claimed."""
@@ -105,6 +127,8 @@ class OutboxDispatcher:
             raise RuntimeError("the outbox dispatcher is already running")
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
+        if self._listener is not None:
+            self._listen_task = asyncio.create_task(self._listener.run(), name="outbox-listener")
 
     async def stop(self, grace_seconds: float | None = None) -> None:
         """Let the current batch finish, then stop; cancel it if it outlasts the grace period.
@@ -112,6 +136,11 @@ class OutboxDispatcher:
         A cancelled delivery keeps its lease and is claimed again once the lease expires,
         so stopping never loses a message.
         """
+        listen_task, self._listen_task = self._listen_task, None
+        if listen_task is not None:
+            listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listen_task
         task, self._task = self._task, None
         if task is None:
             return
@@ -129,6 +158,7 @@ class OutboxDispatcher:
             self._wake.clear()
             try:
                 claimed = await self.run_once()
+                await self._purge_if_due()
             except Exception:
                 # A database outage must not end the loop; the next poll tries again.
                 logger.exception("outbox dispatch failed")
@@ -139,6 +169,15 @@ class OutboxDispatcher:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._poll_interval):
                         await self._wake.wait()
+
+    async def _purge_if_due(self) -> None:
+        """Remove delivered messages past their retention, at most once an hour."""
+        if self._retention is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + _PURGE_INTERVAL_SECONDS
+        removed = await purge_delivered(self._sessionmaker, before=self._clock() - self._retention)
+        if removed:
+            logger.info("purged %s delivered outbox messages", removed)
 
     async def _claim(self) -> list[Delivery]:
         if not self._handlers:
@@ -161,6 +200,9 @@ class OutboxDispatcher:
         async with self._sessionmaker.begin() as session:
             messages = (await session.scalars(due)).all()
             for message in messages:
+                OUTBOX_BACKLOG_AGE.labels(message.topic).observe(
+                    max(0.0, (now - message.available_at).total_seconds())
+                )
                 # Counting the attempt at claim time means a message that crashes its worker
                 # every time still runs out of attempts instead of looping forever.
                 message.attempts += 1
@@ -171,6 +213,7 @@ class OutboxDispatcher:
                     topic=message.topic,
                     payload=message.payload,
                     attempt=message.attempts,
+                    last_attempt=message.attempts >= self._max_attempts,
                 )
                 for message in messages
             ]
@@ -183,6 +226,7 @@ class OutboxDispatcher:
         except Exception as error:
             await self._record_failure(delivery, error)
         else:
+            OUTBOX_DELIVERED.labels(delivery.topic).inc()
             await self._finish(
                 delivery, status=OutboxStatus.DELIVERED, delivered_at=self._clock(), last_error=None
             )
@@ -190,7 +234,8 @@ class OutboxDispatcher:
     async def _record_failure(self, delivery: Delivery, error: Exception) -> None:
         reason = f"{type(error).__name__}: {error}"[:_LAST_ERROR_LIMIT]
         context = {"outbox_id": delivery.id, "topic": delivery.topic, "attempt": delivery.attempt}
-        if delivery.attempt >= self._max_attempts:
+        if delivery.last_attempt:
+            OUTBOX_DEAD.labels(delivery.topic).inc()
             logger.error(
                 "outbox message %s (%s) is dead after %s attempts: %s",
                 delivery.id,
@@ -201,6 +246,7 @@ class OutboxDispatcher:
             )
             await self._finish(delivery, status=OutboxStatus.DEAD, last_error=reason)
             return
+        OUTBOX_RETRIED.labels(delivery.topic).inc()
         delay = backoff_delay(delivery.attempt, base=self._backoff_base, maximum=self._backoff_max)
         logger.warning(
             "outbox message %s (%s) failed on attempt %s, retrying in %.0fs: %s",

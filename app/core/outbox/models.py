@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Enum, Index, Integer, String, Text, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,12 +27,17 @@ class OutboxMessage(Base):
     __table_args__ = (
         # The claim query: pending messages in order of when they fall due.
         Index("ix_outbox_messages_status_available_at", "status", "available_at"),
+        # Messages without a key (NULL) never collide.
+        Index("ix_outbox_messages_dedup_key", "dedup_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
     )
     topic: Mapped[str] = mapped_column(String(100))
+    # Names the effect rather than the attempt to cause it ("order.placed:42"), so causing it
+    # twice (a retried handler fanning out again) still leaves one message.
+    dedup_key: Mapped[str | None] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[OutboxStatus] = mapped_column(
         Enum(
@@ -54,15 +60,33 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None]
 
 
-async def enqueue(session: AsyncSession, topic: str, payload: Mapping[str, Any]) -> None:
+async def enqueue(
+    session: AsyncSession,
+    topic: str,
+    payload: Mapping[str, Any],
+    *,
+    dedup_key: str | None = None,
+) -> bool:
     """Add a message to the caller's transaction; it is delivered only if that commits.
 
-    Nothing is committed here: the request owns the transaction. Whoever commits should then
-    call the dispatcher's `wake()` when `take_enqueued(session)` is true (the request session
-    dependency does); without a wake the message still goes out at the next poll.
+    With a `dedup_key` that a stored message already has, nothing is added and the result
+    is False. Nothing is committed here: the request owns the transaction. Whoever commits
+    should then call the dispatcher's `announce()` when `take_enqueued(session)` is true
+    (the request session dependency does); without it the message still goes out at the
+    next poll.
     """
-    session.add(OutboxMessage(topic=topic, payload=dict(payload)))
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    inserted = await session.scalar(
+        insert(OutboxMessage)
+        .values(topic=topic, payload=dict(payload), dedup_key=dedup_key)
+        .on_conflict_do_nothing(index_elements=[OutboxMessage.dedup_key])
+        .returning(OutboxMessage.id)
+    )
+    if inserted is None:
+        return False
     session.info[_ENQUEUED] = True
+    return True
 
 
 def take_enqueued(session: AsyncSession) -> bool:

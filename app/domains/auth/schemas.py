@@ -18,6 +18,7 @@ class Scope(StrEnum):
     POSTS_WRITE = "posts:write"
     USERS_ADMIN = "users:admin"
     ORDERS_ADMIN = "orders:admin"
+    WEBHOOKS_ADMIN = "webhooks:admin"
 
 
 SCOPE_DESCRIPTIONS: dict[str, str] = {
@@ -28,9 +29,10 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.POSTS_WRITE: "Write, change and delete your posts",
     Scope.USERS_ADMIN: "Administer users (administrators only)",
     Scope.ORDERS_ADMIN: "See every order and ship orders (administrators only)",
+    Scope.WEBHOOKS_ADMIN: "Manage webhook endpoints for order events (administrators only)",
 }
 
-_ADMIN_ONLY = {Scope.USERS_ADMIN, Scope.ORDERS_ADMIN}
+_ADMIN_ONLY = {Scope.USERS_ADMIN, Scope.ORDERS_ADMIN, Scope.WEBHOOKS_ADMIN}
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.USER: frozenset(Scope) - _ADMIN_ONLY,
     Role.ADMIN: frozenset(Scope),

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.keyset import Slice, Window
 from app.domains.auth.schemas import Principal
 from app.domains.dashboard.schemas import Dashboard, DashboardStats
 from app.domains.orders.models import Order
@@ -28,19 +29,19 @@ class DashboardService:
         Each read gets a session of its own: one AsyncSession must never be used by two
         tasks at once, and separate connections are what lets the three queries overlap.
         """
-        (orders, order_count), total_spent, newest_posts = await asyncio.gather(
+        orders, total_spent, newest_posts = await asyncio.gather(
             self._recent_orders(principal.id), self._spent(principal.id), self._posts(principal.id)
         )
         return Dashboard(
-            stats=DashboardStats(order_count=order_count, total_spent=total_spent),
-            recent_orders=[OrderRead.model_validate(order) for order in orders],
+            stats=DashboardStats(order_count=orders.total, total_spent=total_spent),
+            recent_orders=[OrderRead.model_validate(order) for order in orders.rows],
             recent_posts=[PostRead.model_validate(post) for post in newest_posts],
         )
 
-    async def _recent_orders(self, user_id: int) -> tuple[list[Order], int]:
+    async def _recent_orders(self, user_id: int) -> Slice[Order]:
         async with self.sessionmaker() as session:
             return await OrderRepository(session).list_page(
-                owner_id=user_id, user_id=None, status=None, offset=0, limit=RECENT
+                owner_id=user_id, user_id=None, status=None, window=Window(offset=0, limit=RECENT)
             )
 
     async def _spent(self, user_id: int) -> Decimal:

@@ -1,8 +1,9 @@
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, case, func, or_, select, update
+from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.keyset import Slice, SortKey, Window, keyset_page
 from app.core.types import MAX_INT32
 from app.domains.items.models import Item
 from app.domains.items.schemas import ItemQuery, ItemSort, ReservedItem, SortOrder
@@ -58,23 +59,14 @@ class ItemRepository:
         await self.session.delete(item)
         await self.session.flush()
 
-    async def search(self, query: ItemQuery, *, offset: int, limit: int) -> tuple[list[Item], int]:
+    async def search(self, query: ItemQuery, window: Window) -> Slice[Item]:
         """A page of items matching `query`, and how many match in all.
 
         The id breaks ties in the chosen order, so equal prices or names never make an item
         appear on two pages or on none.
         """
-        conditions = _conditions(query)
-        total = await self.session.scalar(select(func.count()).select_from(Item).where(*conditions))
-        column = _SORT_COLUMNS[query.sort]
-        if query.order is SortOrder.ASC:
-            ordering = (column.asc(), Item.id.asc())
-        else:
-            ordering = (column.desc(), Item.id.desc())
-        rows = await self.session.scalars(
-            select(Item).where(*conditions).order_by(*ordering).offset(offset).limit(limit)
-        )
-        return list(rows), total or 0
+        key = SortKey(_SORT_COLUMNS[query.sort], Item.id, descending=query.order is SortOrder.DESC)
+        return await keyset_page(self.session, select(Item).where(*_conditions(query)), key, window)
 
     async def existing_ids(self, item_ids: Iterable[int]) -> set[int]:
         rows = await self.session.scalars(select(Item.id).where(Item.id.in_(list(item_ids))))

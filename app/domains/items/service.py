@@ -1,4 +1,5 @@
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -6,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.cache import Cache, ModelCodec
 from app.core.db import after_commit
 from app.core.errors import raises
-from app.core.pagination import Page, page_of
+from app.core.keyset import Window
+from app.core.pagination import Page, PageParams, page_of
 from app.domains.auth.schemas import Principal
 from app.domains.items.exceptions import ItemNotFound, NotItemOwner, OutOfStock, UnknownItems
 from app.domains.items.models import Item
@@ -30,9 +32,11 @@ def item_key(item_id: int) -> str:
     return f"item:{item_id}"
 
 
-def page_key(query: ItemQuery, *, offset: int, limit: int) -> str:
+def page_key(query: ItemQuery, window: Window) -> str:
     # Hashed: a search text of up to 100 characters should not become part of a Redis key.
-    canonical = f"{query.model_dump_json()}|{offset}|{limit}"
+    canonical = (
+        f"{query.model_dump_json()}|{window.offset}|{window.limit}|{json.dumps(window.after)}"
+    )
     return f"page:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
@@ -62,16 +66,15 @@ class ItemService:
 
         return await self.cache.get_or_set(item_key(item_id), load, codec=_ITEM_CODEC)
 
-    async def search(self, query: ItemQuery, *, offset: int, limit: int) -> Page[ItemRead]:
+    @raises(PageParams.window)
+    async def search(self, query: ItemQuery, page: PageParams) -> Page[ItemRead]:
+        window = page.window(LISTS_NAMESPACE, query)
+
         async def load() -> Page[ItemRead]:
-            rows, total = await self.items.search(query, offset=offset, limit=limit)
-            return page_of(ItemRead, rows, total, offset=offset, limit=limit)
+            return page_of(ItemRead, await self.items.search(query, window), window)
 
         return await self.cache.get_or_set(
-            page_key(query, offset=offset, limit=limit),
-            load,
-            codec=_PAGE_CODEC,
-            namespace=LISTS_NAMESPACE,
+            page_key(query, window), load, codec=_PAGE_CODEC, namespace=LISTS_NAMESPACE
         )
 
     async def create(self, principal: Principal, data: ItemCreate) -> ItemRead:

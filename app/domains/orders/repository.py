@@ -5,7 +5,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.core.db import utcnow
+from app.core.keyset import Slice, SortKey, Window, keyset_page
 from app.domains.orders.models import Order, OrderStatus
+
+NEWEST_FIRST = SortKey(Order.created_at, Order.id, descending=True)
 
 
 class OrderRepository:
@@ -56,25 +59,21 @@ class OrderRepository:
         owner_id: int | None,
         user_id: int | None,
         status: OrderStatus | None,
-        offset: int,
-        limit: int,
-    ) -> tuple[list[Order], int]:
+        window: Window,
+    ) -> Slice[Order]:
         """Newest first. `owner_id` is the ownership rule, `user_id` an optional filter."""
         criteria = [_owned_by(owner_id)]
         if user_id is not None:
             criteria.append(Order.user_id == user_id)
         if status is not None:
             criteria.append(Order.status == status)
-        total = await self.session.scalar(select(func.count()).select_from(Order).where(*criteria))
-        statement = (
-            select(Order)
-            .options(selectinload(Order.lines))
-            .where(*criteria)
-            .order_by(Order.created_at.desc(), Order.id.desc())
-            .offset(offset)
-            .limit(limit)
+        return await keyset_page(
+            self.session,
+            select(Order).where(*criteria),
+            NEWEST_FIRST,
+            window,
+            options=[selectinload(Order.lines)],
         )
-        return list(await self.session.scalars(statement)), total or 0
 
     async def spent_by(self, user_id: int) -> Decimal:
         """What a user's orders cost, cancelled ones excepted."""

@@ -4,10 +4,11 @@ from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import raises
-from app.core.pagination import Page, page_of
+from app.core.pagination import Page, PageParams, page_of
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.schemas import ReservedItem, StockLine
 from app.domains.items.service import ItemService
+from app.domains.orders.events import OrderEvents
 from app.domains.orders.exceptions import (
     IllegalTransition,
     OrderNotFound,
@@ -48,6 +49,7 @@ class OrderService:
         self.session = session
         self.orders = OrderRepository(session)
         self.keys = IdempotencyKeys(session, sessionmaker)
+        self.events = OrderEvents(session)
         self.items = items
         self.tracer = tracer
 
@@ -56,39 +58,41 @@ class OrderService:
         self, principal: Principal, data: OrderCreate, *, idempotency_key: str | None
     ) -> PlacedOrder:
         if idempotency_key is None:
-            return PlacedOrder(await self._place(principal.id, data), 201, replayed=False)
+            return PlacedOrder(await self._place(principal, data), 201, replayed=False)
         claim = await self.keys.claim(principal.id, idempotency_key, data)
         if isinstance(claim, PlacedOrder):
             return claim
-        placed = PlacedOrder(await self._place(principal.id, data), 201, replayed=False)
+        placed = PlacedOrder(await self._place(principal, data), 201, replayed=False)
         await self.keys.complete(claim, placed)
         return placed
 
-    async def _place(self, user_id: int, data: OrderCreate) -> OrderRead:
+    async def _place(self, principal: Principal, data: OrderCreate) -> OrderRead:
         with self.tracer.start_as_current_span("orders.place") as span:
             span.set_attribute("orders.lines", len(data.lines))
             span.set_attribute("orders.shipping", data.shipping.value)
             reserved = await self.items.reserve(
                 [StockLine(item_id=line.item_id, quantity=line.quantity) for line in data.lines]
             )
-            order = price_order(user_id, data, reserved)
-            return OrderRead.model_validate(await self.orders.add(order))
+            order = price_order(principal.id, data, reserved)
+            placed = OrderRead.model_validate(await self.orders.add(order))
+        await self.events.placed(placed, customer_email=principal.email)
+        return placed
 
     @raises(OrderNotFound)
     async def get_for(self, principal: Principal, order_id: int) -> OrderRead:
         return OrderRead.model_validate(await self._order_for(principal, order_id))
 
+    @raises(PageParams.window)
     async def list_page(
-        self, principal: Principal, filters: OrderFilter, *, offset: int, limit: int
+        self, principal: Principal, filters: OrderFilter, page: PageParams
     ) -> Page[OrderRead]:
-        rows, total = await self.orders.list_page(
-            owner_id=owner_filter(principal),
-            user_id=filters.user_id,
-            status=filters.status,
-            offset=offset,
-            limit=limit,
+        owner_id = owner_filter(principal)
+        # The owner is part of the binding: one user's cursor means nothing to another.
+        window = page.window("orders", filters.model_dump() | {"owner_id": owner_id})
+        rows = await self.orders.list_page(
+            owner_id=owner_id, user_id=filters.user_id, status=filters.status, window=window
         )
-        return page_of(OrderRead, rows, total, offset=offset, limit=limit)
+        return page_of(OrderRead, rows, window)
 
     @raises(OrderNotFound, IllegalTransition)
     async def cancel(self, principal: Principal, order_id: int) -> OrderRead:
@@ -102,13 +106,17 @@ class OrderService:
                 if line.item_id is not None
             ]
         )
-        return OrderRead.model_validate(order)
+        cancelled = OrderRead.model_validate(order)
+        await self.events.cancelled(cancelled)
+        return cancelled
 
     @raises(OrderNotFound, IllegalTransition)
     async def ship(self, principal: Principal, order_id: int) -> OrderRead:
         order = await self._order_for(principal, order_id)
         await self._transition(order, OrderStatus.SHIPPED, action="shipped")
-        return OrderRead.model_validate(order)
+        shipped = OrderRead.model_validate(order)
+        await self.events.shipped(shipped)
+        return shipped
 
     async def _order_for(self, principal: Principal, order_id: int) -> Order:
         order = await self.orders.get(order_id, user_id=owner_filter(principal))

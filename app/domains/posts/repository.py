@@ -1,7 +1,10 @@
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.keyset import Slice, SortKey, Window, keyset_page
 from app.domains.posts.models import Post
+
+NEWEST_FIRST = SortKey(Post.created_at, Post.id, descending=True)
 
 
 class PostRepository:
@@ -20,21 +23,14 @@ class PostRepository:
         await self.session.delete(post)
         await self.session.flush()
 
-    async def list_newest(self, *, offset: int, limit: int) -> tuple[list[Post], int]:
-        total = await self.session.scalar(select(func.count()).select_from(Post))
-        rows = await self.session.scalars(
-            select(Post)
-            .order_by(Post.created_at.desc(), Post.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        return list(rows), total or 0
+    async def list_newest(self, window: Window) -> Slice[Post]:
+        return await keyset_page(self.session, select(Post), NEWEST_FIRST, window)
 
     async def newest_by_author(self, author_id: int, *, limit: int) -> list[Post]:
         rows = await self.session.scalars(
             select(Post)
             .where(Post.author_id == author_id)
-            .order_by(Post.created_at.desc(), Post.id.desc())
+            .order_by(*NEWEST_FIRST.ordering())
             .limit(limit)
         )
         return list(rows)

@@ -1,7 +1,7 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import raises
-from app.core.pagination import Page, page_of
+from app.core.pagination import Page, PageParams, page_of
 from app.domains.auth.schemas import Principal
 from app.domains.posts.exceptions import NotPostAuthor, PostNotFound
 from app.domains.posts.models import Post
@@ -26,9 +26,10 @@ class PostService:
     async def get(self, post_id: int) -> PostRead:
         return PostRead.model_validate(await self._get_post(post_id))
 
-    async def list_newest(self, *, offset: int, limit: int) -> Page[PostRead]:
-        rows, total = await self.posts.list_newest(offset=offset, limit=limit)
-        return page_of(PostRead, rows, total, offset=offset, limit=limit)
+    @raises(PageParams.window)
+    async def list_newest(self, page: PageParams) -> Page[PostRead]:
+        window = page.window("posts")
+        return page_of(PostRead, await self.posts.list_newest(window), window)
 
     async def create(self, principal: Principal, data: PostCreate) -> PostRead:
         post = await self.posts.add(Post(**data.model_dump(), author_id=principal.id))

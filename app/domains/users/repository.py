@@ -1,7 +1,8 @@
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.keyset import Slice, SortKey, Window, keyset_page
 from app.domains.users.exceptions import EmailTaken
 from app.domains.users.models import User
 
@@ -35,9 +36,6 @@ class UserRepository:
                 raise EmailTaken from error
             raise
 
-    async def list_page(self, *, offset: int, limit: int) -> tuple[list[User], int]:
-        total = await self.session.scalar(select(func.count()).select_from(User))
-        rows = await self.session.scalars(
-            select(User).order_by(User.id).offset(offset).limit(limit)
-        )
-        return list(rows), total or 0
+    async def list_page(self, window: Window) -> Slice[User]:
+        """Oldest account first: the id is the order, and the primary key the index."""
+        return await keyset_page(self.session, select(User), SortKey(User.id, User.id), window)

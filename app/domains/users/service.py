@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.db import independent_transaction
 from app.core.email import EmailMessage, enqueue_email
 from app.core.errors import raises
-from app.core.pagination import Page, page_of
+from app.core.pagination import Page, PageParams, page_of
 from app.core.security import PasswordHasher
 from app.domains.users.exceptions import EmailTaken, UserNotFound
 from app.domains.users.models import Role, User
@@ -54,9 +54,10 @@ class UserService:
         await self.users.flush_unique_email()
         return UserRead.model_validate(user)
 
-    async def list_page(self, *, offset: int, limit: int) -> Page[UserRead]:
-        rows, total = await self.users.list_page(offset=offset, limit=limit)
-        return page_of(UserRead, rows, total, offset=offset, limit=limit)
+    @raises(PageParams.window)
+    async def list_page(self, page: PageParams) -> Page[UserRead]:
+        window = page.window("users")
+        return page_of(UserRead, await self.users.list_page(window), window)
 
     async def _user(self, user_id: int) -> User:
         user = await self.users.get(user_id)

@@ -136,7 +136,13 @@ async def test_delete_is_seen_by_the_next_read_and_list(client: httpx.AsyncClien
     assert response.status_code == 204
     assert response.headers["cache-control"] == "private, no-store"
     assert_problem(await client.get(path), 404)
-    assert (await client.get(ITEMS)).json() == {"items": [], "total": 0, "offset": 0, "limit": 20}
+    assert (await client.get(ITEMS)).json() == {
+        "items": [],
+        "total": 0,
+        "offset": 0,
+        "limit": 20,
+        "next_cursor": None,
+    }
     assert_problem(await client.delete(path, headers=owner.headers), 404)
 
 

@@ -147,7 +147,13 @@ async def test_listing_is_newest_first_filtered_and_paged(
     assert own.json()["total"] == 3
     paged = await client.get(ORDERS, params={"limit": 1, "offset": 1}, headers=buyer.headers)
     assert ids(paged) == [mine[1]]
-    assert paged.json() | {"items": []} == {"items": [], "total": 3, "offset": 1, "limit": 1}
+    assert paged.json() | {"items": [], "next_cursor": None} == {
+        "items": [],
+        "total": 3,
+        "offset": 1,
+        "limit": 1,
+        "next_cursor": None,
+    }
     placed = await client.get(ORDERS, params={"status": "placed"}, headers=buyer.headers)
     assert ids(placed) == [mine[2], mine[1]]
 

@@ -8,6 +8,8 @@ import pytest
 from opentelemetry.trace import NoOpTracer
 
 from app.core.db import request_transaction
+from app.core.keyset import CursorCodec
+from app.core.pagination import PageParams
 from app.core.resources import Resources
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.service import ItemService
@@ -16,6 +18,10 @@ from app.domains.orders.schemas import OrderCreate, OrderFilter, OrderRead
 from app.domains.orders.service import OrderService, owner_filter
 from app.domains.users.models import Role
 from tests.factories import create_item, order_body, principal, stock_of, user
+
+
+def first_page() -> PageParams:
+    return PageParams(offset=0, limit=10, cursor=None, codec=CursorCodec("test-secret"))
 
 
 @asynccontextmanager
@@ -89,7 +95,7 @@ async def test_someone_elses_order_does_not_exist_for_them(
             await service.get_for(stranger, order.id)
         with pytest.raises(OrderNotFound):
             await service.cancel(stranger, order.id)
-        assert (await service.list_page(stranger, OrderFilter(), offset=0, limit=10)).total == 0
+        assert (await service.list_page(stranger, OrderFilter(), first_page())).total == 0
 
 
 def test_only_administrators_acting_as_such_see_every_order() -> None:

@@ -1,0 +1,97 @@
+"""Webhook endpoints for order events, and their deliveries (administrators)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
+
+from app.core.errors import error_responses
+from app.core.pagination import Page, PageParamsDep
+from app.core.types import MAX_ID
+from app.domains.auth.dependencies import get_admin
+from app.domains.webhooks.dependencies import WebhookAdmin, WebhookServiceDep
+from app.domains.webhooks.schemas import (
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDeliveryRead,
+    WebhookRead,
+    WebhookUpdate,
+)
+from app.domains.webhooks.service import WebhookService
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+WebhookId = Annotated[int, Path(ge=1, le=MAX_ID, description="the webhook's id")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register an endpoint; the response holds its signing secret, shown only here",
+    responses=error_responses(get_admin, WebhookService.create),
+)
+async def create_webhook(
+    data: WebhookCreate,
+    _: WebhookAdmin,
+    webhooks: WebhookServiceDep,
+    request: Request,
+    response: Response,
+) -> WebhookCreated:
+    created = await webhooks.create(data)
+    response.headers["Location"] = request.app.url_path_for("read_webhook", webhook_id=created.id)
+    return created
+
+
+@router.get(
+    "",
+    summary="List webhook endpoints",
+    responses=error_responses(get_admin, WebhookService.list_page),
+)
+async def list_webhooks(
+    _: WebhookAdmin, page: PageParamsDep, webhooks: WebhookServiceDep
+) -> Page[WebhookRead]:
+    return await webhooks.list_page(page)
+
+
+@router.get(
+    "/{webhook_id}",
+    summary="Read a webhook endpoint",
+    responses=error_responses(get_admin, WebhookService.get),
+)
+async def read_webhook(
+    webhook_id: WebhookId, _: WebhookAdmin, webhooks: WebhookServiceDep
+) -> WebhookRead:
+    return await webhooks.get(webhook_id)
+
+
+@router.patch(
+    "/{webhook_id}",
+    summary="Change an endpoint's URL, events or description, or pause it",
+    responses=error_responses(get_admin, WebhookService.update),
+)
+async def update_webhook(
+    webhook_id: WebhookId, changes: WebhookUpdate, _: WebhookAdmin, webhooks: WebhookServiceDep
+) -> WebhookRead:
+    return await webhooks.update(webhook_id, changes)
+
+
+@router.delete(
+    "/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an endpoint and its deliveries",
+    responses=error_responses(get_admin, WebhookService.delete),
+)
+async def delete_webhook(
+    webhook_id: WebhookId, _: WebhookAdmin, webhooks: WebhookServiceDep
+) -> None:
+    await webhooks.delete(webhook_id)
+
+
+@router.get(
+    "/{webhook_id}/deliveries",
+    summary="An endpoint's deliveries, newest first",
+    responses=error_responses(get_admin, WebhookService.deliveries),
+)
+async def list_webhook_deliveries(
+    webhook_id: WebhookId, _: WebhookAdmin, page: PageParamsDep, webhooks: WebhookServiceDep
+) -> Page[WebhookDeliveryRead]:
+    return await webhooks.deliveries(webhook_id, page)

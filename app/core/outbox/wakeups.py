@@ -1,0 +1,95 @@
+"""Wake-ups across replicas: a NOTIFY after each commit that enqueued, a LISTEN per dispatcher.
+
+PostgreSQL only. The notification carries nothing: it only says "look now", and the claim
+query decides what there is to do, so a lost or repeated notification costs at most a poll
+interval or one empty claim. SQLite deployments are one host, woken in process.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+logger = logging.getLogger(__package__)
+
+CHANNEL = "outbox_messages"
+APPLICATION_NAME = "outbox-listener"
+_RECONNECT_MIN_SECONDS = 0.5
+_RECONNECT_MAX_SECONDS = 30.0
+_CONNECT_TIMEOUT_SECONDS = 10.0
+# An idle connection whose peer vanished without closing it (a network partition) would
+# otherwise look alive forever; a periodic query notices.
+_HEALTH_CHECK_SECONDS = 30.0
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def listen_dsn(database_url: str) -> str:
+    """The plain libpq DSN asyncpg connects with, from SQLAlchemy's URL."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
+
+
+async def notify(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Tell every listening dispatcher that committed messages are waiting."""
+    async with sessionmaker() as session:
+        await session.execute(text(f"NOTIFY {CHANNEL}"))
+        await session.commit()
+
+
+class Listener:
+    """LISTENs on a dedicated connection outside the pool and calls `on_notify` for each
+    notification; reconnects with backoff when the connection drops (a database restart).
+    """
+
+    def __init__(self, dsn: str, on_notify: Callable[[], None]) -> None:
+        self._dsn = dsn
+        self._on_notify = on_notify
+
+    async def run(self) -> None:
+        """Listen until cancelled."""
+        delay = _RECONNECT_MIN_SECONDS
+        while True:
+            try:
+                connection = await asyncpg.connect(
+                    self._dsn,
+                    timeout=_CONNECT_TIMEOUT_SECONDS,
+                    # Lets operators tell it apart in pg_stat_activity.
+                    server_settings={"application_name": APPLICATION_NAME},
+                )
+            except _CONNECTION_ERRORS as error:
+                logger.warning(
+                    "cannot listen for outbox notifications (%s); retrying in %.1fs", error, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
+                continue
+            delay = _RECONNECT_MIN_SECONDS
+            try:
+                await self._listen(connection)
+            except _CONNECTION_ERRORS as error:
+                logger.warning("outbox notification connection lost (%s); reconnecting", error)
+            finally:
+                if not connection.is_closed():
+                    connection.terminate()
+
+    async def _listen(self, connection: Any) -> None:
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _connection: lost.set())
+        await connection.add_listener(CHANNEL, lambda *_notification: self._on_notify())
+        logger.info("outbox dispatcher listening on channel %s", CHANNEL)
+        # Whatever was announced while nobody listened is already committed: look now.
+        self._on_notify()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_HEALTH_CHECK_SECONDS):
+                    await lost.wait()
+            if lost.is_set() or connection.is_closed():
+                logger.warning("outbox notification connection closed; reconnecting")
+                return
+            async with asyncio.timeout(_CONNECT_TIMEOUT_SECONDS):
+                await connection.execute("SELECT 1")

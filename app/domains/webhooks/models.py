@@ -1,0 +1,56 @@
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, BigIntId, TimestampMixin, utcnow
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    # An attempt failed and another is scheduled.
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+class WebhookEndpoint(TimestampMixin, Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    # The event types it receives, as a list of strings: a handful of endpoints at most, so
+    # the fan-out filters them in Python rather than through a join table.
+    events: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    # Stored as issued, not hashed: every delivery is signed with it.
+    secret: Mapped[str] = mapped_column(String(100))
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: the body it gets on every attempt, and how it went."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed', 'dead')", name="status"),
+        # A fan-out that runs again (its message retried after a crash) adds nothing.
+        UniqueConstraint("endpoint_id", "event_id"),
+        # An endpoint's deliveries, newest first.
+        Index("ix_webhook_deliveries_endpoint_id_created_at_id", "endpoint_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_status_code: Mapped[int | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,98 @@
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.keyset import Slice, SortKey, Window, keyset_page
+from app.domains.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+DELIVERIES_NEWEST_FIRST = SortKey(WebhookDelivery.created_at, WebhookDelivery.id, descending=True)
+
+
+class WebhookRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, endpoint_id: int) -> WebhookEndpoint | None:
+        return await self.session.get(WebhookEndpoint, endpoint_id)
+
+    async def add(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        self.session.add(endpoint)
+        await self.session.flush()
+        return endpoint
+
+    async def delete(self, endpoint: WebhookEndpoint) -> None:
+        await self.session.delete(endpoint)
+        await self.session.flush()
+
+    async def list_page(self, window: Window) -> Slice[WebhookEndpoint]:
+        key = SortKey(WebhookEndpoint.id, WebhookEndpoint.id)
+        return await keyset_page(self.session, select(WebhookEndpoint), key, window)
+
+    async def subscribed(self, event_type: str) -> list[WebhookEndpoint]:
+        active = await self.session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.is_active.is_(True))
+            .order_by(WebhookEndpoint.id)
+        )
+        return [endpoint for endpoint in active if event_type in endpoint.events]
+
+    async def add_delivery(
+        self, *, endpoint_id: int, event_id: str, event_type: str, payload: dict[str, Any]
+    ) -> int | None:
+        """The new delivery's id; None when this endpoint already has this event."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        return await self.session.scalar(
+            insert(WebhookDelivery)
+            .values(
+                endpoint_id=endpoint_id,
+                event_id=event_id,
+                event_type=event_type,
+                payload=payload,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[WebhookDelivery.endpoint_id, WebhookDelivery.event_id]
+            )
+            .returning(WebhookDelivery.id)
+        )
+
+    async def delivery_with_endpoint(
+        self, delivery_id: int
+    ) -> tuple[WebhookDelivery, WebhookEndpoint] | None:
+        row = (
+            await self.session.execute(
+                select(WebhookDelivery, WebhookEndpoint)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(WebhookDelivery.id == delivery_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def deliveries(self, endpoint_id: int, window: Window) -> Slice[WebhookDelivery]:
+        statement = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+        return await keyset_page(self.session, statement, DELIVERIES_NEWEST_FIRST, window)
+
+    async def record_attempt(
+        self,
+        delivery_id: int,
+        *,
+        status: DeliveryStatus,
+        status_code: int | None,
+        delivered_at: datetime | None,
+    ) -> None:
+        # Counted here rather than copied from the job's attempt number, which an operator's
+        # retry of a dead job starts again from one.
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(
+                attempts=WebhookDelivery.attempts + 1,
+                status=status,
+                last_status_code=status_code,
+                delivered_at=delivered_at,
+            )
+            .execution_options(synchronize_session=False)
+        )

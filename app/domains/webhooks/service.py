@@ -1,0 +1,74 @@
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import raises
+from app.core.pagination import Page, PageParams, page_of
+from app.domains.webhooks.delivery import new_secret
+from app.domains.webhooks.exceptions import WebhookNotFound, WebhookTargetNotAllowed
+from app.domains.webhooks.models import WebhookEndpoint
+from app.domains.webhooks.repository import WebhookRepository
+from app.domains.webhooks.schemas import (
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDeliveryRead,
+    WebhookRead,
+    WebhookUpdate,
+)
+from app.domains.webhooks.targets import checked_address
+
+
+class WebhookService:
+    """Webhook endpoints as administrators manage them, and the record of their deliveries."""
+
+    def __init__(self, session: AsyncSession, *, allow_private_targets: bool) -> None:
+        self.session = session
+        self.webhooks = WebhookRepository(session)
+        self.allow_private_targets = allow_private_targets
+
+    @raises(WebhookTargetNotAllowed)
+    async def create(self, data: WebhookCreate) -> WebhookCreated:
+        await checked_address(data.url, allow_private=self.allow_private_targets)
+        endpoint = await self.webhooks.add(
+            WebhookEndpoint(
+                url=data.url,
+                events=list(data.events),
+                description=data.description,
+                is_active=True,
+                secret=new_secret(),
+            )
+        )
+        return WebhookCreated.model_validate(endpoint)
+
+    @raises(PageParams.window)
+    async def list_page(self, page: PageParams) -> Page[WebhookRead]:
+        window = page.window("webhooks")
+        return page_of(WebhookRead, await self.webhooks.list_page(window), window)
+
+    @raises(WebhookNotFound)
+    async def get(self, endpoint_id: int) -> WebhookRead:
+        return WebhookRead.model_validate(await self._endpoint(endpoint_id))
+
+    @raises(WebhookNotFound, WebhookTargetNotAllowed)
+    async def update(self, endpoint_id: int, changes: WebhookUpdate) -> WebhookRead:
+        endpoint = await self._endpoint(endpoint_id)
+        if changes.url is not None:
+            await checked_address(changes.url, allow_private=self.allow_private_targets)
+        changes.apply_to(endpoint)
+        await self.session.flush()
+        return WebhookRead.model_validate(endpoint)
+
+    @raises(WebhookNotFound)
+    async def delete(self, endpoint_id: int) -> None:
+        await self.webhooks.delete(await self._endpoint(endpoint_id))
+
+    @raises(WebhookNotFound, PageParams.window)
+    async def deliveries(self, endpoint_id: int, page: PageParams) -> Page[WebhookDeliveryRead]:
+        await self._endpoint(endpoint_id)
+        window = page.window("webhook-deliveries", {"endpoint_id": endpoint_id})
+        rows = await self.webhooks.deliveries(endpoint_id, window)
+        return page_of(WebhookDeliveryRead, rows, window)
+
+    async def _endpoint(self, endpoint_id: int) -> WebhookEndpoint:
+        endpoint = await self.webhooks.get(endpoint_id)
+        if endpoint is None:
+            raise WebhookNotFound
+        return endpoint

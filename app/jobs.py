@@ -1,0 +1,34 @@
+"""The job log's handlers, bound where the application is composed.
+
+app.core delivers messages without knowing what they mean, and each domain defines its own
+message types; this module gives every type its handler, for the API (`app.main`), the
+dedicated worker (`app.worker`) and the operator commands alike.
+"""
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.email import EMAIL, create_email_sender, email_handler
+from app.core.outbox import OutboxDispatcher
+from app.domains.orders.events import ORDER_EVENT
+from app.domains.webhooks.delivery import WEBHOOK_DELIVERY, WebhookSender, fan_out
+
+
+def register_handlers(
+    outbox: OutboxDispatcher, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    outbox.register(
+        EMAIL,
+        email_handler(
+            create_email_sender(settings), domain=settings.email_from.email.split("@")[-1]
+        ),
+    )
+    outbox.register(ORDER_EVENT, fan_out(sessionmaker, announce=outbox.announce))
+    outbox.register(
+        WEBHOOK_DELIVERY,
+        WebhookSender(
+            sessionmaker,
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private_targets,
+        ).deliver,
+    )

@@ -1,0 +1,174 @@
+import base64
+
+import httpx
+import pytest
+
+from app.core.config import Settings
+from app.core.resources import Resources
+from tests.conftest import serve, variant
+from tests.factories import (
+    ORDER_EVENTS,
+    PUBLIC_URL,
+    WEBHOOKS,
+    admin,
+    log_in,
+    register_webhook,
+    user,
+)
+from tests.problems import assert_problem
+
+TARGET_NOT_ALLOWED = "urn:problem-type:webhook-target-not-allowed"
+
+
+async def test_registering_returns_the_secret_once(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    root = await admin(client, resources)
+    response = await client.post(
+        WEBHOOKS,
+        json={"url": PUBLIC_URL, "events": ["order.shipped", "order.placed"], "description": "ERP"},
+        headers=root.headers,
+    )
+
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert set(created) == {
+        "id",
+        "url",
+        "events",
+        "description",
+        "is_active",
+        "created_at",
+        "secret",
+    }
+    assert created["secret"].startswith("whsec_")
+    assert len(base64.b64decode(created["secret"].removeprefix("whsec_"))) >= 24
+    assert created["events"] == ["order.placed", "order.shipped"]
+    assert created["is_active"] is True
+    assert response.headers["location"] == f"{WEBHOOKS}/{created['id']}"
+
+    read = (await client.get(response.headers["location"], headers=root.headers)).json()
+    assert "secret" not in read
+    assert read == {key: value for key, value in created.items() if key != "secret"}
+    listed = (await client.get(WEBHOOKS, headers=root.headers)).json()
+    assert listed["items"] == [read]
+    assert listed["total"] == 1
+    other = await register_webhook(client, root)
+    assert other["secret"] != created["secret"]
+
+
+async def test_change_and_delete(client: httpx.AsyncClient, resources: Resources) -> None:
+    root = await admin(client, resources)
+    hook = await register_webhook(client, root)
+    path = f"{WEBHOOKS}/{hook['id']}"
+
+    changed = await client.patch(
+        path,
+        json={
+            "url": "https://93.184.216.35/v2",
+            "events": ["order.cancelled"],
+            "description": "billing",
+            "is_active": False,
+        },
+        headers=root.headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json() | {"id": 0, "created_at": ""} == {
+        "id": 0,
+        "url": "https://93.184.216.35/v2",
+        "events": ["order.cancelled"],
+        "description": "billing",
+        "is_active": False,
+        "created_at": "",
+    }
+    assert_problem(await client.patch(path, json={"events": None}, headers=root.headers), 422)
+    assert_problem(await client.patch(path, json={"secret": "x"}, headers=root.headers), 422)
+
+    assert (await client.delete(path, headers=root.headers)).status_code == 204
+    assert_problem(
+        await client.get(path, headers=root.headers), 404, "urn:problem-type:webhook-not-found"
+    )
+    assert_problem(await client.get(f"{path}/deliveries", headers=root.headers), 404)
+    assert_problem(await client.delete(path, headers=root.headers), 404)
+
+
+async def test_only_administrators_with_the_scope_manage_webhooks(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    assert_problem(await client.get(WEBHOOKS), 401)
+    customer = await user(client)
+    assert_problem(await client.get(WEBHOOKS, headers=customer.headers), 403)
+    body = {"url": PUBLIC_URL, "events": ORDER_EVENTS}
+    assert_problem(await client.post(WEBHOOKS, json=body, headers=customer.headers), 403)
+    root = await admin(client, resources)
+    narrowed = await log_in(root, client, scope="users:admin")
+    assert_problem(await client.get(WEBHOOKS, headers=narrowed.headers), 403)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"url": PUBLIC_URL, "events": ["order.refunded"]},
+        {"url": PUBLIC_URL, "events": []},
+        {"url": PUBLIC_URL},
+        {"url": "ftp://93.184.216.34/hooks", "events": ORDER_EVENTS},
+        {"url": "file:///etc/passwd", "events": ORDER_EVENTS},
+        {"url": "not a url", "events": ORDER_EVENTS},
+        {"url": "https://" + "a" * 2050 + ".com/", "events": ORDER_EVENTS},
+        {"url": PUBLIC_URL, "events": ORDER_EVENTS, "secret": "whsec_mine"},
+    ],
+)
+async def test_invalid_registrations_are_422(
+    client: httpx.AsyncClient, resources: Resources, body: dict[str, object]
+) -> None:
+    root = await admin(client, resources)
+    assert_problem(await client.post(WEBHOOKS, json=body, headers=root.headers), 422)
+
+
+PRIVATE_URLS = [
+    "http://127.0.0.1:8080/hook",
+    "http://localhost/hook",
+    "http://10.1.2.3/hook",
+    "http://192.168.0.10/hook",
+    "http://172.16.5.5/hook",
+    "http://169.254.169.254/latest/meta-data",
+    "http://[::1]/hook",
+    "http://[fe80::1]/hook",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://0.0.0.0/hook",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_URLS)
+async def test_private_targets_are_refused(
+    client: httpx.AsyncClient, resources: Resources, url: str
+) -> None:
+    root = await admin(client, resources)
+    response = await client.post(
+        WEBHOOKS, json={"url": url, "events": ORDER_EVENTS}, headers=root.headers
+    )
+    assert_problem(response, 422, TARGET_NOT_ALLOWED)
+    hook = await register_webhook(client, root)
+    changed = await client.patch(
+        f"{WEBHOOKS}/{hook['id']}", json={"url": url}, headers=root.headers
+    )
+    assert_problem(changed, 422, TARGET_NOT_ALLOWED)
+
+
+async def test_a_host_that_does_not_resolve_is_refused(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    root = await admin(client, resources)
+    body = {"url": "https://no-such-host.invalid/hook", "events": ORDER_EVENTS}
+    assert_problem(
+        await client.post(WEBHOOKS, json=body, headers=root.headers), 422, TARGET_NOT_ALLOWED
+    )
+
+
+async def test_private_targets_are_allowed_when_configured(
+    app: object, settings: Settings, resources: Resources
+) -> None:
+    async with serve(variant(settings, webhook_allow_private_targets=True)) as http:
+        root = await admin(http, resources)
+        for url in ("http://127.0.0.1:8080/hook", "http://localhost/hook"):
+            await register_webhook(http, root, url)

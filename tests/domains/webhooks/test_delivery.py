@@ -1,0 +1,226 @@
+"""Order events delivered to a real HTTP receiver on 127.0.0.1, as a subscriber sees them."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from app.core.config import Settings
+from app.core.outbox import OutboxMessage, OutboxStatus
+from app.core.resources import Resources
+from app.main import create_app
+from tests.conftest import running, variant
+from tests.factories import (
+    ORDERS,
+    WEBHOOKS,
+    admin,
+    create_item,
+    order_body,
+    place,
+    register_webhook,
+    user,
+)
+from tests.webhook_receiver import HOOK_PATH, webhook_receiver
+
+MAX_ATTEMPTS = 4
+
+
+@asynccontextmanager
+async def hooks_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Resources]]:
+    """The service with private targets allowed (the receiver is on 127.0.0.1) and retries
+    that fall due within milliseconds."""
+    application = create_app(
+        variant(
+            settings,
+            webhook_allow_private_targets=True,
+            outbox_retry_base_seconds=0.01,
+            outbox_retry_max_seconds=0.02,
+            outbox_max_attempts=MAX_ATTEMPTS,
+        )
+    )
+    async with running(application) as client:
+        yield client, application.state.resources
+
+
+async def drain(resources: Resources, *, seconds: float = 15.0) -> None:
+    """Run the dispatcher until no message is pending any more."""
+    pending = select(func.count()).where(OutboxMessage.status == OutboxStatus.PENDING)
+    async with asyncio.timeout(seconds):
+        while True:
+            if await resources.outbox.run_once():
+                continue
+            async with resources.sessionmaker() as session:
+                if not await session.scalar(pending):
+                    return
+            await asyncio.sleep(0.01)
+
+
+async def messages(resources: Resources, topic: str) -> list[OutboxMessage]:
+    async with resources.sessionmaker() as session:
+        rows = await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.topic == topic).order_by(OutboxMessage.id)
+        )
+        return list(rows)
+
+
+async def deliveries(
+    client: httpx.AsyncClient, headers: dict[str, str], hook_id: int
+) -> list[dict[str, Any]]:
+    response = await client.get(f"{WEBHOOKS}/{hook_id}/deliveries", headers=headers)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_every_order_event_arrives_signed_with_the_order(
+    app: FastAPI, migrated: Settings
+) -> None:
+    with webhook_receiver() as receiver:
+        async with hooks_app(migrated) as (client, resources):
+            root = await admin(client, resources)
+            hook = await register_webhook(client, root, receiver.url)
+            buyer = await user(client)
+            item = await create_item(resources, buyer.id, stock=10)
+            first = (await place(client, buyer, order_body((item, 1)))).json()
+            shipped = await client.post(f"{ORDERS}/{first['id']}/ship", headers=root.headers)
+            second = (await place(client, buyer, order_body((item, 2)))).json()
+            cancelled = await client.post(f"{ORDERS}/{second['id']}/cancel", headers=buyer.headers)
+            await drain(resources)
+            emails = [message.payload for message in await messages(resources, "email")]
+
+    expected = {
+        ("order.placed", first["id"]): first,
+        ("order.shipped", first["id"]): shipped.json(),
+        ("order.placed", second["id"]): second,
+        ("order.cancelled", second["id"]): cancelled.json(),
+    }
+    received = {(r.json["type"], r.json["data"]["id"]): r for r in receiver.received}
+    assert len(receiver.received) == 4
+    assert received.keys() == expected.keys()
+    for event, request in received.items():
+        assert request.path == HOOK_PATH
+        assert request.headers["content-type"] == "application/json"
+        assert request.signed_with(hook["secret"]), event
+        assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+        assert request.json["data"] == expected[event]
+        assert datetime.fromisoformat(request.json["timestamp"]).tzinfo is not None
+        assert set(request.json) == {"type", "timestamp", "data"}
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 4
+    assert not receiver.received[0].signed_with("whsec_" + "A" * 44)
+
+    subjects = sorted((email["to"], email["subject"]) for email in emails)
+    assert (buyer.email, f"Order {first['id']} confirmed") in subjects
+    assert (buyer.email, f"Order {second['id']} confirmed") in subjects
+    assert (buyer.email, f"Order {first['id']} has shipped") in subjects
+
+
+async def test_a_failing_receiver_gets_retries_of_one_delivery_with_one_id(
+    app: FastAPI, migrated: Settings
+) -> None:
+    with webhook_receiver(statuses=[500, 503]) as receiver:
+        async with hooks_app(migrated) as (client, resources):
+            root = await admin(client, resources)
+            hook = await register_webhook(client, root, receiver.url, events=["order.placed"])
+            buyer = await user(client)
+            item = await create_item(resources, buyer.id)
+            order = (await place(client, buyer, order_body((item, 1)))).json()
+            await drain(resources)
+            [delivery] = await deliveries(client, root.headers, hook["id"])
+
+    assert len(receiver.received) == 3
+    [event_id] = {request.headers["webhook-id"] for request in receiver.received}
+    assert all(request.signed_with(hook["secret"]) for request in receiver.received)
+    assert all(request.json["data"]["id"] == order["id"] for request in receiver.received)
+    assert delivery["event_id"] == event_id
+    assert delivery["event_type"] == "order.placed"
+    assert delivery["status"] == "delivered"
+    assert delivery["attempts"] == 3
+    assert delivery["last_status_code"] == 200
+    assert delivery["delivered_at"] is not None
+
+
+async def test_an_order_that_fails_sends_no_event(app: FastAPI, migrated: Settings) -> None:
+    with webhook_receiver() as receiver:
+        async with hooks_app(migrated) as (client, resources):
+            root = await admin(client, resources)
+            hook = await register_webhook(client, root, receiver.url)
+            buyer = await user(client)
+            item = await create_item(resources, buyer.id, stock=1)
+            response = await place(client, buyer, order_body((item, 5)))
+            assert response.status_code == 409
+            await drain(resources)
+            assert await messages(resources, "order.event") == []
+            assert await deliveries(client, root.headers, hook["id"]) == []
+    assert receiver.received == []
+
+
+async def test_redirects_are_never_followed_and_the_delivery_ends_dead(
+    app: FastAPI, migrated: Settings
+) -> None:
+    with webhook_receiver(statuses=[302] * 10) as receiver:
+        async with hooks_app(migrated) as (client, resources):
+            root = await admin(client, resources)
+            hook = await register_webhook(client, root, receiver.url)
+            buyer = await user(client)
+            item = await create_item(resources, buyer.id)
+            await place(client, buyer, order_body((item, 1)))
+            await drain(resources)
+            [delivery] = await deliveries(client, root.headers, hook["id"])
+            [job] = await messages(resources, "webhook.delivery")
+
+    assert [request.path for request in receiver.received] == [HOOK_PATH] * MAX_ATTEMPTS
+    assert delivery["status"] == "dead"
+    assert delivery["attempts"] == MAX_ATTEMPTS
+    assert delivery["last_status_code"] == 302
+    assert job.status is OutboxStatus.DEAD
+    assert job.last_error == "DeliveryFailed: the receiver answered 302"
+
+
+async def test_the_target_is_checked_again_before_each_delivery(
+    app: FastAPI, migrated: Settings, resources: Resources
+) -> None:
+    with webhook_receiver() as receiver:
+        async with hooks_app(migrated) as (client, allowing):
+            root = await admin(client, allowing)
+            hook = await register_webhook(client, root, receiver.url)
+            buyer = await user(client)
+            item = await create_item(allowing, buyer.id)
+            await place(client, buyer, order_body((item, 1)))
+        # The shared app refuses private targets: the name now points somewhere it must not.
+        # Welcome emails, the order's confirmation and its event, which fans out...
+        assert await resources.outbox.run_once() == 4
+        # ...into the delivery, refused.
+        assert await resources.outbox.run_once() == 1
+        [job] = await messages(resources, "webhook.delivery")
+        async with hooks_app(migrated) as (client, _):
+            [delivery] = await deliveries(client, root.headers, hook["id"])
+
+    assert receiver.received == []
+    assert job.status is OutboxStatus.PENDING
+    assert job.last_error is not None
+    assert "not a public address" in job.last_error
+    assert delivery["status"] == "failed"
+    assert delivery["attempts"] == 1
+    assert delivery["last_status_code"] is None
+
+
+async def test_a_paused_endpoint_receives_nothing(app: FastAPI, migrated: Settings) -> None:
+    with webhook_receiver() as receiver:
+        async with hooks_app(migrated) as (client, resources):
+            root = await admin(client, resources)
+            hook = await register_webhook(client, root, receiver.url)
+            await client.patch(
+                f"{WEBHOOKS}/{hook['id']}", json={"is_active": False}, headers=root.headers
+            )
+            buyer = await user(client)
+            item = await create_item(resources, buyer.id)
+            await place(client, buyer, order_body((item, 1)))
+            await drain(resources)
+            assert await deliveries(client, root.headers, hook["id"]) == []
+    assert receiver.received == []
