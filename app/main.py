@@ -34,14 +34,23 @@ Every error is an RFC 9457 `application/problem+json` document; every response c
 """
 
 TAGS = [
-    {"name": "auth", "description": "Log in, rotate refresh tokens, log out."},
+    {
+        "name": "auth",
+        "description": "Log in, rotate refresh tokens, log out; reset a password, verify an email.",
+    },
     {"name": "users", "description": "Registration, your account, user administration."},
+    {
+        "name": "api-keys",
+        "description": "Personal access tokens: send `Authorization: Bearer fsk_...` wherever "
+        "an access token is accepted (in Swagger: Authorize, then the APIKey field).",
+    },
     {"name": "items", "description": "The catalog: public cached reads, owners change items."},
     {"name": "posts", "description": "Posts: public reads, authors write."},
     {
         "name": "orders",
         "description": "Place orders priced on the server, read, cancel and ship them.",
     },
+    {"name": "audit", "description": "The append-only audit log (administrators)."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 

@@ -5,6 +5,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import raises
 from app.core.pagination import Page, page_of
+from app.domains.audit.schemas import AuditAction
+from app.domains.audit.service import AuditTrail
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.schemas import ReservedItem, StockLine
 from app.domains.items.service import ItemService
@@ -34,6 +36,10 @@ SHIPPING_COSTS: dict[ShippingMethod, Decimal] = {
 OVERNIGHT_MIN_SUBTOTAL = Decimal("50.00")
 # The largest amount a NUMERIC(12, 2) column holds.
 MAX_ORDER_TOTAL = Decimal("9999999999.99")
+_TRANSITION_ACTIONS = {
+    OrderStatus.CANCELLED: AuditAction.ORDER_CANCELLED,
+    OrderStatus.SHIPPED: AuditAction.ORDER_SHIPPED,
+}
 
 
 class OrderService:
@@ -44,12 +50,14 @@ class OrderService:
         sessionmaker: async_sessionmaker[AsyncSession],
         items: ItemService,
         tracer: Tracer,
+        audit: AuditTrail,
     ) -> None:
         self.session = session
         self.orders = OrderRepository(session)
         self.keys = IdempotencyKeys(session, sessionmaker)
         self.items = items
         self.tracer = tracer
+        self.audit = audit
 
     @raises(ItemService.reserve, IdempotencyKeys.claim, OvernightMinimum, OrderTooLarge)
     async def place(
@@ -71,8 +79,14 @@ class OrderService:
             reserved = await self.items.reserve(
                 [StockLine(item_id=line.item_id, quantity=line.quantity) for line in data.lines]
             )
-            order = price_order(user_id, data, reserved)
-            return OrderRead.model_validate(await self.orders.add(order))
+            order = await self.orders.add(price_order(user_id, data, reserved))
+            await self.audit.record(
+                AuditAction.ORDER_PLACED,
+                actor_id=user_id,
+                target=("order", order.id),
+                details={"total": str(order.total), "lines": len(order.lines)},
+            )
+            return OrderRead.model_validate(order)
 
     @raises(OrderNotFound)
     async def get_for(self, principal: Principal, order_id: int) -> OrderRead:
@@ -93,7 +107,7 @@ class OrderService:
     @raises(OrderNotFound, IllegalTransition)
     async def cancel(self, principal: Principal, order_id: int) -> OrderRead:
         order = await self._order_for(principal, order_id)
-        await self._transition(order, OrderStatus.CANCELLED, action="cancelled")
+        await self._transition(principal, order, OrderStatus.CANCELLED, action="cancelled")
         # A line whose item has left the catalog has nowhere to return its stock to.
         await self.items.release(
             [
@@ -107,7 +121,7 @@ class OrderService:
     @raises(OrderNotFound, IllegalTransition)
     async def ship(self, principal: Principal, order_id: int) -> OrderRead:
         order = await self._order_for(principal, order_id)
-        await self._transition(order, OrderStatus.SHIPPED, action="shipped")
+        await self._transition(principal, order, OrderStatus.SHIPPED, action="shipped")
         return OrderRead.model_validate(order)
 
     async def _order_for(self, principal: Principal, order_id: int) -> Order:
@@ -116,10 +130,15 @@ class OrderService:
             raise OrderNotFound
         return order
 
-    async def _transition(self, order: Order, target: OrderStatus, *, action: str) -> None:
+    async def _transition(
+        self, principal: Principal, order: Order, target: OrderStatus, *, action: str
+    ) -> None:
         if not await self.orders.change_status(order, source=OrderStatus.PLACED, target=target):
             current = await self.orders.current_status(order.id)
             raise IllegalTransition(current=current or order.status, action=action)
+        await self.audit.record(
+            _TRANSITION_ACTIONS[target], actor_id=principal.id, target=("order", order.id)
+        )
 
 
 @raises(OvernightMinimum, OrderTooLarge)
