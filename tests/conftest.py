@@ -24,6 +24,7 @@ from app.core.deps import get_cache
 from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base
+from tests.factories.mail import Inbox
 from tests.migrations import upgrade_to_head
 from tests.smtp import SmtpServer, smtp_server
 
@@ -179,3 +180,9 @@ async def redis_client() -> AsyncIterator[Redis]:
 async def smtp() -> AsyncIterator[SmtpServer]:
     async with smtp_server(username="mailer", password="mail-secret") as server:
         yield server
+
+
+@pytest.fixture
+def inbox(resources: Resources, smtp: SmtpServer) -> Inbox:
+    """The shared app's outbox, delivered on demand to the SMTP server above."""
+    return Inbox(resources, smtp)

@@ -1,26 +1,38 @@
 """Small async builders that create test data, one module per domain."""
 
 from tests.factories.accounts import (
+    API_KEYS,
     PASSWORD,
     Account,
     admin,
+    bearer,
+    create_api_key,
     log_in,
     register,
     token,
     unique_email,
     user,
 )
+from tests.factories.audit import audit_events
 from tests.factories.catalog import ITEMS, create_item, post_item, stock_of
+from tests.factories.mail import Inbox, body, link_token
 from tests.factories.orders import ADDRESS, ORDERS, order_body, order_count, place
 
 __all__ = [
     "ADDRESS",
+    "API_KEYS",
     "ITEMS",
     "ORDERS",
     "PASSWORD",
     "Account",
+    "Inbox",
     "admin",
+    "audit_events",
+    "bearer",
+    "body",
+    "create_api_key",
     "create_item",
+    "link_token",
     "log_in",
     "order_body",
     "order_count",

@@ -2,6 +2,7 @@
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -61,6 +62,24 @@ async def register(
 async def user(client: httpx.AsyncClient, scope: str | None = None) -> Account:
     """A registered user with a fresh session."""
     return await log_in(await register(client), client, scope)
+
+
+API_KEYS = "/api/v1/users/me/api-keys"
+
+
+async def create_api_key(
+    client: httpx.AsyncClient, account: Account, *scopes: str, **fields: Any
+) -> dict[str, Any]:
+    """A new API key of the account's (`key` holds the key itself)."""
+    body = {"name": "script", "scopes": list(scopes or ["profile"])} | fields
+    response = await client.post(API_KEYS, json=body, headers=account.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 async def admin(client: httpx.AsyncClient, resources: Resources) -> Account:

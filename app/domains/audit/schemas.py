@@ -46,7 +46,7 @@ class AuditEventRead(BaseModel):
 
 
 class AuditFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The log's filters (a query-string model); each one narrows the page."""
 
     action: AuditAction | None = None
     actor_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None

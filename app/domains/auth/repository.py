@@ -1,5 +1,5 @@
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Row
@@ -139,7 +139,7 @@ _KEY_PRINCIPAL_QUERY = select(
 
 
 def _principal(
-    row: Row[Unpack[tuple[Any, ...]]],
+    row: Row[*tuple[Any, ...]],
     *,
     scopes: frozenset[str],
     session_id: str | None = None,
