@@ -30,4 +30,8 @@ class PartialUpdate(BaseModel):
 class Accepted(BaseModel):
     """The body of a 202: the request was taken, and what happens next."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "A link is on its way to your email."}]}
+    )
+
     detail: str

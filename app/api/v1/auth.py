@@ -92,11 +92,7 @@ async def logout(principal: CurrentUser, auth: AuthServiceDep) -> None:
             )
         ),
     ],
-    responses={
-        status.HTTP_202_ACCEPTED: {
-            "content": {"application/json": {"example": RESET_ACCEPTED.model_dump()}}
-        }
-    },
+    responses={202: {"content": {"application/json": {"example": RESET_ACCEPTED.model_dump()}}}},
 )
 async def request_password_reset(body: PasswordResetRequest, auth: AuthServiceDep) -> Accepted:
     await auth.request_password_reset(body.email)

@@ -16,6 +16,7 @@ from app.domains.auth.dependencies import (
     ProfileUser,
     get_admin,
     get_principal,
+    profile_user_key,
 )
 from app.domains.auth.schemas import PasswordChange
 from app.domains.auth.service import AuthService
@@ -45,10 +46,6 @@ async def read_me(principal: CurrentUser) -> UserRead:
     return UserRead.model_validate(principal)
 
 
-async def verifying_user(principal: ProfileUser) -> str:
-    return str(principal.id)
-
-
 @router.patch(
     "/me",
     summary="Change your name or email; a new email must be verified again",
@@ -76,7 +73,9 @@ async def change_password(
     summary="Email a fresh verification link to your address",
     dependencies=[
         Depends(
-            RateLimit(lambda s: s.rate_limit_verify_email, scope="verify-email", key=verifying_user)
+            RateLimit(
+                lambda s: s.rate_limit_verify_email, scope="verify-email", key=profile_user_key
+            )
         )
     ],
     responses=error_responses(get_principal, UserService.resend_verification),

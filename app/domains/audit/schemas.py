@@ -32,7 +32,24 @@ Target = tuple[str, int]
 
 
 class AuditEventRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1042,
+                    "action": "user.updated",
+                    "actor_id": 1,
+                    "target_type": "user",
+                    "target_id": 17,
+                    "request_id": "4f1c2a9e0b7d4c55a1e3f6b8d2c4e6f0",
+                    "ip": "203.0.113.7",
+                    "details": {"changes": ["role"], "role": "admin"},
+                    "created_at": "2026-12-01T09:30:00Z",
+                }
+            ]
+        },
+    )
 
     id: int
     action: str

@@ -164,6 +164,11 @@ async def password_reset_rate_key(body: PasswordResetRequest) -> str:
     return body.email
 
 
+async def profile_user_key(principal: ProfileUser) -> str:
+    # Per user, for limits on account routes: the same alias as the route, so one lookup.
+    return f"user:{principal.id}"
+
+
 async def caller_rate_key(bearer: BearerDep, ip: ClientIPDep) -> str:
     """The user behind a valid access token, the API key this service minted, else the
     client address.

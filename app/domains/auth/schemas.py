@@ -163,8 +163,19 @@ class ApiKeyCreate(BaseModel):
     )
 
 
+_KEY_EXAMPLE = {
+    "id": 7,
+    "name": "nightly export",
+    "prefix": "fsk_Xk2wQ9aL",
+    "scopes": ["orders:read"],
+    "created_at": "2026-12-01T09:30:00Z",
+    "expires_at": "2027-03-01T09:30:00Z",
+    "last_used_at": None,
+}
+
+
 class ApiKeyRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_KEY_EXAMPLE]})
 
     id: int
     name: str
@@ -176,6 +187,10 @@ class ApiKeyRead(BaseModel):
 
 
 class ApiKeyCreated(ApiKeyRead):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [_KEY_EXAMPLE | {"key": "fsk_Xk2wQ9aL...(55 characters)"}]}
+    )
+
     key: str = Field(
         description="send as `Authorization: Bearer <key>`; shown only in this response"
     )

@@ -175,7 +175,8 @@ class AuthService:
         way, so the endpoint cannot be used to find out which emails have accounts."""
         user = await self.users.get_by_email(email)
         if user is None or not user.is_active:
-            # What issuing costs besides the writes, so a miss takes as long as a hit.
+            # A miss still mints and hashes a token, as a hit does, so only the hit's few
+            # writes tell them apart, and the per-email limit keeps that from being sampled.
             fingerprint(new_opaque_token())
             return
         link = await self.links.issue(user, TokenPurpose.PASSWORD_RESET)

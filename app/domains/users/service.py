@@ -41,7 +41,8 @@ class Link:
 
 def _describe(lifetime: timedelta) -> str:
     minutes = int(lifetime.total_seconds() // 60)
-    return f"{minutes // 60} hours" if minutes % 60 == 0 else f"{minutes} minutes"
+    amount, unit = (minutes // 60, "hour") if minutes % 60 == 0 else (minutes, "minute")
+    return f"{amount} {unit}{'' if amount == 1 else 's'}"
 
 
 class AccountLinks:
