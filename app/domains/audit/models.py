@@ -6,6 +6,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, BigIntId, utcnow
 
+# The longest textual IP address: an IPv4-mapped IPv6 address in full.
+IP_LENGTH = 45
+
 
 class AuditEvent(Base):
     """One security-relevant change, appended in the transaction that made it.
@@ -26,6 +29,6 @@ class AuditEvent(Base):
     target_type: Mapped[str | None] = mapped_column(String(32))
     target_id: Mapped[int | None] = mapped_column(BigInteger)
     request_id: Mapped[str | None] = mapped_column(String(128))
-    ip: Mapped[str | None] = mapped_column(String(45))
+    ip: Mapped[str | None] = mapped_column(String(IP_LENGTH))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import after_rollback, independent_transaction
 from app.core.pagination import Page, page_of
-from app.domains.audit.models import AuditEvent
+from app.domains.audit.models import IP_LENGTH, AuditEvent
 from app.domains.audit.repository import AuditEventRepository
 from app.domains.audit.schemas import AuditAction, AuditEventRead, AuditFilter, Target
 
@@ -29,7 +29,8 @@ class AuditTrail:
         self.session = session
         self.sessionmaker = sessionmaker
         self.request_id = request_id
-        self.ip = ip
+        # An IP address fits in 45 characters; a peer that is not one is cut to the column.
+        self.ip = ip[:IP_LENGTH] if ip is not None else None
 
     async def record(
         self,

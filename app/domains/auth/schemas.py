@@ -9,6 +9,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
 )
 
@@ -163,7 +164,7 @@ class ApiKeyCreate(BaseModel):
     )
 
 
-_KEY_EXAMPLE = {
+_KEY_EXAMPLE: dict[str, JsonValue] = {
     "id": 7,
     "name": "nightly export",
     "prefix": "fsk_Xk2wQ9aL",
