@@ -38,8 +38,16 @@ Every error is an RFC 9457 `application/problem+json` document; every response c
 """
 
 TAGS = [
-    {"name": "auth", "description": "Log in, rotate refresh tokens, log out."},
+    {
+        "name": "auth",
+        "description": "Log in, rotate refresh tokens, log out; reset a password, verify an email.",
+    },
     {"name": "users", "description": "Registration, your account, user administration."},
+    {
+        "name": "api-keys",
+        "description": "Personal access tokens: send `Authorization: Bearer fsk_...` wherever "
+        "an access token is accepted (in Swagger: Authorize, then the APIKey field).",
+    },
     {"name": "items", "description": "The catalog: public cached reads, owners change items."},
     {"name": "posts", "description": "Posts: public reads, authors write."},
     {
@@ -50,6 +58,7 @@ TAGS = [
         "name": "webhooks",
         "description": "Order events signed and sent to your endpoints (administrators).",
     },
+    {"name": "audit", "description": "The append-only audit log (administrators)."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 

@@ -5,14 +5,18 @@ Alembic's autogenerate and the test set-up import this module.
 
 from app.core.db import Base
 from app.core.outbox import OutboxMessage
-from app.domains.auth.models import AuthSession, RefreshToken
+from app.domains.audit.models import AuditEvent
+from app.domains.auth.models import ApiKey, AuthSession, RefreshToken
 from app.domains.items.models import Item
 from app.domains.orders.models import IdempotencyKey, Order, OrderLine
 from app.domains.posts.models import Post
-from app.domains.users.models import User
+from app.domains.users.models import AccountToken, User
 from app.domains.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "AccountToken",
+    "ApiKey",
+    "AuditEvent",
     "AuthSession",
     "Base",
     "IdempotencyKey",

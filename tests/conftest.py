@@ -24,6 +24,7 @@ from app.core.deps import get_cache
 from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base
+from tests.factories.mail import Inbox
 from tests.migrations import upgrade_to_head
 from tests.smtp import SmtpServer, smtp_server
 
@@ -50,6 +51,8 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         "rate_limit_register": "100000/hour",
         "rate_limit_login": "100000/minute",
         "rate_limit_orders": "100000/minute",
+        "rate_limit_password_reset": "100000/hour",
+        "rate_limit_verify_email": "100000/hour",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -177,3 +180,9 @@ async def redis_client() -> AsyncIterator[Redis]:
 async def smtp() -> AsyncIterator[SmtpServer]:
     async with smtp_server(username="mailer", password="mail-secret") as server:
         yield server
+
+
+@pytest.fixture
+def inbox(resources: Resources, smtp: SmtpServer) -> Inbox:
+    """The shared app's outbox, delivered on demand to the SMTP server above."""
+    return Inbox(resources, smtp)

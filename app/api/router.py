@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends
 
-from app.api.v1 import auth, dashboard, items, orders, posts, users, webhooks
+from app.api.v1 import api_keys, audit, auth, dashboard, items, orders, posts, users, webhooks
 from app.core.deps import RateLimit
 from app.core.errors import error_responses
 from app.core.rate_limit import RateLimitExceeded
@@ -19,7 +19,9 @@ api_router = APIRouter(
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(dashboard.router)
+api_router.include_router(api_keys.router)
 api_router.include_router(items.router)
 api_router.include_router(posts.router)
 api_router.include_router(orders.router)
 api_router.include_router(webhooks.router)
+api_router.include_router(audit.router)

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     rate_limit_login: RateLimitString = "5/minute"
     rate_limit_register: RateLimitString = "10/hour"
     rate_limit_orders: RateLimitString = "30/minute"
+    rate_limit_password_reset: RateLimitString = "5/hour"  # noqa: S105 - a limit, not a secret
+    rate_limit_verify_email: RateLimitString = "5/hour"
     trusted_proxies: Networks = ()
 
     # Tokens: HMAC-signed JWTs; PREVIOUS_SECRET_KEYS still verify during a key rotation.
@@ -131,6 +133,12 @@ class Settings(BaseSettings):
     password_hash_iterations: int = Field(default=2, ge=1)
     # Unset: one fewer than the CPU cores, leaving a core for the event loop.
     password_hash_concurrency: int | None = Field(default=None, ge=1, le=64)
+
+    # Account links: where the emailed links point, and how long their tokens stay valid.
+    public_base_url: str = "http://127.0.0.1:8000"
+    password_reset_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    email_verification_expire_hours: int = Field(default=48, ge=1, le=30 * 24)
+    require_verified_email: bool = False
 
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
@@ -195,6 +203,14 @@ class Settings(BaseSettings):
                 raise ValueError("must be an http(s) URL such as http://collector:4318")
             value = value.rstrip("/")
         return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url_is_http_url(cls, value: str) -> str:
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+            raise ValueError("must be an http(s) URL such as https://app.example.com")
+        return value.rstrip("/")
 
     @field_validator("cors_origins")
     @classmethod

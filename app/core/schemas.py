@@ -1,4 +1,4 @@
-"""Shared bases for request schemas."""
+"""Shared bases for request schemas, and the body of a 202 Accepted."""
 
 from typing import Any, Self
 
@@ -25,3 +25,13 @@ class PartialUpdate(BaseModel):
         """Set the sent fields on `target` (an ORM object); fields not sent stay as they are."""
         for field, value in self.model_dump(exclude_unset=True).items():
             setattr(target, field, value)
+
+
+class Accepted(BaseModel):
+    """The body of a 202: the request was taken, and what happens next."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "A link is on its way to your email."}]}
+    )
+
+    detail: str

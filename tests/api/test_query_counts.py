@@ -87,10 +87,10 @@ async def test_placing_an_order_takes_a_fixed_number_of_statements(
         assert (await client.post(ORDERS, json=three_lines, headers=buyer.headers)).is_success
 
     # The principal, the existence check, one conditional UPDATE per line, the order and its
-    # lines (one batched INSERT on PostgreSQL, one per line on SQLite), then the job log's
-    # confirmation email and order event: nothing per line but its stock update and, at
-    # most, its own INSERT.
-    expected = ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT", "INSERT"]
+    # lines (one batched INSERT on PostgreSQL, one per line on SQLite), its audit event, then
+    # the job log's confirmation email and order event: nothing per line but its stock
+    # update and, at most, its own INSERT.
+    expected = ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT", "INSERT", "INSERT"]
     assert single.seen == expected, single.seen
     assert triple.seen.count("UPDATE") == 3, triple.seen
     assert triple.count - single.count <= 2 * 2, (single.seen, triple.seen)

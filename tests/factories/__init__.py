@@ -1,9 +1,12 @@
 """Small async builders that create test data, one module per domain."""
 
 from tests.factories.accounts import (
+    API_KEYS,
     PASSWORD,
     Account,
     admin,
+    bearer,
+    create_api_key,
     log_in,
     principal,
     register,
@@ -11,12 +14,15 @@ from tests.factories.accounts import (
     unique_email,
     user,
 )
+from tests.factories.audit import audit_events
 from tests.factories.catalog import ITEMS, create_item, post_item, stock_of
+from tests.factories.mail import Inbox, body, link_token
 from tests.factories.orders import ADDRESS, ORDERS, order_body, order_count, place
 from tests.factories.webhooks import ORDER_EVENTS, PUBLIC_URL, WEBHOOKS, register_webhook
 
 __all__ = [
     "ADDRESS",
+    "API_KEYS",
     "ITEMS",
     "ORDERS",
     "ORDER_EVENTS",
@@ -24,8 +30,14 @@ __all__ = [
     "PUBLIC_URL",
     "WEBHOOKS",
     "Account",
+    "Inbox",
     "admin",
+    "audit_events",
+    "bearer",
+    "body",
+    "create_api_key",
     "create_item",
+    "link_token",
     "log_in",
     "order_body",
     "order_count",

@@ -4,6 +4,7 @@ import itertools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -68,6 +69,24 @@ async def user(client: httpx.AsyncClient, scope: str | None = None) -> Account:
     return await log_in(await register(client), client, scope)
 
 
+API_KEYS = "/api/v1/users/me/api-keys"
+
+
+async def create_api_key(
+    client: httpx.AsyncClient, account: Account, *scopes: str, **fields: Any
+) -> dict[str, Any]:
+    """A new API key of the account's (`key` holds the key itself)."""
+    body = {"name": "script", "scopes": list(scopes or ["profile"])} | fields
+    response = await client.post(API_KEYS, json=body, headers=account.headers)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 async def admin(client: httpx.AsyncClient, resources: Resources) -> Account:
     email = unique_email("admin")
     await ensure_admin(resources.sessionmaker, resources.passwords, email=email, password=PASSWORD)
@@ -87,6 +106,7 @@ def principal(
         full_name="Test User",
         role=role,
         is_active=True,
+        email_verified=True,
         created_at=utcnow(),
         session_id=uuid.uuid4().hex,
         scopes=frozenset(ROLE_SCOPES[role] if scopes is None else scopes),

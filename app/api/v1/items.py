@@ -8,7 +8,7 @@ from app.core.deps import ETagJSON
 from app.core.errors import error_responses
 from app.core.pagination import Page, PageParamsDep
 from app.core.types import MAX_ID
-from app.domains.auth.dependencies import get_principal
+from app.domains.auth.dependencies import get_writer
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.dependencies import ItemServiceDep
 from app.domains.items.schemas import ItemCreate, ItemQuery, ItemRead, ItemUpdate
@@ -17,7 +17,7 @@ from app.domains.items.service import ItemService
 router = APIRouter(prefix="/items", tags=["items"])
 
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the item's id")]
-ItemWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.ITEMS_WRITE])]
+ItemWriter = Annotated[Principal, Security(get_writer, scopes=[Scope.ITEMS_WRITE])]
 
 
 @router.get(
@@ -49,7 +49,7 @@ async def read_item(item_id: ItemId, items: ItemServiceDep, etag_json: ETagJSON)
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Add an item to the catalog",
-    responses=error_responses(get_principal),
+    responses=error_responses(get_writer),
 )
 async def create_item(
     data: ItemCreate,
@@ -66,7 +66,7 @@ async def create_item(
 @router.patch(
     "/{item_id}",
     summary="Change an item (its owner or an administrator)",
-    responses=error_responses(get_principal, ItemService.update),
+    responses=error_responses(get_writer, ItemService.update),
 )
 async def update_item(
     item_id: ItemId, changes: ItemUpdate, principal: ItemWriter, items: ItemServiceDep
@@ -78,7 +78,7 @@ async def update_item(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an item (its owner or an administrator)",
-    responses=error_responses(get_principal, ItemService.delete),
+    responses=error_responses(get_writer, ItemService.delete),
 )
 async def delete_item(item_id: ItemId, principal: ItemWriter, items: ItemServiceDep) -> None:
     await items.delete(principal, item_id)

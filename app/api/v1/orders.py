@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from app.core.errors import error_responses
 from app.core.pagination import Page, PageParamsDep
 from app.core.types import MAX_ID
-from app.domains.auth.dependencies import get_admin, get_principal
+from app.domains.auth.dependencies import get_admin, get_principal, get_writer
 from app.domains.orders.dependencies import (
     IdempotencyKeyHeader,
     OrderAdmin,
@@ -29,7 +29,7 @@ OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the order's id")]
     status_code=status.HTTP_201_CREATED,
     summary="Place an order, priced on the server; stock is taken for every line or none",
     dependencies=[Depends(order_rate_limit)],
-    responses=error_responses(get_principal, OrderService.place),
+    responses=error_responses(get_writer, OrderService.place),
 )
 async def place_order(
     data: OrderCreate,
@@ -75,7 +75,7 @@ async def read_order(
 @router.post(
     "/{order_id}/cancel",
     summary="Cancel a placed order; its stock returns to the catalog",
-    responses=error_responses(get_principal, OrderService.cancel),
+    responses=error_responses(get_writer, OrderService.cancel),
 )
 async def cancel_order(
     order_id: OrderId, principal: OrderWriter, orders: OrderServiceDep

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, Request, Response, Security, status
 from app.core.errors import error_responses
 from app.core.pagination import Page, PageParamsDep
 from app.core.types import MAX_ID
-from app.domains.auth.dependencies import get_principal
+from app.domains.auth.dependencies import get_writer
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.posts.dependencies import PostServiceDep
 from app.domains.posts.schemas import PostCreate, PostRead, PostUpdate
@@ -16,7 +16,7 @@ from app.domains.posts.service import PostService
 router = APIRouter(prefix="/posts", tags=["posts"])
 
 PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="the post's id")]
-PostWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.POSTS_WRITE])]
+PostWriter = Annotated[Principal, Security(get_writer, scopes=[Scope.POSTS_WRITE])]
 
 
 @router.get(
@@ -35,7 +35,7 @@ async def read_post(post_id: PostId, posts: PostServiceDep) -> PostRead:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Write a post",
-    responses=error_responses(get_principal),
+    responses=error_responses(get_writer),
 )
 async def create_post(
     data: PostCreate,
@@ -52,7 +52,7 @@ async def create_post(
 @router.patch(
     "/{post_id}",
     summary="Change your post",
-    responses=error_responses(get_principal, PostService.update),
+    responses=error_responses(get_writer, PostService.update),
 )
 async def update_post(
     post_id: PostId, changes: PostUpdate, principal: PostWriter, posts: PostServiceDep
@@ -64,7 +64,7 @@ async def update_post(
     "/{post_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a post (its author or an administrator)",
-    responses=error_responses(get_principal, PostService.delete),
+    responses=error_responses(get_writer, PostService.delete),
 )
 async def delete_post(post_id: PostId, principal: PostWriter, posts: PostServiceDep) -> None:
     await posts.delete(principal, post_id)

@@ -1,4 +1,4 @@
-"""Registration, the caller's own account, and user administration."""
+"""Registration, the caller's own account, email verification, and user administration."""
 
 from typing import Annotated
 
@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, status
 from app.core.deps import RateLimit
 from app.core.errors import error_responses
 from app.core.pagination import Page, PageParamsDep
+from app.core.schemas import Accepted
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import (
     AdminUser,
@@ -15,6 +16,7 @@ from app.domains.auth.dependencies import (
     ProfileUser,
     get_admin,
     get_principal,
+    profile_user_key,
 )
 from app.domains.auth.schemas import PasswordChange
 from app.domains.auth.service import AuthService
@@ -46,7 +48,7 @@ async def read_me(principal: CurrentUser) -> UserRead:
 
 @router.patch(
     "/me",
-    summary="Change your name or email",
+    summary="Change your name or email; a new email must be verified again",
     responses=error_responses(get_principal, UserService.update_profile),
 )
 async def update_me(changes: UserUpdate, principal: ProfileUser, users: UserServiceDep) -> UserRead:
@@ -63,6 +65,24 @@ async def change_password(
     change: PasswordChange, principal: ProfileUser, auth: AuthServiceDep
 ) -> None:
     await auth.change_password(principal, change)
+
+
+@router.post(
+    "/me/verify-email",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Email a fresh verification link to your address",
+    dependencies=[
+        Depends(
+            RateLimit(
+                lambda s: s.rate_limit_verify_email, scope="verify-email", key=profile_user_key
+            )
+        )
+    ],
+    responses=error_responses(get_principal, UserService.resend_verification),
+)
+async def resend_verification(principal: ProfileUser, users: UserServiceDep) -> Accepted:
+    await users.resend_verification(principal.id)
+    return Accepted(detail=f"A verification link is on its way to {principal.email}.")
 
 
 @router.get(
@@ -89,6 +109,6 @@ async def read_user(user_id: UserId, _: AdminUser, users: UserServiceDep) -> Use
     responses=error_responses(get_admin, AuthService.update_access),
 )
 async def update_user(
-    user_id: UserId, changes: UserAdminUpdate, _: AdminUser, auth: AuthServiceDep
+    user_id: UserId, changes: UserAdminUpdate, admin: AdminUser, auth: AuthServiceDep
 ) -> UserRead:
-    return await auth.update_access(user_id, changes)
+    return await auth.update_access(admin, user_id, changes)

@@ -1,7 +1,8 @@
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Form, Request, Response, Security
-from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+from fastapi.security import HTTPBearer, OAuth2PasswordBearer, SecurityScopes
 from fastapi.security.utils import get_authorization_scheme_param
 
 from app.core.deps import (
@@ -14,16 +15,26 @@ from app.core.deps import (
     TokenCodecDep,
 )
 from app.core.errors import raises
-from app.core.security import AccessClaims, InvalidToken
+from app.core.security import AccessClaims, InvalidToken, fingerprint
+from app.domains.audit.dependencies import AuditTrailDep
+from app.domains.auth.api_keys import API_KEY_PREFIX, ApiKeyService, minted_here
 from app.domains.auth.exceptions import (
     AdminRequired,
+    EmailUnverified,
     InsufficientScope,
     InvalidAccessToken,
     NotAuthenticated,
 )
-from app.domains.auth.repository import find_principal
-from app.domains.auth.schemas import SCOPE_DESCRIPTIONS, Principal, Scope, TokenRequest
+from app.domains.auth.repository import find_key_principal, find_principal
+from app.domains.auth.schemas import (
+    SCOPE_DESCRIPTIONS,
+    PasswordResetRequest,
+    Principal,
+    Scope,
+    TokenRequest,
+)
 from app.domains.auth.service import AuthService
+from app.domains.users.dependencies import AccountLinksDep
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
 
@@ -31,24 +42,49 @@ TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
 oauth2_scheme = OAuth2PasswordBearer(
     tokenUrl=TOKEN_URL, scopes=SCOPE_DESCRIPTIONS, auto_error=False
 )
+# The same header, described a second time so Swagger's Authorize takes a pasted API key.
+api_key_scheme = HTTPBearer(
+    scheme_name="APIKey",
+    bearerFormat="fsk_...",
+    description="An API key (POST /api/v1/users/me/api-keys), sent as `Bearer fsk_...`.",
+    auto_error=False,
+)
 
 
-async def get_bearer_claims(request: Request, tokens: TokenCodecDep) -> AccessClaims | None:
-    """The verified claims of the request's bearer token; None when absent or invalid.
+@dataclass(frozen=True, slots=True)
+class ApiKeyBearer:
+    key_hash: str
+    # Carries this service's tag: a key worth its own rate-limit budget.
+    minted_here: bool
 
-    A dependency, so FastAPI verifies the token once per request however many
-    dependencies (the rate-limit key, the principal) need it.
+
+Bearer = AccessClaims | ApiKeyBearer
+
+
+async def get_bearer(
+    request: Request, tokens: TokenCodecDep, settings: SettingsDep
+) -> Bearer | None:
+    """The request's bearer credential: an API key's hash, or a verified access token's
+    claims; None when absent or invalid.
+
+    A dependency, so FastAPI reads the header once per request however many dependencies
+    (the rate-limit key, the principal) need it.
     """
     scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
     if scheme.lower() != "bearer" or not token:
         return None
+    if token.startswith(API_KEY_PREFIX):
+        signing_keys = [
+            key.get_secret_value() for key in (settings.secret_key, *settings.previous_secret_keys)
+        ]
+        return ApiKeyBearer(fingerprint(token), minted_here(token, signing_keys))
     try:
         return tokens.verify(token)
     except InvalidToken:
         return None
 
 
-BearerClaims = Annotated[AccessClaims | None, Depends(get_bearer_claims)]
+BearerDep = Annotated[Bearer | None, Depends(get_bearer)]
 
 
 @raises(NotAuthenticated, InvalidAccessToken, InsufficientScope)
@@ -57,19 +93,26 @@ async def get_principal(
     engine: EngineDep,
     response: Response,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-    claims: BearerClaims,
+    _: Annotated[object, Depends(api_key_scheme)],
+    bearer: BearerDep,
 ) -> Principal:
     if token is None:
         raise NotAuthenticated
-    if claims is None:
+    if bearer is None:
         raise InvalidAccessToken
     async with engine.connect() as connection:
-        principal = await find_principal(
-            connection, session_id=claims.session_id, user_id=claims.user_id, scopes=claims.scopes
-        )
+        if isinstance(bearer, ApiKeyBearer):
+            principal = await find_key_principal(connection, bearer.key_hash)
+        else:
+            principal = await find_principal(
+                connection,
+                session_id=bearer.session_id,
+                user_id=bearer.user_id,
+                scopes=bearer.scopes,
+            )
     if principal is None:
         raise InvalidAccessToken
-    missing = [scope for scope in security_scopes.scopes if scope not in claims.scopes]
+    missing = [scope for scope in security_scopes.scopes if scope not in principal.scopes]
     if missing:
         raise InsufficientScope(missing)
     # What one caller sees must never be served to another from a shared cache.
@@ -79,6 +122,20 @@ async def get_principal(
 
 CurrentUser = Annotated[Principal, Security(get_principal)]
 ProfileUser = Annotated[Principal, Security(get_principal, scopes=[Scope.PROFILE])]
+
+
+@raises(get_principal, EmailUnverified)
+async def get_writer(
+    principal: Annotated[Principal, Security(get_principal)], settings: SettingsDep
+) -> Principal:
+    """A caller allowed to create content; the scope comes from the alias using this.
+
+    With REQUIRE_VERIFIED_EMAIL, only verified addresses may write. Reads and the account's
+    own routes stay open, so an unverified user can still fix the address or verify it.
+    """
+    if settings.require_verified_email and not principal.email_verified:
+        raise EmailUnverified
+    return principal
 
 
 @raises(get_principal, AdminRequired)
@@ -102,13 +159,28 @@ async def login_rate_key(ip: ClientIPDep, form: Annotated[TokenRequest, Form()])
     return f"{ip}|{form.username}"
 
 
-async def caller_rate_key(claims: BearerClaims, ip: ClientIPDep) -> str:
-    """The user behind a valid bearer token, else the client address.
+async def password_reset_rate_key(body: PasswordResetRequest) -> str:
+    # Per address asked about, whoever asks: no mailbox gets flooded with reset links.
+    return body.email
 
-    Only the signature is checked (no database read): a limit key needs to be stable, not
-    authoritative, and the route's own authentication still decides access.
+
+async def profile_user_key(principal: ProfileUser) -> str:
+    # Per user, for limits on account routes: the same alias as the route, so one lookup.
+    return f"user:{principal.id}"
+
+
+async def caller_rate_key(bearer: BearerDep, ip: ClientIPDep) -> str:
+    """The user behind a valid access token, the API key this service minted, else the
+    client address.
+
+    No database read: a limit key needs to be stable, not authoritative, and the route's
+    own authentication still decides access. An invented key gets the address's budget.
     """
-    return f"user:{claims.user_id}" if claims is not None else f"ip:{ip}"
+    if isinstance(bearer, AccessClaims):
+        return f"user:{bearer.user_id}"
+    if isinstance(bearer, ApiKeyBearer) and bearer.minted_here:
+        return f"key:{bearer.key_hash}"
+    return f"ip:{ip}"
 
 
 async def get_auth_service(
@@ -117,6 +189,8 @@ async def get_auth_service(
     passwords: PasswordHasherDep,
     tokens: TokenCodecDep,
     settings: SettingsDep,
+    links: AccountLinksDep,
+    audit: AuditTrailDep,
 ) -> AuthService:
     return AuthService(
         session,
@@ -124,7 +198,18 @@ async def get_auth_service(
         passwords=passwords,
         tokens=tokens,
         refresh_token_days=settings.refresh_token_expire_days,
+        links=links,
+        audit=audit,
     )
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+async def get_api_key_service(
+    session: SessionDep, settings: SettingsDep, audit: AuditTrailDep
+) -> ApiKeyService:
+    return ApiKeyService(session, signing_key=settings.secret_key.get_secret_value(), audit=audit)
+
+
+ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]

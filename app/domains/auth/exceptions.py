@@ -1,4 +1,10 @@
-from app.core.errors import BadRequest, Forbidden, Unauthorized
+from app.core.errors import (
+    BadRequest,
+    BusinessRuleViolation,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+)
 
 
 class InvalidCredentials(Unauthorized):
@@ -52,3 +58,31 @@ class WrongCurrentPassword(BadRequest):
     type = "urn:problem-type:wrong-current-password"
     title = "Wrong current password"
     detail = "The current password is not correct."
+
+
+class EmailUnverified(Forbidden):
+    type = "urn:problem-type:email-unverified"
+    title = "Email not verified"
+    detail = "Verify your email address first: POST /api/v1/users/me/verify-email sends a link."
+
+
+class PasswordSessionRequired(Forbidden):
+    """API keys act on resources; the credentials themselves need a signed-in person."""
+
+    type = "urn:problem-type:password-session-required"
+    title = "Password session required"
+    detail = "Sign in with your password to do this; an API key cannot."
+
+
+class ScopeNotAllowed(BusinessRuleViolation):
+    type = "urn:problem-type:scope-not-allowed"
+    title = "Scope not allowed"
+
+    def __init__(self, scopes: list[str]) -> None:
+        super().__init__(f"You cannot grant scopes you do not hold: {' '.join(scopes)}.")
+
+
+class ApiKeyNotFound(NotFound):
+    type = "urn:problem-type:api-key-not-found"
+    title = "API key not found"
+    detail = "You have no API key with this id."

@@ -37,3 +37,25 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     spent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ApiKey(Base):
+    """A personal access token for scripts and servers, acting as its user with its scopes.
+
+    Only the SHA-256 of the key is stored; `prefix` (its first characters) lets the owner
+    tell keys apart without it. Deleting the row revokes the key on the next request.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(12))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,12 +1,18 @@
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.db import utcnow
-from app.domains.auth.models import AuthSession, RefreshToken
-from app.domains.auth.schemas import Principal
+from app.core.keyset import Slice, SortKey, Window, keyset_page
+from app.domains.auth.models import ApiKey, AuthSession, RefreshToken
+from app.domains.auth.schemas import ROLE_SCOPES, Principal
 from app.domains.users.models import Role, User
+
+# How stale `last_used_at` may get: at most one write per key and minute, not per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class AuthSessionRepository:
@@ -49,10 +55,16 @@ class AuthSessionRepository:
         )
         return result.scalar_one_or_none()
 
-    async def session_of_token(self, token_hash: str) -> str | None:
-        return await self.session.scalar(
-            select(RefreshToken.session_id).where(RefreshToken.token_hash == token_hash)
-        )
+    async def owner_of_token(self, token_hash: str) -> tuple[str, int] | None:
+        """The session and user a refresh token was issued to, spent or not."""
+        row = (
+            await self.session.execute(
+                select(AuthSession.id, AuthSession.user_id)
+                .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+                .where(RefreshToken.token_hash == token_hash)
+            )
+        ).first()
+        return (row.id, row.user_id) if row is not None else None
 
     async def revoke(self, session_id: str) -> None:
         await self.session.execute(
@@ -70,19 +82,75 @@ class AuthSessionRepository:
         await self.session.execute(statement.values(revoked_at=utcnow()))
 
 
+NEWEST_KEYS_FIRST = SortKey(ApiKey.created_at, ApiKey.id, descending=True)
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, api_key: ApiKey) -> ApiKey:
+        self.session.add(api_key)
+        await self.session.flush()
+        return api_key
+
+    async def list_for_user(self, user_id: int, window: Window) -> Slice[ApiKey]:
+        """Newest first."""
+        statement = select(ApiKey).where(ApiKey.user_id == user_id)
+        return await keyset_page(self.session, statement, NEWEST_KEYS_FIRST, window)
+
+    async def delete_for_user(self, key_id: int, user_id: int) -> bool:
+        """Delete the user's key; False when the user has no key with this id."""
+        result = await self.session.execute(
+            delete(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.user_id == user_id)
+            .returning(ApiKey.id)
+        )
+        return result.first() is not None
+
+
+_USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.full_name,
+    User.role,
+    User.is_active,
+    User.email_verified,
+    User.created_at,
+)
 _PRINCIPAL_QUERY = (
-    select(
-        User.id,
-        User.email,
-        User.full_name,
-        User.role,
-        User.is_active,
-        User.created_at,
-        AuthSession.id.label("session_id"),
-    )
+    select(*_USER_COLUMNS, AuthSession.id.label("session_id"))
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(AuthSession.revoked_at.is_(None))
 )
+_KEY_PRINCIPAL_QUERY = select(
+    *_USER_COLUMNS,
+    ApiKey.id.label("api_key_id"),
+    ApiKey.scopes.label("key_scopes"),
+    ApiKey.expires_at,
+    ApiKey.last_used_at,
+).join(ApiKey, ApiKey.user_id == User.id)
+
+
+def _principal(
+    row: Row[*tuple[Any, ...]],
+    *,
+    scopes: frozenset[str],
+    session_id: str | None = None,
+    api_key_id: int | None = None,
+) -> Principal:
+    return Principal(
+        id=row.id,
+        email=row.email,
+        full_name=row.full_name,
+        role=Role(row.role),
+        is_active=row.is_active,
+        email_verified=row.email_verified,
+        created_at=row.created_at,
+        scopes=scopes,
+        session_id=session_id,
+        api_key_id=api_key_id,
+    )
 
 
 async def find_principal(
@@ -99,13 +167,36 @@ async def find_principal(
     row = result.first()
     if row is None or not row.is_active:
         return None
-    return Principal(
-        id=row.id,
-        email=row.email,
-        full_name=row.full_name,
-        role=Role(row.role),
-        is_active=row.is_active,
-        created_at=row.created_at,
-        session_id=row.session_id,
-        scopes=scopes,
+    return _principal(row, session_id=row.session_id, scopes=scopes)
+
+
+async def find_key_principal(connection: AsyncConnection, key_hash: str) -> Principal | None:
+    """The caller behind an API key, if the key exists, has not expired and its user is
+    active; in one indexed query, like `find_principal`.
+
+    The key acts with its scopes within what the user's role allows now, so a demoted
+    administrator's key loses the administrator's scopes on the next request.
+    """
+    row = (
+        await connection.execute(_KEY_PRINCIPAL_QUERY.where(ApiKey.key_hash == key_hash))
+    ).first()
+    now = utcnow()
+    if row is None or not row.is_active or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    if row.last_used_at is None or row.last_used_at <= now - LAST_USED_RESOLUTION:
+        await _touch(connection, row.api_key_id, now)
+    scopes = frozenset(row.key_scopes.split()) & ROLE_SCOPES[row.role]
+    return _principal(row, api_key_id=row.api_key_id, scopes=scopes)
+
+
+async def _touch(connection: AsyncConnection, key_id: int, now: datetime) -> None:
+    # Conditional, so of many concurrent requests with one key only the first writes.
+    await connection.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
     )
+    await connection.commit()

@@ -3,11 +3,26 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+)
 
 from app.core.types import NoNul
+from app.domains.auth.exceptions import PasswordSessionRequired
 from app.domains.users.models import Role
-from app.domains.users.schemas import MAX_PASSWORD_LENGTH, Password, normalize_email
+from app.domains.users.schemas import (
+    MAX_PASSWORD_LENGTH,
+    AccountTokenValue,
+    Email,
+    Password,
+    normalize_email,
+)
 
 
 class Scope(StrEnum):
@@ -41,20 +56,32 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller, as every protected route receives it."""
+    """The authenticated caller, as every protected route receives it.
+
+    Signed in with a password (`session_id` set) or through an API key (`api_key_id` set);
+    `scopes` are what this request may do: the token's, or the key's within the role.
+    """
 
     id: int
     email: str
     full_name: str
     role: Role
     is_active: bool
+    email_verified: bool
     created_at: datetime
-    session_id: str
     scopes: frozenset[str]
+    session_id: str | None = None
+    api_key_id: int | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    def password_session(self) -> str:
+        """The caller's session id; managing credentials needs one, an API key will not do."""
+        if self.session_id is None:
+            raise PasswordSessionRequired
+        return self.session_id
 
 
 class TokenRequest(BaseModel):
@@ -92,3 +119,81 @@ class PasswordChange(BaseModel):
 
     current_password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NoNul]
     new_password: Password
+
+
+class PasswordResetRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email": "ada@example.com"}]}
+    )
+
+    email: Email
+
+
+class PasswordResetConfirm(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"token": "the token from the emailed link", "new_password": "new-secret-42"}
+            ]
+        },
+    )
+
+    token: AccountTokenValue
+    new_password: Password
+
+
+def _split_scopes(value: object) -> object:
+    return sorted(value.split()) if isinstance(value, str) else value
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "nightly export", "scopes": ["orders:read"], "expires_in_days": 90}
+            ]
+        },
+    )
+
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul
+    ]
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
+    expires_in_days: Annotated[int | None, Field(ge=1, le=365)] = Field(
+        default=None, description="days until the key stops working; null: it never expires"
+    )
+
+
+_KEY_EXAMPLE: dict[str, JsonValue] = {
+    "id": 7,
+    "name": "nightly export",
+    "prefix": "fsk_Xk2wQ9aL",
+    "scopes": ["orders:read"],
+    "created_at": "2026-12-01T09:30:00Z",
+    "expires_at": "2027-03-01T09:30:00Z",
+    "last_used_at": None,
+}
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_KEY_EXAMPLE]})
+
+    id: int
+    name: str
+    prefix: str = Field(description="the key's first 12 characters, to tell keys apart")
+    scopes: Annotated[list[str], BeforeValidator(_split_scopes)]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="updated at most once a minute")
+
+
+class ApiKeyCreated(ApiKeyRead):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [_KEY_EXAMPLE | {"key": "fsk_Xk2wQ9aL...(55 characters)"}]}
+    )
+
+    key: str = Field(
+        description="send as `Authorization: Bearer <key>`; shown only in this response"
+    )

@@ -7,33 +7,60 @@ from app.core.db import after_rollback, independent_transaction, utcnow
 from app.core.email import EmailMessage, enqueue_email
 from app.core.errors import raises
 from app.core.security import PasswordHasher, TokenCodec, fingerprint, new_opaque_token
+from app.core.templates import render_email
+from app.domains.audit.schemas import AuditAction
+from app.domains.audit.service import AuditTrail
 from app.domains.auth.exceptions import (
     InvalidCredentials,
     InvalidRefreshToken,
+    PasswordSessionRequired,
     WrongCurrentPassword,
 )
 from app.domains.auth.repository import AuthSessionRepository
 from app.domains.auth.schemas import (
     ROLE_SCOPES,
     PasswordChange,
+    PasswordResetConfirm,
     Principal,
     TokenPair,
     TokenRequest,
 )
 from app.domains.users.exceptions import UserNotFound
-from app.domains.users.models import User
+from app.domains.users.models import TokenPurpose, User
 from app.domains.users.repository import UserRepository
 from app.domains.users.schemas import UserAdminUpdate, UserRead
+from app.domains.users.service import AccountLinks, Link
 
 
 def password_changed_email(user: User) -> EmailMessage:
-    return EmailMessage(
+    return render_email(
+        "password_changed",
         to=user.email,
         subject="Your password was changed",
-        text=(
-            f"Hello {user.full_name},\n\nThe password of {user.email} was just changed and "
-            "every other session was signed out. If this was not you, reset it now.\n"
-        ),
+        full_name=user.full_name,
+        email=user.email,
+    )
+
+
+def password_reset_email(user: User, link: Link) -> EmailMessage:
+    return render_email(
+        "password_reset",
+        to=user.email,
+        subject="Reset your password",
+        full_name=user.full_name,
+        email=user.email,
+        link=link.url,
+        valid_for=link.valid_for,
+    )
+
+
+def password_was_reset_email(user: User) -> EmailMessage:
+    return render_email(
+        "password_was_reset",
+        to=user.email,
+        subject="Your password was reset",
+        full_name=user.full_name,
+        email=user.email,
     )
 
 
@@ -48,6 +75,8 @@ class AuthService:
         passwords: PasswordHasher,
         tokens: TokenCodec,
         refresh_token_days: int,
+        links: AccountLinks,
+        audit: AuditTrail,
     ) -> None:
         self.session = session
         self.sessionmaker = sessionmaker
@@ -56,6 +85,8 @@ class AuthService:
         self.passwords = passwords
         self.tokens = tokens
         self.refresh_lifetime = timedelta(days=refresh_token_days)
+        self.links = links
+        self.audit = audit
 
     @raises(InvalidCredentials)
     async def login(self, form: TokenRequest) -> TokenPair:
@@ -65,6 +96,14 @@ class AuthService:
             form.password, user.hashed_password if user else None
         )
         if user is None or not valid or not user.is_active:
+            # The username is kept out of the event: people type passwords into it.
+            reason = "unknown_email" if user is None else "inactive" if valid else "wrong_password"
+            await self.audit.record_despite_failure(
+                AuditAction.AUTH_LOGIN_FAILED,
+                actor_id=None,
+                target=("user", user.id) if user is not None else None,
+                details={"reason": reason},
+            )
             raise InvalidCredentials
         if new_hash is not None:
             user.hashed_password = new_hash
@@ -73,6 +112,12 @@ class AuthService:
         scopes = allowed & requested if requested else allowed
         session_id = uuid.uuid4().hex
         await self.sessions.open(session_id=session_id, user_id=user.id, scopes=scopes)
+        await self.audit.record(
+            AuditAction.AUTH_LOGIN,
+            actor_id=user.id,
+            target=("user", user.id),
+            details={"scopes": sorted(scopes)},
+        )
         return await self._issue(user_id=user.id, session_id=session_id, scopes=scopes)
 
     @raises(InvalidRefreshToken)
@@ -83,9 +128,16 @@ class AuthService:
             # A known but spent token means it was stolen or replayed: end the whole family,
             # including whatever pair was issued when it was first used (RFC 9700 4.14.2).
             # The error rolls this request back, so the revocation commits on its own.
-            replayed_in = await self.sessions.session_of_token(token_hash)
-            if replayed_in is not None:
+            owner = await self.sessions.owner_of_token(token_hash)
+            if owner is not None:
+                replayed_in, user_id = owner
                 after_rollback(self.session, lambda: self._revoke_apart(replayed_in))
+                await self.audit.record_despite_failure(
+                    AuditAction.AUTH_REFRESH_REUSE_DETECTED,
+                    actor_id=None,
+                    target=("user", user_id),
+                    details={"session_revoked": True},
+                )
             raise InvalidRefreshToken
         auth_session = await self.sessions.get(session_id)
         user = await self.users.get(auth_session.user_id) if auth_session else None
@@ -96,29 +148,73 @@ class AuthService:
         scopes = frozenset(auth_session.scopes.split()) & ROLE_SCOPES[user.role]
         return await self._issue(user_id=user.id, session_id=session_id, scopes=scopes)
 
+    @raises(PasswordSessionRequired)
     async def logout(self, principal: Principal) -> None:
-        await self.sessions.revoke(principal.session_id)
+        await self.sessions.revoke(principal.password_session())
+        await self.audit.record(
+            AuditAction.AUTH_LOGOUT, actor_id=principal.id, target=("user", principal.id)
+        )
 
-    @raises(WrongCurrentPassword)
+    @raises(PasswordSessionRequired, WrongCurrentPassword)
     async def change_password(self, principal: Principal, change: PasswordChange) -> None:
+        session_id = principal.password_session()
         user = await self._user(principal.id)
         valid, _ = await self.passwords.verify(change.current_password, user.hashed_password)
         if not valid:
             raise WrongCurrentPassword
         user.hashed_password = await self.passwords.hash(change.new_password)
         # Whoever else held a session may be the reason the password changed.
-        await self.sessions.revoke_all_for_user(user.id, keep=principal.session_id)
+        await self.sessions.revoke_all_for_user(user.id, keep=session_id)
         await enqueue_email(self.session, password_changed_email(user))
+        await self.audit.record(
+            AuditAction.USER_PASSWORD_CHANGED, actor_id=user.id, target=("user", user.id)
+        )
+
+    async def request_password_reset(self, email: str) -> None:
+        """Email a reset link if an active account has this address; answer the same either
+        way, so the endpoint cannot be used to find out which emails have accounts."""
+        user = await self.users.get_by_email(email)
+        if user is None or not user.is_active:
+            # A miss still mints and hashes a token, as a hit does, so only the hit's few
+            # writes tell them apart, and the per-email limit keeps that from being sampled.
+            fingerprint(new_opaque_token())
+            return
+        link = await self.links.issue(user, TokenPurpose.PASSWORD_RESET)
+        await enqueue_email(self.session, password_reset_email(user, link))
+        await self.audit.record(
+            AuditAction.USER_PASSWORD_RESET_REQUESTED, actor_id=None, target=("user", user.id)
+        )
+
+    @raises(AccountLinks.redeem)
+    async def reset_password(self, reset: PasswordResetConfirm) -> None:
+        """Set a new password from an emailed link and sign the account out everywhere: the
+        old password may be known to someone else."""
+        user = await self.links.redeem(reset.token, TokenPurpose.PASSWORD_RESET)
+        user.hashed_password = await self.passwords.hash(reset.new_password)
+        await self.sessions.revoke_all_for_user(user.id)
+        await enqueue_email(self.session, password_was_reset_email(user))
+        await self.audit.record(
+            AuditAction.USER_PASSWORD_RESET, actor_id=user.id, target=("user", user.id)
+        )
 
     @raises(UserNotFound)
-    async def update_access(self, user_id: int, changes: UserAdminUpdate) -> UserRead:
+    async def update_access(
+        self, admin: Principal, user_id: int, changes: UserAdminUpdate
+    ) -> UserRead:
         """An administrator's change of a user's role or activation; deactivation signs the
         user out everywhere at once."""
         user = await self._user(user_id)
+        changed = changes.model_dump(mode="json", exclude_unset=True)
         changes.apply_to(user)
         if changes.is_active is False:
             await self.sessions.revoke_all_for_user(user.id)
         await self.session.flush()
+        await self.audit.record(
+            AuditAction.USER_UPDATED,
+            actor_id=admin.id,
+            target=("user", user.id),
+            details={"changes": sorted(changed), **changed},
+        )
         return UserRead.model_validate(user)
 
     async def _user(self, user_id: int) -> User:

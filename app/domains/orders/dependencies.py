@@ -3,20 +3,25 @@ from typing import Annotated
 from fastapi import Depends, Header, Security
 
 from app.core.deps import RateLimit, SessionDep, SessionmakerDep, TracerDep
-from app.domains.auth.dependencies import get_admin, get_principal
+from app.domains.audit.dependencies import AuditTrailDep
+from app.domains.auth.dependencies import get_admin, get_principal, get_writer
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.dependencies import ItemServiceDep
 from app.domains.orders.service import OrderService
 
 OrderReader = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_READ])]
-OrderWriter = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_WRITE])]
+OrderWriter = Annotated[Principal, Security(get_writer, scopes=[Scope.ORDERS_WRITE])]
 OrderAdmin = Annotated[Principal, Security(get_admin, scopes=[Scope.ORDERS_ADMIN])]
 
 
 async def get_order_service(
-    session: SessionDep, sessionmaker: SessionmakerDep, items: ItemServiceDep, tracer: TracerDep
+    session: SessionDep,
+    sessionmaker: SessionmakerDep,
+    items: ItemServiceDep,
+    tracer: TracerDep,
+    audit: AuditTrailDep,
 ) -> OrderService:
-    return OrderService(session, sessionmaker=sessionmaker, items=items, tracer=tracer)
+    return OrderService(session, sessionmaker=sessionmaker, items=items, tracer=tracer, audit=audit)
 
 
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]

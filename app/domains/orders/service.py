@@ -5,6 +5,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
+from app.domains.audit.schemas import AuditAction
+from app.domains.audit.service import AuditTrail
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.schemas import ReservedItem, StockLine
 from app.domains.items.service import ItemService
@@ -35,6 +37,10 @@ SHIPPING_COSTS: dict[ShippingMethod, Decimal] = {
 OVERNIGHT_MIN_SUBTOTAL = Decimal("50.00")
 # The largest amount a NUMERIC(12, 2) column holds.
 MAX_ORDER_TOTAL = Decimal("9999999999.99")
+_TRANSITION_ACTIONS = {
+    OrderStatus.CANCELLED: AuditAction.ORDER_CANCELLED,
+    OrderStatus.SHIPPED: AuditAction.ORDER_SHIPPED,
+}
 
 
 class OrderService:
@@ -45,6 +51,7 @@ class OrderService:
         sessionmaker: async_sessionmaker[AsyncSession],
         items: ItemService,
         tracer: Tracer,
+        audit: AuditTrail,
     ) -> None:
         self.session = session
         self.orders = OrderRepository(session)
@@ -52,6 +59,7 @@ class OrderService:
         self.events = OrderEvents(session)
         self.items = items
         self.tracer = tracer
+        self.audit = audit
 
     @raises(ItemService.reserve, IdempotencyKeys.claim, OvernightMinimum, OrderTooLarge)
     async def place(
@@ -73,8 +81,14 @@ class OrderService:
             reserved = await self.items.reserve(
                 [StockLine(item_id=line.item_id, quantity=line.quantity) for line in data.lines]
             )
-            order = price_order(principal.id, data, reserved)
-            placed = OrderRead.model_validate(await self.orders.add(order))
+            order = await self.orders.add(price_order(principal.id, data, reserved))
+            await self.audit.record(
+                AuditAction.ORDER_PLACED,
+                actor_id=principal.id,
+                target=("order", order.id),
+                details={"total": str(order.total), "lines": len(order.lines)},
+            )
+            placed = OrderRead.model_validate(order)
         await self.events.placed(placed, customer_email=principal.email)
         return placed
 
@@ -97,7 +111,7 @@ class OrderService:
     @raises(OrderNotFound, IllegalTransition)
     async def cancel(self, principal: Principal, order_id: int) -> OrderRead:
         order = await self._order_for(principal, order_id)
-        await self._transition(order, OrderStatus.CANCELLED, action="cancelled")
+        await self._transition(principal, order, OrderStatus.CANCELLED, action="cancelled")
         # A line whose item has left the catalog has nowhere to return its stock to.
         await self.items.release(
             [
@@ -113,7 +127,7 @@ class OrderService:
     @raises(OrderNotFound, IllegalTransition)
     async def ship(self, principal: Principal, order_id: int) -> OrderRead:
         order = await self._order_for(principal, order_id)
-        await self._transition(order, OrderStatus.SHIPPED, action="shipped")
+        await self._transition(principal, order, OrderStatus.SHIPPED, action="shipped")
         shipped = OrderRead.model_validate(order)
         await self.events.shipped(shipped)
         return shipped
@@ -124,10 +138,15 @@ class OrderService:
             raise OrderNotFound
         return order
 
-    async def _transition(self, order: Order, target: OrderStatus, *, action: str) -> None:
+    async def _transition(
+        self, principal: Principal, order: Order, target: OrderStatus, *, action: str
+    ) -> None:
         if not await self.orders.change_status(order, source=OrderStatus.PLACED, target=target):
             current = await self.orders.current_status(order.id)
             raise IllegalTransition(current=current or order.status, action=action)
+        await self.audit.record(
+            _TRANSITION_ACTIONS[target], actor_id=principal.id, target=("order", order.id)
+        )
 
 
 @raises(OvernightMinimum, OrderTooLarge)

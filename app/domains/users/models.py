@@ -1,9 +1,10 @@
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, BigIntId, TimestampMixin
+from app.core.db import Base, BigIntId, TimestampMixin, utcnow
 
 
 class Role(StrEnum):
@@ -23,3 +24,33 @@ class User(TimestampMixin, Base):
     hashed_password: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.USER)
     is_active: Mapped[bool] = mapped_column(default=True)
+    email_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class TokenPurpose(StrEnum):
+    EMAIL_VERIFICATION = "email_verification"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose, not a secret
+
+
+class AccountToken(Base):
+    """A single-use token emailed to an account's address, stored only as its SHA-256.
+
+    `email` is the address it was sent to: once the account's address changes, the token no
+    longer proves anything about the account and stops working.
+    """
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('email_verification', 'password_reset')", name="purpose"),
+        Index("ix_account_tokens_user_id_purpose", "user_id", "purpose"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    # Set when the token is used, or when a newer one of the same purpose replaces it.
+    spent_at: Mapped[datetime | None] = mapped_column(default=None)

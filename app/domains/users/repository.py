@@ -1,10 +1,14 @@
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import utcnow
 from app.core.keyset import Slice, SortKey, Window, keyset_page
 from app.domains.users.exceptions import EmailTaken
-from app.domains.users.models import User
+from app.domains.users.models import AccountToken, TokenPurpose, User
 
 
 class UserRepository:
@@ -39,3 +43,65 @@ class UserRepository:
     async def list_page(self, window: Window) -> Slice[User]:
         """Oldest account first: the id is the order, and the primary key the index."""
         return await keyset_page(self.session, select(User), SortKey(User.id, User.id), window)
+
+
+@dataclass(frozen=True, slots=True)
+class SpentToken:
+    user_id: int
+    email: str
+
+
+class AccountTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def replace(
+        self,
+        *,
+        user_id: int,
+        purpose: TokenPurpose,
+        email: str,
+        token_hash: str,
+        expires_at: datetime,
+    ) -> None:
+        """Store a new token; the user's unspent ones of the same purpose stop working."""
+        await self.session.execute(
+            update(AccountToken)
+            .where(
+                AccountToken.user_id == user_id,
+                AccountToken.purpose == purpose,
+                AccountToken.spent_at.is_(None),
+            )
+            .values(spent_at=utcnow())
+        )
+        self.session.add(
+            AccountToken(
+                user_id=user_id,
+                purpose=purpose,
+                email=email,
+                token_hash=token_hash,
+                expires_at=expires_at,
+            )
+        )
+        await self.session.flush()
+
+    async def spend(self, token_hash: str, purpose: TokenPurpose) -> SpentToken | None:
+        """Mark a live token spent and say whose it was, in one atomic statement.
+
+        Of two concurrent uses of one token exactly one sees it unspent; the other gets
+        nothing back, as for an unknown, replaced or expired token.
+        """
+        now = utcnow()
+        result = await self.session.execute(
+            update(AccountToken)
+            .where(
+                AccountToken.token_hash == token_hash,
+                AccountToken.purpose == purpose,
+                AccountToken.spent_at.is_(None),
+                AccountToken.expires_at > now,
+            )
+            .values(spent_at=now)
+            .returning(AccountToken.user_id, AccountToken.email)
+        )
+        row = result.first()
+        return SpentToken(user_id=row.user_id, email=row.email) if row is not None else None

@@ -69,4 +69,18 @@ class UserRead(BaseModel):
     full_name: str
     role: Role
     is_active: bool
+    email_verified: bool
     created_at: datetime
+
+
+# Bounded well above what the service issues, so a pasted link fragment is simply invalid.
+AccountTokenValue = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
+
+
+class EmailVerification(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"token": "Qm9yZWFsaXMtZXhhbXBsZS10b2tlbi0xMjM0"}]},
+    )
+
+    token: AccountTokenValue

@@ -1,46 +1,146 @@
 import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import independent_transaction
+from app.core.config import Settings
+from app.core.db import independent_transaction, utcnow
 from app.core.email import EmailMessage, enqueue_email
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
-from app.core.security import PasswordHasher
-from app.domains.users.exceptions import EmailTaken, UserNotFound
-from app.domains.users.models import Role, User
-from app.domains.users.repository import UserRepository
+from app.core.security import PasswordHasher, fingerprint, new_opaque_token
+from app.core.templates import render_email
+from app.domains.audit.schemas import AuditAction
+from app.domains.audit.service import AuditTrail
+from app.domains.users.exceptions import (
+    EmailAlreadyVerified,
+    EmailTaken,
+    InvalidAccountToken,
+    UserNotFound,
+)
+from app.domains.users.models import Role, TokenPurpose, User
+from app.domains.users.repository import AccountTokenRepository, UserRepository
 from app.domains.users.schemas import UserCreate, UserRead, UserUpdate
 
 logger = logging.getLogger(__name__)
 
+# The pages of the web client that take each token from the link.
+LINK_PATHS = {
+    TokenPurpose.EMAIL_VERIFICATION: "/verify-email",
+    TokenPurpose.PASSWORD_RESET: "/reset-password",
+}
 
-def welcome_email(user: User) -> EmailMessage:
-    return EmailMessage(
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    valid_for: str
+
+
+def _describe(lifetime: timedelta) -> str:
+    minutes = int(lifetime.total_seconds() // 60)
+    amount, unit = (minutes // 60, "hour") if minutes % 60 == 0 else (minutes, "minute")
+    return f"{amount} {unit}{'' if amount == 1 else 's'}"
+
+
+class AccountLinks:
+    """Single-use links emailed to an account's address: email verification and password
+    reset. Only the token's SHA-256 is stored; the link exists in the email alone."""
+
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.users = UserRepository(session)
+        self.tokens = AccountTokenRepository(session)
+        self.base_url = settings.public_base_url
+        self.lifetimes = {
+            TokenPurpose.EMAIL_VERIFICATION: timedelta(
+                hours=settings.email_verification_expire_hours
+            ),
+            TokenPurpose.PASSWORD_RESET: timedelta(minutes=settings.password_reset_expire_minutes),
+        }
+
+    async def issue(self, user: User, purpose: TokenPurpose) -> Link:
+        """A fresh link for the user's current address; older unused ones stop working."""
+        token = new_opaque_token()
+        lifetime = self.lifetimes[purpose]
+        await self.tokens.replace(
+            user_id=user.id,
+            purpose=purpose,
+            email=user.email,
+            token_hash=fingerprint(token),
+            expires_at=utcnow() + lifetime,
+        )
+        query = urlencode({"token": token})
+        return Link(f"{self.base_url}{LINK_PATHS[purpose]}?{query}", _describe(lifetime))
+
+    @raises(InvalidAccountToken)
+    async def redeem(self, token: str, purpose: TokenPurpose) -> User:
+        """The active account a live token was sent to, spending the token.
+
+        A token sent to an address the account no longer has proves nothing about it.
+        """
+        spent = await self.tokens.spend(fingerprint(token), purpose)
+        user = await self.users.get(spent.user_id) if spent is not None else None
+        if spent is None or user is None or not user.is_active or user.email != spent.email:
+            raise InvalidAccountToken
+        return user
+
+
+def welcome_email(user: User, link: Link) -> EmailMessage:
+    return render_email(
+        "welcome",
         to=user.email,
         subject="Welcome aboard",
-        text=f"Hello {user.full_name},\n\nYour account {user.email} is ready.\n",
+        full_name=user.full_name,
+        email=user.email,
+        link=link.url,
+        valid_for=link.valid_for,
+    )
+
+
+def verification_email(user: User, link: Link) -> EmailMessage:
+    return render_email(
+        "verify_email",
+        to=user.email,
+        subject="Verify your email",
+        full_name=user.full_name,
+        email=user.email,
+        link=link.url,
+        valid_for=link.valid_for,
     )
 
 
 class UserService:
-    """Accounts as records: registration, profiles, the administrators' view.
-
-    Credentials, sessions and access (role, activation) belong to the auth domain above.
+    """Accounts as records: registration, profiles, email verification, the administrators'
+    view. Credentials, sessions and access (role, activation) belong to the auth domain above.
     """
 
-    def __init__(self, session: AsyncSession, *, passwords: PasswordHasher) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        passwords: PasswordHasher,
+        links: AccountLinks,
+        audit: AuditTrail,
+    ) -> None:
         self.session = session
         self.users = UserRepository(session)
         self.passwords = passwords
+        self.links = links
+        self.audit = audit
 
     @raises(EmailTaken)
-    async def register(self, data: UserCreate, *, role: Role = Role.USER) -> UserRead:
+    async def register(self, data: UserCreate) -> UserRead:
         hashed = await self.passwords.hash(data.password)
-        user = User(email=data.email, full_name=data.full_name, hashed_password=hashed, role=role)
+        user = User(email=data.email, full_name=data.full_name, hashed_password=hashed)
         await self.users.add(user)
+        link = await self.links.issue(user, TokenPurpose.EMAIL_VERIFICATION)
         # Written in the same transaction: the email goes out exactly when the account exists.
-        await enqueue_email(self.session, welcome_email(user))
+        await enqueue_email(self.session, welcome_email(user, link))
+        await self.audit.record(
+            AuditAction.USER_REGISTERED, actor_id=user.id, target=("user", user.id)
+        )
         return UserRead.model_validate(user)
 
     @raises(UserNotFound)
@@ -50,14 +150,41 @@ class UserService:
     @raises(UserNotFound, EmailTaken)
     async def update_profile(self, user_id: int, changes: UserUpdate) -> UserRead:
         user = await self._user(user_id)
+        new_address = changes.email is not None and changes.email != user.email
         changes.apply_to(user)
         await self.users.flush_unique_email()
+        if new_address:
+            # Verified was a fact about the old address; the new one proves itself anew.
+            user.email_verified = False
+            await self._send_verification(user)
         return UserRead.model_validate(user)
+
+    @raises(UserNotFound, EmailAlreadyVerified)
+    async def resend_verification(self, user_id: int) -> None:
+        user = await self._user(user_id)
+        if user.email_verified:
+            raise EmailAlreadyVerified
+        await self._send_verification(user)
+
+    @raises(AccountLinks.redeem)
+    async def verify_email(self, token: str) -> None:
+        user = await self.links.redeem(token, TokenPurpose.EMAIL_VERIFICATION)
+        user.email_verified = True
+        await self.audit.record(
+            AuditAction.USER_EMAIL_VERIFIED,
+            actor_id=user.id,
+            target=("user", user.id),
+            details={"email": user.email},
+        )
 
     @raises(PageParams.window)
     async def list_page(self, page: PageParams) -> Page[UserRead]:
         window = page.window("users")
         return page_of(UserRead, await self.users.list_page(window), window)
+
+    async def _send_verification(self, user: User) -> None:
+        link = await self.links.issue(user, TokenPurpose.EMAIL_VERIFICATION)
+        await enqueue_email(self.session, verification_email(user, link))
 
     async def _user(self, user_id: int) -> User:
         user = await self.users.get(user_id)
@@ -77,15 +204,29 @@ async def ensure_admin(
     """Create an administrator unless the email is already registered; True if created.
 
     Runs outside any request (start-up, the CLI), so it commits its own transaction. Safe
-    to run from every worker at once: the unique email lets exactly one insert win.
+    to run from every worker at once: the unique email lets exactly one insert win. The
+    operator chose the address, so it counts as verified and no link is sent.
     """
     data = UserCreate(email=email, full_name=full_name, password=password)
     try:
         async with independent_transaction(sessionmaker) as session:
-            service = UserService(session, passwords=passwords)
-            if await service.users.get_by_email(data.email) is not None:
+            users = UserRepository(session)
+            if await users.get_by_email(data.email) is not None:
                 return False
-            await service.register(data, role=Role.ADMIN)
+            user = User(
+                email=data.email,
+                full_name=data.full_name,
+                hashed_password=await passwords.hash(data.password),
+                role=Role.ADMIN,
+                email_verified=True,
+            )
+            await users.add(user)
+            await AuditTrail(session, sessionmaker).record(
+                AuditAction.USER_REGISTERED,
+                actor_id=None,
+                target=("user", user.id),
+                details={"role": Role.ADMIN.value, "by": "operator"},
+            )
     except EmailTaken:
         return False
     logger.info("created administrator %s", data.email)

@@ -138,10 +138,17 @@ async def test_openapi_security_scheme(client: httpx.AsyncClient) -> None:
     flow = scheme["flows"]["password"]
     assert flow["tokenUrl"] == "/api/v1/auth/token"
     assert {"profile", "items:write", "orders:read", "users:admin"} <= set(flow["scopes"])
+    # An API key pasted into Authorize is the other way in, wherever a token is accepted.
+    assert schema["components"]["securitySchemes"]["APIKey"] | {"description": ""} == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "fsk_...",
+        "description": "",
+    }
     me = schema["paths"]["/api/v1/users/me"]["patch"]
-    assert me["security"] == [{"OAuth2PasswordBearer": ["profile"]}]
+    assert me["security"] == [{"OAuth2PasswordBearer": ["profile"]}, {"APIKey": ["profile"]}]
     admin_only = schema["paths"]["/api/v1/users"]["get"]["security"]
-    assert admin_only == [{"OAuth2PasswordBearer": ["users:admin"]}]
+    assert admin_only == [{"OAuth2PasswordBearer": ["users:admin"]}, {"APIKey": ["users:admin"]}]
     ship = schema["paths"]["/api/v1/orders/{order_id}/ship"]["post"]["security"]
-    assert ship == [{"OAuth2PasswordBearer": ["orders:admin"]}]
+    assert ship == [{"OAuth2PasswordBearer": ["orders:admin"]}, {"APIKey": ["orders:admin"]}]
     assert "security" not in schema["paths"]["/api/v1/items"]["get"]

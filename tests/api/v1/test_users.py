@@ -37,7 +37,16 @@ async def test_registration_returns_the_user_without_secrets(
     response = await client.post(USERS, json=registration(email.upper()))
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "email", "full_name", "role", "is_active", "created_at"}
+    assert set(body) == {
+        "id",
+        "email",
+        "full_name",
+        "role",
+        "is_active",
+        "email_verified",
+        "created_at",
+    }
+    assert body["email_verified"] is False
     assert body["email"] == email
     assert body["role"] == "user"
     assert body["is_active"] is True

@@ -11,6 +11,7 @@ from app.core.db import request_transaction
 from app.core.keyset import CursorCodec
 from app.core.pagination import PageParams
 from app.core.resources import Resources
+from app.domains.audit.service import AuditTrail
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.service import ItemService
 from app.domains.orders.exceptions import IllegalTransition, OrderNotFound
@@ -32,6 +33,7 @@ async def orders(resources: Resources) -> AsyncIterator[OrderService]:
             sessionmaker=resources.sessionmaker,
             items=ItemService(session, resources.cache),
             tracer=NoOpTracer(),
+            audit=AuditTrail(session, resources.sessionmaker),
         )
 
 

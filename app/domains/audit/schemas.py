@@ -1,0 +1,73 @@
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.types import MAX_ID
+
+
+class AuditAction(StrEnum):
+    """Every action the log records; a new kind of event starts with a member here."""
+
+    USER_REGISTERED = "user.registered"
+    USER_UPDATED = "user.updated"
+    USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an action name
+    USER_PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an action name
+    USER_PASSWORD_RESET = "user.password_reset"  # noqa: S105 - an action name
+    USER_EMAIL_VERIFIED = "user.email_verified"
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_LOGOUT = "auth.logout"
+    AUTH_REFRESH_REUSE_DETECTED = "auth.refresh_reuse_detected"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    ORDER_PLACED = "order.placed"
+    ORDER_CANCELLED = "order.cancelled"
+    ORDER_SHIPPED = "order.shipped"
+
+
+# What an event is about: ("order", 42).
+Target = tuple[str, int]
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1042,
+                    "action": "user.updated",
+                    "actor_id": 1,
+                    "target_type": "user",
+                    "target_id": 17,
+                    "request_id": "4f1c2a9e0b7d4c55a1e3f6b8d2c4e6f0",
+                    "ip": "203.0.113.7",
+                    "details": {"changes": ["role"], "role": "admin"},
+                    "created_at": "2026-12-01T09:30:00Z",
+                }
+            ]
+        },
+    )
+
+    id: int
+    action: str
+    actor_id: int | None = Field(description="the user who acted; null when anonymous")
+    target_type: str | None
+    target_id: int | None
+    request_id: str | None = Field(description="the X-Request-ID of the response that caused it")
+    ip: str | None
+    details: dict[str, Any]
+    created_at: datetime
+
+
+class AuditFilter(BaseModel):
+    """The log's filters (a query-string model); each one narrows the page."""
+
+    action: AuditAction | None = None
+    actor_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None
+    target_type: Annotated[str | None, Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")] = (
+        None
+    )
+    target_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None

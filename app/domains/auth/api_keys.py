@@ -1,0 +1,110 @@
+"""Personal access tokens: minting, recognising this service's keys, and managing them.
+
+A key is `fsk_` + 43 random url-safe characters + an 8-character tag, an HMAC of the random
+part under the signing key. The tag lets the rate limiter tell a key this service minted
+from an invented one without a database read, so inventing keys buys no fresh budgets; the
+key is still authenticated by its stored hash alone, so a key outlives a rotation of the
+signing key (only its per-key budget falls back to the client address once the old signing
+key is dropped from PREVIOUS_SECRET_KEYS).
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.db import utcnow
+from app.core.errors import raises
+from app.core.pagination import Page, PageParams, page_of
+from app.core.security import fingerprint
+from app.domains.audit.schemas import AuditAction
+from app.domains.audit.service import AuditTrail
+from app.domains.auth.exceptions import ApiKeyNotFound, PasswordSessionRequired, ScopeNotAllowed
+from app.domains.auth.models import ApiKey
+from app.domains.auth.repository import ApiKeyRepository
+from app.domains.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, Principal
+
+API_KEY_PREFIX = "fsk_"
+PREFIX_LENGTH = 12
+_TAG_LENGTH = 8
+_BODY_LENGTH = 43  # secrets.token_urlsafe(32)
+
+
+def _tag(signing_key: str, body: str) -> str:
+    digest = hmac.new(signing_key.encode(), f"api-key:{body}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:_TAG_LENGTH]
+
+
+def mint_api_key(signing_key: str) -> str:
+    body = secrets.token_urlsafe(32)
+    return f"{API_KEY_PREFIX}{body}{_tag(signing_key, body)}"
+
+
+def minted_here(key: str, signing_keys: Iterable[str]) -> bool:
+    """Whether the key carries a tag from one of the signing keys (it may still be revoked)."""
+    rest = key.removeprefix(API_KEY_PREFIX)
+    if len(rest) != _BODY_LENGTH + _TAG_LENGTH:
+        return False
+    body, tag = rest[:_BODY_LENGTH], rest[_BODY_LENGTH:]
+    return any(hmac.compare_digest(tag, _tag(secret, body)) for secret in signing_keys)
+
+
+class ApiKeyService:
+    """The caller's own keys. Creating, listing and deleting them needs a password session:
+    a leaked key must not be able to mint itself successors or hide its siblings."""
+
+    def __init__(self, session: AsyncSession, *, signing_key: str, audit: AuditTrail) -> None:
+        self.keys = ApiKeyRepository(session)
+        self.signing_key = signing_key
+        self.audit = audit
+
+    @raises(PasswordSessionRequired, ScopeNotAllowed)
+    async def create(self, principal: Principal, data: ApiKeyCreate) -> ApiKeyCreated:
+        principal.password_session()
+        requested = frozenset(scope.value for scope in data.scopes)
+        beyond = sorted(requested - principal.scopes)
+        if beyond:
+            raise ScopeNotAllowed(beyond)
+        key = mint_api_key(self.signing_key)
+        expires_at = (
+            utcnow() + timedelta(days=data.expires_in_days)
+            if data.expires_in_days is not None
+            else None
+        )
+        api_key = await self.keys.add(
+            ApiKey(
+                user_id=principal.id,
+                name=data.name,
+                prefix=key[:PREFIX_LENGTH],
+                key_hash=fingerprint(key),
+                scopes=" ".join(sorted(requested)),
+                expires_at=expires_at,
+            )
+        )
+        await self.audit.record(
+            AuditAction.API_KEY_CREATED,
+            actor_id=principal.id,
+            target=("api_key", api_key.id),
+            details={"name": api_key.name, "scopes": sorted(requested)},
+        )
+        return ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=key)
+
+    @raises(PasswordSessionRequired, PageParams.window)
+    async def list_page(self, principal: Principal, page: PageParams) -> Page[ApiKeyRead]:
+        principal.password_session()
+        # The owner is part of the binding: one user's cursor means nothing to another.
+        window = page.window("api-keys", {"user_id": principal.id})
+        return page_of(ApiKeyRead, await self.keys.list_for_user(principal.id, window), window)
+
+    @raises(PasswordSessionRequired, ApiKeyNotFound)
+    async def revoke(self, principal: Principal, key_id: int) -> None:
+        principal.password_session()
+        if not await self.keys.delete_for_user(key_id, principal.id):
+            raise ApiKeyNotFound
+        await self.audit.record(
+            AuditAction.API_KEY_REVOKED, actor_id=principal.id, target=("api_key", key_id)
+        )

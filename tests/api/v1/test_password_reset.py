@@ -1,0 +1,206 @@
+import asyncio
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from app.core.config import Settings
+from app.core.db import utcnow
+from app.core.resources import Resources
+from app.domains.users.models import AccountToken, User
+from app.main import create_app
+from tests.api.v1.auth_helpers import ME, REFRESH
+from tests.conftest import asgi_client, variant
+from tests.factories import (
+    Account,
+    Inbox,
+    audit_events,
+    body,
+    link_token,
+    log_in,
+    register,
+    token,
+    unique_email,
+    user,
+)
+from tests.problems import assert_problem
+
+RESET = "/api/v1/auth/password-reset"
+CONFIRM = "/api/v1/auth/password-reset/confirm"
+NEW_PASSWORD = "a-brand-new-secret-9"
+# Headers that legitimately differ between any two responses.
+PER_RESPONSE = {"x-request-id", "date"}
+
+
+async def reset_token(client: httpx.AsyncClient, inbox: Inbox, email: str) -> str:
+    response = await client.post(RESET, json={"email": email})
+    assert response.status_code == 202, response.text
+    message = await inbox.one_to(email, "Reset your password")
+    return link_token(message, "/reset-password")
+
+
+async def test_a_reset_link_sets_a_new_password_and_signs_out_everywhere(
+    client: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    account = await user(client)
+    other = await log_in(Account(account.id, account.email, account.password), client)
+    token_value = await reset_token(client, inbox, account.email)
+    assert len(token_value) >= 32
+
+    confirmed = await client.post(
+        CONFIRM, json={"token": token_value, "new_password": NEW_PASSWORD}
+    )
+    assert confirmed.status_code == 204
+
+    for session in (account, other):
+        assert (await client.get(ME, headers=session.headers)).status_code == 401
+        refresh = await client.post(REFRESH, json={"refresh_token": session.refresh_token})
+        assert refresh.status_code == 401
+    assert (await token(client, account.email, account.password)).status_code == 401
+    assert (await token(client, account.email, NEW_PASSWORD)).status_code == 200
+    notice = await inbox.one_to(account.email, "Your password was reset")
+    assert "every session" in body(notice)
+    assert NEW_PASSWORD not in body(notice)
+
+
+async def test_the_email_links_to_the_public_base_url_in_text_and_html(
+    client: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    account = await register(client)
+    await client.post(RESET, json={"email": account.email})
+    message = await inbox.one_to(account.email, "Reset your password")
+    token_value = link_token(message, "/reset-password")
+    assert f"http://127.0.0.1:8000/reset-password?token={token_value}" in body(message)
+    assert f'href="http://127.0.0.1:8000/reset-password?token={token_value}"' in body(
+        message, "html"
+    )
+    assert "30 minutes" in body(message)
+
+
+async def test_a_token_works_once(client: httpx.AsyncClient, inbox: Inbox) -> None:
+    account = await register(client)
+    token_value = await reset_token(client, inbox, account.email)
+    first = await client.post(CONFIRM, json={"token": token_value, "new_password": NEW_PASSWORD})
+    assert first.status_code == 204
+    again = await client.post(CONFIRM, json={"token": token_value, "new_password": "other-pass-8"})
+    assert_problem(again, 400, "urn:problem-type:invalid-token")
+    assert (await token(client, account.email, NEW_PASSWORD)).status_code == 200
+
+
+async def test_of_two_concurrent_confirms_exactly_one_succeeds(
+    client: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    account = await register(client)
+    token_value = await reset_token(client, inbox, account.email)
+    responses = await asyncio.gather(
+        *(
+            client.post(CONFIRM, json={"token": token_value, "new_password": f"{NEW_PASSWORD}{n}"})
+            for n in range(5)
+        )
+    )
+    assert sorted(response.status_code for response in responses) == [204, 400, 400, 400, 400]
+
+
+async def test_a_newer_request_voids_the_older_link(
+    client: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    account = await register(client)
+    older = await reset_token(client, inbox, account.email)
+    newer = await reset_token(client, inbox, account.email)
+    stale = await client.post(CONFIRM, json={"token": older, "new_password": NEW_PASSWORD})
+    assert_problem(stale, 400, "urn:problem-type:invalid-token")
+    fresh = await client.post(CONFIRM, json={"token": newer, "new_password": NEW_PASSWORD})
+    assert fresh.status_code == 204
+
+
+async def test_an_expired_or_unknown_token_is_refused(
+    client: httpx.AsyncClient, inbox: Inbox, resources: Resources
+) -> None:
+    account = await register(client)
+    token_value = await reset_token(client, inbox, account.email)
+    async with resources.sessionmaker.begin() as session:
+        await session.execute(
+            update(AccountToken).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    for candidate in (token_value, "x" * 43, "not-a-token"):
+        response = await client.post(
+            CONFIRM, json={"token": candidate, "new_password": NEW_PASSWORD}
+        )
+        problem = assert_problem(response, 400, "urn:problem-type:invalid-token")
+        assert candidate not in response.text
+        assert problem["title"] == "Invalid token"
+    assert (await token(client, account.email, account.password)).status_code == 200
+
+
+async def test_a_weak_password_is_refused_and_the_link_still_works(
+    client: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    account = await register(client)
+    token_value = await reset_token(client, inbox, account.email)
+    for weak in ("short1", "no-digits-at-all", "x1" * 65):
+        response = await client.post(CONFIRM, json={"token": token_value, "new_password": weak})
+        problem = assert_problem(response, 422, "urn:problem-type:validation-error")
+        assert problem["errors"][0]["loc"] == ["body", "new_password"]
+        assert weak not in response.text
+    ok = await client.post(CONFIRM, json={"token": token_value, "new_password": NEW_PASSWORD})
+    assert ok.status_code == 204
+
+
+async def test_unknown_emails_get_the_very_same_answer_and_no_email(
+    app: FastAPI, client: httpx.AsyncClient, inbox: Inbox, resources: Resources
+) -> None:
+    account = await register(client)
+    inactive = await register(client)
+    async with resources.sessionmaker.begin() as session:
+        await session.execute(update(User).where(User.id == inactive.id).values(is_active=False))
+    await inbox.deliver()  # the welcome emails
+
+    answers = []
+    # From addresses of their own, so the per-address limit reports the same remainder.
+    for number, email in enumerate([account.email, unique_email("ghost"), inactive.email]):
+        async with asgi_client(app, peer=(f"192.0.2.{number + 1}", 1000)) as peer:
+            answers.append(await peer.post(RESET, json={"email": email}))
+    known, unknown, _ = answers
+    for response in answers:
+        assert response.status_code == 202
+        assert response.content == known.content
+        assert {k: v for k, v in response.headers.items() if k not in PER_RESPONSE} == {
+            k: v for k, v in known.headers.items() if k not in PER_RESPONSE
+        }
+    assert unknown.json() == {
+        "detail": "If an account uses this email, a link to reset its password is on its way."
+    }
+    delivered = await inbox.deliver()
+    assert [message["To"] for message in delivered] == [account.email]
+    requested = await audit_events(resources, action="user.password_reset_requested")
+    assert [event.target_id for event in requested] == [account.id]
+
+
+async def test_reset_requests_are_limited_per_address_and_per_email(
+    migrated: Settings, client: httpx.AsyncClient
+) -> None:
+    application = create_app(variant(migrated, rate_limit_password_reset="2/hour"))
+    async with (
+        application.router.lifespan_context(application),
+        asgi_client(application, ("198.51.100.1", 1)) as first,
+        asgi_client(application, ("198.51.100.2", 1)) as second,
+    ):
+        target = unique_email()
+        for _ in range(2):
+            assert (await first.post(RESET, json={"email": target})).status_code == 202
+        # The email's budget is spent, whoever asks next.
+        blocked = await second.post(RESET, json={"email": target})
+        assert_problem(blocked, 429, "urn:problem-type:rate-limit-exceeded")
+        assert int(blocked.headers["retry-after"]) > 0
+        # And the first address has spent its own, whatever email it asks about.
+        other = await first.post(RESET, json={"email": unique_email()})
+        assert other.status_code == 429
+        assert (await second.post(RESET, json={"email": unique_email()})).status_code == 202
+
+
+async def test_malformed_requests_are_422(client: httpx.AsyncClient) -> None:
+    for payload in ({}, {"email": "nope"}, {"email": "a@example.com", "extra": 1}):
+        assert_problem(await client.post(RESET, json=payload), 422)
+    for payload in ({"token": "t"}, {"token": "", "new_password": NEW_PASSWORD}):
+        assert_problem(await client.post(CONFIRM, json=payload), 422)

@@ -1,0 +1,70 @@
+"""The outbox delivered to the in-process SMTP server, and the links read from what arrives."""
+
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from pydantic import NameEmail, SecretStr
+
+from app.core.email import EMAIL, SmtpEmailSender, email_handler
+from app.core.outbox import OutboxDispatcher
+from app.core.resources import Resources
+from tests.smtp import SmtpServer
+
+
+def body(message: EmailMessage, subtype: str = "plain") -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    content: str = part.get_content()
+    return content
+
+
+def link_token(message: EmailMessage, page: str) -> str:
+    """The token of the `page` link (`/reset-password`), the same in both parts."""
+    pattern = rf"https?://[^/\s\"]+{re.escape(page)}\?token=([A-Za-z0-9_-]+)"
+    text = re.search(pattern, body(message))
+    html = re.search(pattern, body(message, "html"))
+    assert text is not None, body(message)
+    assert html is not None
+    assert html.group(1) == text.group(1)
+    return text.group(1)
+
+
+@dataclass
+class Inbox:
+    """What the service emailed, delivered through its outbox to a real SMTP server."""
+
+    resources: Resources
+    smtp: SmtpServer
+
+    async def deliver(self) -> list[EmailMessage]:
+        sender = SmtpEmailSender(
+            host="127.0.0.1",
+            port=self.smtp.port,
+            sender=NameEmail("Reference Service", "no-reply@example.com"),
+            username=self.smtp.username,
+            password=SecretStr(self.smtp.password),
+            security="none",
+        )
+        dispatcher = OutboxDispatcher(
+            self.resources.sessionmaker,
+            batch_size=100,
+            max_attempts=1,
+            poll_interval=3600,
+            lease_seconds=30,
+            backoff_base=1,
+            backoff_max=1,
+        )
+        dispatcher.register(EMAIL, email_handler(sender, domain="example.com"))
+        delivered = await dispatcher.run_once()
+        return [(await self.smtp.next_message()).message for _ in range(delivered)]
+
+    async def one_to(self, address: str, subject: str) -> EmailMessage:
+        """Deliver what is pending and return the one message with this subject to `address`."""
+        matching = [
+            message
+            for message in await self.deliver()
+            if message["To"] == address and message["Subject"] == subject
+        ]
+        assert len(matching) == 1, [(m["To"], m["Subject"]) for m in matching]
+        return matching[0]
