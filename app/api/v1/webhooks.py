@@ -31,12 +31,12 @@ WebhookId = Annotated[int, Path(ge=1, le=MAX_ID, description="the webhook's id")
 )
 async def create_webhook(
     data: WebhookCreate,
-    _: WebhookAdmin,
+    principal: WebhookAdmin,
     webhooks: WebhookServiceDep,
     request: Request,
     response: Response,
 ) -> WebhookCreated:
-    created = await webhooks.create(data)
+    created = await webhooks.create(principal, data)
     response.headers["Location"] = request.app.url_path_for("read_webhook", webhook_id=created.id)
     return created
 
@@ -69,9 +69,12 @@ async def read_webhook(
     responses=error_responses(get_admin, WebhookService.update),
 )
 async def update_webhook(
-    webhook_id: WebhookId, changes: WebhookUpdate, _: WebhookAdmin, webhooks: WebhookServiceDep
+    webhook_id: WebhookId,
+    changes: WebhookUpdate,
+    principal: WebhookAdmin,
+    webhooks: WebhookServiceDep,
 ) -> WebhookRead:
-    return await webhooks.update(webhook_id, changes)
+    return await webhooks.update(principal, webhook_id, changes)
 
 
 @router.delete(
@@ -81,9 +84,9 @@ async def update_webhook(
     responses=error_responses(get_admin, WebhookService.delete),
 )
 async def delete_webhook(
-    webhook_id: WebhookId, _: WebhookAdmin, webhooks: WebhookServiceDep
+    webhook_id: WebhookId, principal: WebhookAdmin, webhooks: WebhookServiceDep
 ) -> None:
-    await webhooks.delete(webhook_id)
+    await webhooks.delete(principal, webhook_id)
 
 
 @router.get(

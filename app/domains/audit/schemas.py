@@ -25,6 +25,9 @@ class AuditAction(StrEnum):
     ORDER_PLACED = "order.placed"
     ORDER_CANCELLED = "order.cancelled"
     ORDER_SHIPPED = "order.shipped"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
 
 
 # What an event is about: ("order", 42).

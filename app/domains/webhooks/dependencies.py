@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import Depends, Security
 
 from app.core.deps import SessionDep, SettingsDep
+from app.domains.audit.dependencies import AuditTrailDep
 from app.domains.auth.dependencies import get_admin
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.webhooks.service import WebhookService
@@ -10,8 +11,12 @@ from app.domains.webhooks.service import WebhookService
 WebhookAdmin = Annotated[Principal, Security(get_admin, scopes=[Scope.WEBHOOKS_ADMIN])]
 
 
-async def get_webhook_service(session: SessionDep, settings: SettingsDep) -> WebhookService:
-    return WebhookService(session, allow_private_targets=settings.webhook_allow_private_targets)
+async def get_webhook_service(
+    session: SessionDep, settings: SettingsDep, audit: AuditTrailDep
+) -> WebhookService:
+    return WebhookService(
+        session, audit=audit, allow_private_targets=settings.webhook_allow_private_targets
+    )
 
 
 WebhookServiceDep = Annotated[WebhookService, Depends(get_webhook_service)]

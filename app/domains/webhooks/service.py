@@ -1,7 +1,12 @@
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
+from app.domains.audit.schemas import AuditAction
+from app.domains.audit.service import AuditTrail
+from app.domains.auth.schemas import Principal
 from app.domains.webhooks.delivery import new_secret
 from app.domains.webhooks.exceptions import WebhookNotFound, WebhookTargetNotAllowed
 from app.domains.webhooks.models import WebhookEndpoint
@@ -19,13 +24,16 @@ from app.domains.webhooks.targets import checked_address
 class WebhookService:
     """Webhook endpoints as administrators manage them, and the record of their deliveries."""
 
-    def __init__(self, session: AsyncSession, *, allow_private_targets: bool) -> None:
+    def __init__(
+        self, session: AsyncSession, *, audit: AuditTrail, allow_private_targets: bool
+    ) -> None:
         self.session = session
         self.webhooks = WebhookRepository(session)
+        self.audit = audit
         self.allow_private_targets = allow_private_targets
 
     @raises(WebhookTargetNotAllowed)
-    async def create(self, data: WebhookCreate) -> WebhookCreated:
+    async def create(self, principal: Principal, data: WebhookCreate) -> WebhookCreated:
         await checked_address(data.url, allow_private=self.allow_private_targets)
         endpoint = await self.webhooks.add(
             WebhookEndpoint(
@@ -35,6 +43,9 @@ class WebhookService:
                 is_active=True,
                 secret=new_secret(),
             )
+        )
+        await self._record(
+            AuditAction.WEBHOOK_CREATED, principal, endpoint, data.model_dump(mode="json")
         )
         return WebhookCreated.model_validate(endpoint)
 
@@ -48,17 +59,25 @@ class WebhookService:
         return WebhookRead.model_validate(await self._endpoint(endpoint_id))
 
     @raises(WebhookNotFound, WebhookTargetNotAllowed)
-    async def update(self, endpoint_id: int, changes: WebhookUpdate) -> WebhookRead:
+    async def update(
+        self, principal: Principal, endpoint_id: int, changes: WebhookUpdate
+    ) -> WebhookRead:
         endpoint = await self._endpoint(endpoint_id)
         if changes.url is not None:
             await checked_address(changes.url, allow_private=self.allow_private_targets)
         changes.apply_to(endpoint)
         await self.session.flush()
+        sent = changes.model_dump(mode="json", exclude_unset=True)
+        await self._record(
+            AuditAction.WEBHOOK_UPDATED, principal, endpoint, {"changes": sorted(sent)} | sent
+        )
         return WebhookRead.model_validate(endpoint)
 
     @raises(WebhookNotFound)
-    async def delete(self, endpoint_id: int) -> None:
-        await self.webhooks.delete(await self._endpoint(endpoint_id))
+    async def delete(self, principal: Principal, endpoint_id: int) -> None:
+        endpoint = await self._endpoint(endpoint_id)
+        await self._record(AuditAction.WEBHOOK_DELETED, principal, endpoint, {"url": endpoint.url})
+        await self.webhooks.delete(endpoint)
 
     @raises(WebhookNotFound, PageParams.window)
     async def deliveries(self, endpoint_id: int, page: PageParams) -> Page[WebhookDeliveryRead]:
@@ -66,6 +85,21 @@ class WebhookService:
         window = page.window("webhook-deliveries", {"endpoint_id": endpoint_id})
         rows = await self.webhooks.deliveries(endpoint_id, window)
         return page_of(WebhookDeliveryRead, rows, window)
+
+    async def _record(
+        self,
+        action: AuditAction,
+        principal: Principal,
+        endpoint: WebhookEndpoint,
+        details: dict[str, Any],
+    ) -> None:
+        # The signing secret never enters the log; URL, events and description do.
+        await self.audit.record(
+            action,
+            actor_id=principal.id,
+            target=("webhook", endpoint.id),
+            details=details,
+        )
 
     async def _endpoint(self, endpoint_id: int) -> WebhookEndpoint:
         endpoint = await self.webhooks.get(endpoint_id)

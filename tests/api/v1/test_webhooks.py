@@ -15,6 +15,7 @@ from tests.factories import (
     register_webhook,
     user,
 )
+from tests.factories.audit import audit_events
 from tests.problems import assert_problem
 
 TARGET_NOT_ALLOWED = "urn:problem-type:webhook-target-not-allowed"
@@ -90,6 +91,37 @@ async def test_change_and_delete(client: httpx.AsyncClient, resources: Resources
     )
     assert_problem(await client.get(f"{path}/deliveries", headers=root.headers), 404)
     assert_problem(await client.delete(path, headers=root.headers), 404)
+
+
+async def test_managing_an_endpoint_is_audited_without_its_secret(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    root = await admin(client, resources)
+    created = await client.post(
+        WEBHOOKS, json={"url": PUBLIC_URL, "events": ORDER_EVENTS}, headers=root.headers
+    )
+    hook = created.json()
+    path = f"{WEBHOOKS}/{hook['id']}"
+    changed = await client.patch(path, json={"is_active": False}, headers=root.headers)
+    deleted = await client.delete(path, headers=root.headers)
+
+    events = [
+        event
+        for event in await audit_events(resources, target_type="webhook")
+        if event.target_id == hook["id"]
+    ]
+    assert [event.action for event in events] == [
+        "webhook.created",
+        "webhook.updated",
+        "webhook.deleted",
+    ]
+    assert {event.actor_id for event in events} == {root.id}
+    assert [event.request_id for event in events] == [
+        response.headers["x-request-id"] for response in (created, changed, deleted)
+    ]
+    assert events[0].details["url"] == PUBLIC_URL
+    assert events[1].details["changes"] == ["is_active"]
+    assert all(hook["secret"] not in str(event.details) for event in events)
 
 
 async def test_only_administrators_with_the_scope_manage_webhooks(
