@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.middleware.cors import CORSMiddleware
 
 from app.api import health
-from app.api.router import api_router
+from app.api.router import include_v1
 from app.core import telemetry as otel
 from app.core.config import InsecureConfigurationError, Settings, get_settings
 from app.core.docs import install_docs
@@ -118,8 +118,9 @@ def create_app(
     app.state.tracer = otel.tracer_for(telemetry)
     install_error_handlers(app)
     install_openapi(app)
+    # Probes first: two routes, matched before the API's many.
     app.include_router(health.router)
-    app.include_router(api_router)
+    include_v1(app)
     if docs:
         install_docs(app, openapi_url="/openapi.json")
     if settings.metrics_enabled:

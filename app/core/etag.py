@@ -7,6 +7,7 @@ a client that already holds that body gets a 304 with no body instead.
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 from fastapi import Request, Response
 from pydantic import BaseModel
@@ -74,6 +75,18 @@ def none_match(if_none_match: str, etag: str) -> bool:
     return any(opaque_tag(tag) == opaque for tag in tags)
 
 
+@dataclass(frozen=True, slots=True)
+class JSONBody:
+    """A JSON response body rendered once, for reads that cache and serve it as it is: a
+    cached read then costs no decoding and re-encoding of the model it came from."""
+
+    data: bytes
+
+    @classmethod
+    def of(cls, model: BaseModel) -> "JSONBody":
+        return cls(model.model_dump_json(by_alias=True).encode())
+
+
 class ETagJSONRenderer:
     """Renders a model as JSON with a strong ETag, or a 304 when the client has it.
 
@@ -86,8 +99,8 @@ class ETagJSONRenderer:
         self._request = request
         self._response = response
 
-    def __call__(self, model: BaseModel) -> Response:
-        body = model.model_dump_json(by_alias=True).encode()
+    def __call__(self, content: BaseModel | JSONBody) -> Response:
+        body = (content if isinstance(content, JSONBody) else JSONBody.of(content)).data
         etag = strong_etag(body)
         if_none_match = self._request.headers.get("if-none-match")
         if (

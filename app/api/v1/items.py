@@ -10,9 +10,9 @@ from app.core.pagination import Page, PageParamsDep
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_writer
 from app.domains.auth.schemas import Principal, Scope
-from app.domains.items.dependencies import ItemServiceDep
+from app.domains.items.dependencies import ItemReaderDep, ItemServiceDep
 from app.domains.items.schemas import ItemCreate, ItemQuery, ItemRead, ItemUpdate
-from app.domains.items.service import ItemService
+from app.domains.items.service import ItemReader, ItemService
 
 router = APIRouter(prefix="/items", tags=["items"])
 
@@ -24,12 +24,12 @@ ItemWriter = Annotated[Principal, Security(get_writer, scopes=[Scope.ITEMS_WRITE
     "",
     summary="Search, filter and sort the catalog",
     response_model=Page[ItemRead],
-    responses=error_responses(ItemService.search),
+    responses=error_responses(ItemReader.search),
 )
 async def list_items(
     query: Annotated[ItemQuery, Query()],
     page: PageParamsDep,
-    items: ItemServiceDep,
+    items: ItemReaderDep,
     etag_json: ETagJSON,
 ) -> Response:
     return etag_json(await items.search(query, page))
@@ -39,9 +39,9 @@ async def list_items(
     "/{item_id}",
     summary="Read an item",
     response_model=ItemRead,
-    responses=error_responses(ItemService.get),
+    responses=error_responses(ItemReader.get),
 )
-async def read_item(item_id: ItemId, items: ItemServiceDep, etag_json: ETagJSON) -> Response:
+async def read_item(item_id: ItemId, items: ItemReaderDep, etag_json: ETagJSON) -> Response:
     return etag_json(await items.get(item_id))
 
 

@@ -1,7 +1,8 @@
 from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, case, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.keyset import Slice, SortKey, Window, keyset_page
 from app.core.types import MAX_INT32
@@ -107,3 +108,22 @@ class ItemRepository:
             )
             .execution_options(synchronize_session=False)
         )
+
+
+_ITEM_COLUMNS = select(
+    Item.id,
+    Item.name,
+    Item.description,
+    Item.price,
+    Item.stock,
+    Item.owner_id,
+    Item.created_at,
+    Item.updated_at,
+)
+
+
+async def find_item(connection: AsyncConnection, item_id: int) -> RowMapping | None:
+    """One item's columns by primary key on a plain connection: the catalog's hot read has
+    no unit of work to track, so it does without an ORM session and entity."""
+    result = await connection.execute(_ITEM_COLUMNS.where(Item.id == item_id))
+    return result.mappings().first()

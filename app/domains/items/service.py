@@ -2,17 +2,18 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.cache import Cache, ModelCodec
+from app.core.cache import RAW, Cache
 from app.core.db import after_commit
 from app.core.errors import raises
+from app.core.etag import JSONBody
 from app.core.keyset import Window
-from app.core.pagination import Page, PageParams, page_of
+from app.core.pagination import PageParams, page_of
 from app.domains.auth.schemas import Principal
 from app.domains.items.exceptions import ItemNotFound, NotItemOwner, OutOfStock, UnknownItems
 from app.domains.items.models import Item
-from app.domains.items.repository import ItemRepository
+from app.domains.items.repository import ItemRepository, find_item
 from app.domains.items.schemas import (
     ItemCreate,
     ItemQuery,
@@ -24,8 +25,6 @@ from app.domains.items.schemas import (
 
 # Every cached list page lives under this namespace, so one bump retires all of them.
 LISTS_NAMESPACE = "items"
-_ITEM_CODEC = ModelCodec(ItemRead)
-_PAGE_CODEC = ModelCodec(Page[ItemRead])
 
 
 def item_key(item_id: int) -> str:
@@ -46,36 +45,56 @@ def ensure_can_change(principal: Principal, item: Item) -> None:
         raise NotItemOwner
 
 
-class ItemService:
-    """The catalog: cache-aside public reads, owner-only writes, and the stock that orders
-    reserve and release; every change invalidates the cached reads once it commits.
+class ItemReader:
+    """The catalog's public reads: cache-aside, serving the JSON body rendered once.
 
-    A read that missed may still write the value it loaded from before a concurrent
-    commit; the TTL (CACHE_TTL_SECONDS) bounds how long such a value can live.
+    A hit is one cache read and no decoding; a miss reads an item with one Core statement
+    on a plain connection, and a list page on a short session of its own, so no read holds
+    a unit of work it never uses. A read that missed may still store the value it loaded
+    before a concurrent commit; the TTL (CACHE_TTL_SECONDS) bounds how long it can live.
     """
+
+    def __init__(
+        self, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], cache: Cache
+    ) -> None:
+        self.engine = engine
+        self.sessionmaker = sessionmaker
+        self.cache = cache
+
+    @raises(ItemNotFound)
+    async def get(self, item_id: int) -> JSONBody:
+        async def load() -> bytes:
+            async with self.engine.connect() as connection:
+                row = await find_item(connection, item_id)
+            if row is None:
+                raise ItemNotFound
+            return JSONBody.of(ItemRead.model_validate(row)).data
+
+        return JSONBody(await self.cache.get_or_set(item_key(item_id), load, codec=RAW))
+
+    @raises(PageParams.window)
+    async def search(self, query: ItemQuery, page: PageParams) -> JSONBody:
+        window = page.window(LISTS_NAMESPACE, query)
+
+        async def load() -> bytes:
+            async with self.sessionmaker() as session:
+                rows = await ItemRepository(session).search(query, window)
+            return JSONBody.of(page_of(ItemRead, rows, window)).data
+
+        data = await self.cache.get_or_set(
+            page_key(query, window), load, codec=RAW, namespace=LISTS_NAMESPACE
+        )
+        return JSONBody(data)
+
+
+class ItemService:
+    """The catalog's writes: owner-only changes, and the stock that orders reserve and
+    release; every change invalidates the cached reads once it commits."""
 
     def __init__(self, session: AsyncSession, cache: Cache) -> None:
         self.session = session
         self.items = ItemRepository(session)
         self.cache = cache
-
-    @raises(ItemNotFound)
-    async def get(self, item_id: int) -> ItemRead:
-        async def load() -> ItemRead:
-            return ItemRead.model_validate(await self._get_item(item_id))
-
-        return await self.cache.get_or_set(item_key(item_id), load, codec=_ITEM_CODEC)
-
-    @raises(PageParams.window)
-    async def search(self, query: ItemQuery, page: PageParams) -> Page[ItemRead]:
-        window = page.window(LISTS_NAMESPACE, query)
-
-        async def load() -> Page[ItemRead]:
-            return page_of(ItemRead, await self.items.search(query, window), window)
-
-        return await self.cache.get_or_set(
-            page_key(query, window), load, codec=_PAGE_CODEC, namespace=LISTS_NAMESPACE
-        )
 
     async def create(self, principal: Principal, data: ItemCreate) -> ItemRead:
         item = await self.items.add(Item(**data.model_dump(), owner_id=principal.id))
