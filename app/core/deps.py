@@ -43,10 +43,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def get_engine(request: Request) -> AsyncEngine:
-    return _resources(request).engine
+    return _resources(request).reads
 
 
-# For the lean read paths that need one statement on a plain connection, not a session.
+# For the lean read paths that need one statement on a plain connection, not a session; in
+# autocommit, so such a read is one round trip. Writes go through `SessionDep`.
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 
 

@@ -25,6 +25,8 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 class Resources:
     settings: Settings
     engine: AsyncEngine
+    # The same pool, in autocommit: a single-statement read sends no BEGIN and ROLLBACK.
+    reads: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     passwords: PasswordHasher
@@ -82,6 +84,7 @@ async def open_resources(
         yield Resources(
             settings=settings,
             engine=engine,
+            reads=engine.execution_options(isolation_level="AUTOCOMMIT"),
             sessionmaker=sessionmaker,
             redis=redis,
             passwords=PasswordHasher(settings),

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,8 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 from app.core.config import Settings
 
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+# Verified access tokens remembered per worker (about 2.5 MB at most).
+VERIFIED_TOKENS_KEPT = 4096
 # bcrypt reads at most this many bytes of a password; bcrypt 5 raises on longer ones.
 BCRYPT_MAX_PASSWORD_BYTES = 72
 
@@ -154,6 +157,11 @@ class TokenCodec:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self.lifetime = timedelta(minutes=settings.access_token_expire_minutes)
+        # Tokens already verified, by their exact text, until they expire: a client sends
+        # the same token with every request, and checking its signature again each time
+        # costs more than the database read that follows. Only a token that passed every
+        # check is ever kept, so a forged or altered one never matches an entry.
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def issue(self, *, user_id: int, session_id: str, scopes: frozenset[str]) -> str:
         now = datetime.now(UTC)
@@ -177,6 +185,17 @@ class TokenCodec:
         )
 
     def verify(self, token: str) -> AccessClaims:
+        known = self._verified.get(token)
+        if known is not None and datetime.now(UTC) < known.expires_at:
+            self._verified.move_to_end(token)
+            return known
+        claims = self._decode(token)
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys.get(str(header.get("kid")))

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from app.core.config import Settings
 from app.core.resources import Resources
-from app.core.security import PasswordHasher, key_id
+from app.core.security import InvalidToken, PasswordHasher, TokenCodec, key_id
 
 ME = "/api/v1/users/me"
 LONG_PASSWORD = "long-password-1-" + "x" * 80
@@ -150,3 +150,22 @@ async def test_signed_token_with_non_finite_times_is_401(
     token = signed_raw(settings, json.dumps(others)[:-1] + f', "{claim}": {value}}}')
     response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401, response.text
+
+
+def test_a_remembered_token_still_expires_and_an_altered_one_is_never_remembered(
+    settings: Settings,
+) -> None:
+    codec = TokenCodec(settings)
+    codec.lifetime = timedelta(seconds=1)
+    token = codec.issue(user_id=7, session_id="a" * 32, scopes=frozenset({"profile"}))
+    assert codec.verify(token).user_id == 7
+    assert codec.verify(token).user_id == 7
+
+    header, payload, signature = token.split(".")
+    altered = f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    with pytest.raises(InvalidToken):
+        codec.verify(altered)
+
+    time.sleep(1.1)
+    with pytest.raises(InvalidToken):
+        codec.verify(token)

@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -118,18 +118,28 @@ _USER_COLUMNS = (
     User.email_verified,
     User.created_at,
 )
+# Built once with bound parameters: every authenticated request runs one of these, and
+# building and hashing a new statement each time would cost more than running it.
 _PRINCIPAL_QUERY = (
     select(*_USER_COLUMNS, AuthSession.id.label("session_id"))
     .join(AuthSession, AuthSession.user_id == User.id)
-    .where(AuthSession.revoked_at.is_(None))
+    .where(
+        AuthSession.revoked_at.is_(None),
+        AuthSession.id == bindparam("session_id"),
+        User.id == bindparam("user_id"),
+    )
 )
-_KEY_PRINCIPAL_QUERY = select(
-    *_USER_COLUMNS,
-    ApiKey.id.label("api_key_id"),
-    ApiKey.scopes.label("key_scopes"),
-    ApiKey.expires_at,
-    ApiKey.last_used_at,
-).join(ApiKey, ApiKey.user_id == User.id)
+_KEY_PRINCIPAL_QUERY = (
+    select(
+        *_USER_COLUMNS,
+        ApiKey.id.label("api_key_id"),
+        ApiKey.scopes.label("key_scopes"),
+        ApiKey.expires_at,
+        ApiKey.last_used_at,
+    )
+    .join(ApiKey, ApiKey.user_id == User.id)
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
 
 
 def _principal(
@@ -162,7 +172,7 @@ async def find_principal(
     connection rather than an ORM session and entity load.
     """
     result = await connection.execute(
-        _PRINCIPAL_QUERY.where(AuthSession.id == session_id, User.id == user_id)
+        _PRINCIPAL_QUERY, {"session_id": session_id, "user_id": user_id}
     )
     row = result.first()
     if row is None or not row.is_active:
@@ -177,9 +187,7 @@ async def find_key_principal(connection: AsyncConnection, key_hash: str) -> Prin
     The key acts with its scopes within what the user's role allows now, so a demoted
     administrator's key loses the administrator's scopes on the next request.
     """
-    row = (
-        await connection.execute(_KEY_PRINCIPAL_QUERY.where(ApiKey.key_hash == key_hash))
-    ).first()
+    row = (await connection.execute(_KEY_PRINCIPAL_QUERY, {"key_hash": key_hash})).first()
     now = utcnow()
     if row is None or not row.is_active or (row.expires_at is not None and row.expires_at <= now):
         return None

@@ -1,6 +1,6 @@
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, case, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -110,7 +110,8 @@ class ItemRepository:
         )
 
 
-_ITEM_COLUMNS = select(
+# Built once with a bound parameter, so a read does not build and hash a new statement.
+_ITEM_BY_ID = select(
     Item.id,
     Item.name,
     Item.description,
@@ -119,11 +120,11 @@ _ITEM_COLUMNS = select(
     Item.owner_id,
     Item.created_at,
     Item.updated_at,
-)
+).where(Item.id == bindparam("item_id"))
 
 
 async def find_item(connection: AsyncConnection, item_id: int) -> RowMapping | None:
     """One item's columns by primary key on a plain connection: the catalog's hot read has
     no unit of work to track, so it does without an ORM session and entity."""
-    result = await connection.execute(_ITEM_COLUMNS.where(Item.id == item_id))
+    result = await connection.execute(_ITEM_BY_ID, {"item_id": item_id})
     return result.mappings().first()
