@@ -4,10 +4,9 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import after_rollback, independent_transaction, utcnow
-from app.core.email import EmailMessage, enqueue_email
+from app.core.email import enqueue_email
 from app.core.errors import raises
 from app.core.security import PasswordHasher, TokenCodec, fingerprint, new_opaque_token
-from app.core.templates import render_email
 from app.domains.audit.schemas import AuditAction
 from app.domains.audit.service import AuditTrail
 from app.domains.auth.exceptions import (
@@ -29,39 +28,7 @@ from app.domains.users.exceptions import UserNotFound
 from app.domains.users.models import TokenPurpose, User
 from app.domains.users.repository import UserRepository
 from app.domains.users.schemas import UserAdminUpdate, UserRead
-from app.domains.users.service import AccountLinks, Link
-
-
-def password_changed_email(user: User) -> EmailMessage:
-    return render_email(
-        "password_changed",
-        to=user.email,
-        subject="Your password was changed",
-        full_name=user.full_name,
-        email=user.email,
-    )
-
-
-def password_reset_email(user: User, link: Link) -> EmailMessage:
-    return render_email(
-        "password_reset",
-        to=user.email,
-        subject="Reset your password",
-        full_name=user.full_name,
-        email=user.email,
-        link=link.url,
-        valid_for=link.valid_for,
-    )
-
-
-def password_was_reset_email(user: User) -> EmailMessage:
-    return render_email(
-        "password_was_reset",
-        to=user.email,
-        subject="Your password was reset",
-        full_name=user.full_name,
-        email=user.email,
-    )
+from app.domains.users.service import AccountLinks, account_email
 
 
 class AuthService:
@@ -165,7 +132,9 @@ class AuthService:
         user.hashed_password = await self.passwords.hash(change.new_password)
         # Whoever else held a session may be the reason the password changed.
         await self.sessions.revoke_all_for_user(user.id, keep=session_id)
-        await enqueue_email(self.session, password_changed_email(user))
+        await enqueue_email(
+            self.session, account_email("password_changed", "Your password was changed", user)
+        )
         await self.audit.record(
             AuditAction.USER_PASSWORD_CHANGED, actor_id=user.id, target=("user", user.id)
         )
@@ -180,7 +149,9 @@ class AuthService:
             fingerprint(new_opaque_token())
             return
         link = await self.links.issue(user, TokenPurpose.PASSWORD_RESET)
-        await enqueue_email(self.session, password_reset_email(user, link))
+        await enqueue_email(
+            self.session, account_email("password_reset", "Reset your password", user, link)
+        )
         await self.audit.record(
             AuditAction.USER_PASSWORD_RESET_REQUESTED, actor_id=None, target=("user", user.id)
         )
@@ -192,7 +163,9 @@ class AuthService:
         user = await self.links.redeem(reset.token, TokenPurpose.PASSWORD_RESET)
         user.hashed_password = await self.passwords.hash(reset.new_password)
         await self.sessions.revoke_all_for_user(user.id)
-        await enqueue_email(self.session, password_was_reset_email(user))
+        await enqueue_email(
+            self.session, account_email("password_was_reset", "Your password was reset", user)
+        )
         await self.audit.record(
             AuditAction.USER_PASSWORD_RESET, actor_id=user.id, target=("user", user.id)
         )

@@ -87,28 +87,14 @@ class AccountLinks:
         return user
 
 
-def welcome_email(user: User, link: Link) -> EmailMessage:
-    return render_email(
-        "welcome",
-        to=user.email,
-        subject="Welcome aboard",
-        full_name=user.full_name,
-        email=user.email,
-        link=link.url,
-        valid_for=link.valid_for,
-    )
-
-
-def verification_email(user: User, link: Link) -> EmailMessage:
-    return render_email(
-        "verify_email",
-        to=user.email,
-        subject="Verify your email",
-        full_name=user.full_name,
-        email=user.email,
-        link=link.url,
-        valid_for=link.valid_for,
-    )
+def account_email(
+    template: str, subject: str, user: User, link: Link | None = None
+) -> EmailMessage:
+    """An email to an account's owner from one of the account templates, with its link."""
+    values: dict[str, object] = {"full_name": user.full_name, "email": user.email}
+    if link is not None:
+        values |= {"link": link.url, "valid_for": link.valid_for}
+    return render_email(template, to=user.email, subject=subject, **values)
 
 
 class UserService:
@@ -137,7 +123,7 @@ class UserService:
         await self.users.add(user)
         link = await self.links.issue(user, TokenPurpose.EMAIL_VERIFICATION)
         # Written in the same transaction: the email goes out exactly when the account exists.
-        await enqueue_email(self.session, welcome_email(user, link))
+        await enqueue_email(self.session, account_email("welcome", "Welcome aboard", user, link))
         await self.audit.record(
             AuditAction.USER_REGISTERED, actor_id=user.id, target=("user", user.id)
         )
@@ -184,7 +170,9 @@ class UserService:
 
     async def _send_verification(self, user: User) -> None:
         link = await self.links.issue(user, TokenPurpose.EMAIL_VERIFICATION)
-        await enqueue_email(self.session, verification_email(user, link))
+        await enqueue_email(
+            self.session, account_email("verify_email", "Verify your email", user, link)
+        )
 
     async def _user(self, user_id: int) -> User:
         user = await self.users.get(user_id)
