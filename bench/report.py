@@ -1,7 +1,7 @@
 """Medians, ratios to the baselines, the section 8 verdicts and the printed table."""
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bench.scenarios import TARGET_REFERENCE, Kind, Scenario
@@ -18,6 +18,7 @@ class Summary:
     errors: int
     requests: int
     repetitions: int
+    cpu_us_per_request: float | None = None
 
     @classmethod
     def of(cls, runs: Sequence[WrkResult]) -> "Summary":
@@ -31,6 +32,7 @@ class Summary:
             errors=sum(run.errors for run in runs),
             requests=sum(run.requests for run in runs),
             repetitions=len(runs),
+            cpu_us_per_request=_median_of(run.cpu_us_per_request for run in runs),
         )
 
     @property
@@ -45,11 +47,16 @@ class Summary:
             "errors": self.errors,
             "requests": self.requests,
             "repetitions": self.repetitions,
+            "cpu_us_per_request": (
+                None if self.cpu_us_per_request is None else round(self.cpu_us_per_request, 1)
+            ),
         }
 
 
-def ratio(value: float, reference: float) -> float | None:
-    return value / reference if reference > 0 else None
+def ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference <= 0:
+        return None
+    return value / reference
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ def table(scenarios: Sequence[Scenario], summaries: Mapping[str, Summary]) -> st
     """The results, one row per scenario, each compared to the baseline it names."""
     header = (
         f"{'scenario':<40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  "
-        f"{'vs':<11} {'req/s':>7} {'p50':>7} {'p99':>7}"
+        f"{'vs':<11} {'req/s':>7} {'p50':>7} {'p99':>7} {'cpu us':>7} {'cpu':>7}"
     )
     lines = [header, "-" * len(header)]
     for scenario in scenarios:
@@ -146,17 +153,20 @@ def table(scenarios: Sequence[Scenario], summaries: Mapping[str, Summary]) -> st
         if scenario.connections is not None:
             title += f" [{scenario.connections} conn]"
         base = summaries.get(scenario.baseline) if scenario.baseline else None
-        ratios = ("", "", "")
+        ratios = ("", "", "", "")
         if base is not None:
             ratios = (
                 _times(ratio(summary.requests_per_second, base.requests_per_second)),
                 _times(ratio(summary.p50_ms, base.p50_ms)),
                 _times(ratio(summary.p99_ms, base.p99_ms)),
+                # Base CPU over this CPU: like throughput, higher is better.
+                _times(ratio(base.cpu_us_per_request, summary.cpu_us_per_request)),
             )
+        cpu = "" if summary.cpu_us_per_request is None else f"{summary.cpu_us_per_request:.0f}"
         lines.append(
             f"{title:<40} {summary.requests_per_second:>8.0f} {summary.p50_ms:>8.2f} "
             f"{summary.p99_ms:>8.2f} {summary.errors:>7}  {scenario.baseline or '':<11} "
-            f"{ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7}"
+            f"{ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7} {cpu:>7} {ratios[3]:>7}"
         )
     return "\n".join(lines)
 
@@ -175,3 +185,8 @@ def verdict_table(found: Sequence[Verdict]) -> str:
 
 def is_login(scenario: Scenario) -> bool:
     return scenario.kind is Kind.LOGIN
+
+
+def _median_of(values: Iterable[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None

@@ -21,7 +21,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.core.config import Settings
@@ -41,7 +41,14 @@ from bench.prepare import (
 )
 from bench.report import Summary, Verdict, table, verdict_table, verdicts
 from bench.scenarios import Kind, Scenario, ServerName, build_scenarios
-from bench.servers import SERVICE_CONFIG, Server, ServerError, cpus_for_pinning, rss_megabytes
+from bench.servers import (
+    SERVICE_CONFIG,
+    Server,
+    ServerError,
+    cpu_seconds,
+    cpus_for_pinning,
+    rss_megabytes,
+)
 from bench.wrk import Load, WrkError, WrkResult, run_wrk
 
 # High enough that no request of a run is refused, with a one-second window so each
@@ -196,13 +203,16 @@ def drive(
         timeout_seconds=load.timeout_seconds,
         cpu=load.cpu,
     )
-    return run_wrk(
+    workers = server.worker_pids()
+    before = cpu_seconds(workers)
+    result = run_wrk(
         server.url + scenario.path,
         scenario.script,
         scenario.arguments,
         scenario_load,
         scenario.headers,
     )
+    return replace(result, server_cpu_seconds=cpu_seconds(workers) - before)
 
 
 def interleaved(
@@ -225,7 +235,7 @@ def interleaved(
             progress(
                 f"{label} {repetition + 1}/{options.repetitions} {scenario.key:<14} "
                 f"{result.requests_per_second:>8.0f} req/s  p99 {result.p99_ms:7.2f} ms  "
-                f"errors {result.errors}"
+                f"errors {result.errors}  cpu {result.cpu_us_per_request or 0:6.0f} us/req"
             )
     return runs
 

@@ -183,3 +183,16 @@ def cpus_for_pinning() -> tuple[int, int] | None:
     if len(available) < 2 or shutil.which("taskset") is None:
         return None
     return available[0], available[1]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks

@@ -26,6 +26,15 @@ class WrkResult:
     socket_errors: int
     timeouts: int
     statuses: dict[int, int] = field(default_factory=dict)
+    # CPU time the server's workers spent during the run: unlike throughput, it barely moves
+    # when other processes compete for the machine.
+    server_cpu_seconds: float | None = None
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        if self.server_cpu_seconds is None or self.requests == 0:
+            return None
+        return self.server_cpu_seconds * 1_000_000 / self.requests
 
     @property
     def requests_per_second(self) -> float:
@@ -57,6 +66,9 @@ class WrkResult:
             "non_2xx": self.non_2xx,
             "errors": self.errors,
             "statuses": {str(status): count for status, count in sorted(self.statuses.items())},
+            "cpu_us_per_request": (
+                None if self.cpu_us_per_request is None else round(self.cpu_us_per_request, 1)
+            ),
         }
 
 

@@ -13,6 +13,7 @@ Redis answers again; a limiter never turns a request into a 500.
 import ipaddress
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,34 +57,23 @@ class Verdict:
         }
 
 
-# The moving window in one round trip: take a slot if the oldest of the last `limit` hits is
-# out of the window, then report how many hits the window holds and when its oldest expires.
-# `limits`' own Redis storage needs a second round trip for the report.
+# The moving window in one round trip, over a sorted set of hit times: forget the hits that
+# left the window, take a slot if fewer than `limit` remain, then report how many the window
+# holds and when its oldest leaves it. Each step is logarithmic in the hits kept, so a high
+# limit on a busy key costs no more than a low one (a list would be scanned on every hit).
 _MOVING_WINDOW = """
 local now, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cutoff = now - window
+redis.call('zremrangebyscore', KEYS[1], '-inf', '(' .. (now - window))
+local count = redis.call('zcard', KEYS[1])
 local allowed = 0
-local boundary = redis.call('lindex', KEYS[1], limit - 1)
-if not boundary or tonumber(boundary) < cutoff then
-    redis.call('lpush', KEYS[1], ARGV[1])
-    redis.call('ltrim', KEYS[1], 0, limit - 1)
-    redis.call('expire', KEYS[1], math.ceil(window))
+if count < limit then
+    redis.call('zadd', KEYS[1], now, ARGV[4])
+    redis.call('pexpire', KEYS[1], math.ceil(window * 1000))
+    count = count + 1
     allowed = 1
 end
-local low, high, oldest = 0, redis.call('llen', KEYS[1]) - 1, -1
-while low <= high do
-    local middle = math.floor((low + high) / 2)
-    if tonumber(redis.call('lindex', KEYS[1], middle)) >= cutoff then
-        oldest = middle
-        low = middle + 1
-    else
-        high = middle - 1
-    end
-end
-if oldest < 0 then
-    return {allowed, 0, ARGV[1]}
-end
-return {allowed, oldest + 1, redis.call('lindex', KEYS[1], oldest)}
+local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')[2]
+return {allowed, count, oldest or ARGV[1]}
 """
 
 
@@ -130,7 +120,9 @@ class RateLimiter:
     ) -> Verdict:
         now, window = time.time(), item.get_expiry()
         key = f"{self._prefix}:{item.amount}/{window}:{'/'.join(identifiers)}"
-        allowed, count, oldest = await script(keys=[key], args=[now, item.amount, window])
+        # Each hit is a member of its own, even two in the same microsecond.
+        hit = f"{now!r}:{secrets.token_hex(4)}"
+        allowed, count, oldest = await script(keys=[key], args=[now, item.amount, window, hit])
         return Verdict(
             allowed=bool(allowed),
             limit=item.amount,

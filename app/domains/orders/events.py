@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.db import utcnow
 from app.core.email import EmailMessage, enqueue_email
 from app.core.outbox import MessageType
+from app.core.templates import render_email
 from app.domains.orders.schemas import OrderRead
 from app.domains.users.repository import UserRepository
 
@@ -36,26 +37,29 @@ ORDER_EVENT = MessageType("order.event", OrderEvent)
 
 
 def confirmation_email(to: str, order: OrderRead) -> EmailMessage:
-    return EmailMessage(
+    return render_email(
+        "order_confirmed",
         to=to,
         subject=f"Order {order.id} confirmed",
-        text=(
-            f"Thank you for your order {order.id}.\n\n"
-            f"Items: {sum(line.quantity for line in order.lines)}\n"
-            f"Subtotal: {order.subtotal}\nShipping ({order.shipping}): {order.shipping_cost}\n"
-            f"Total: {order.total}\n"
-        ),
+        order_id=order.id,
+        items=sum(line.quantity for line in order.lines),
+        subtotal=order.subtotal,
+        shipping=order.shipping.value,
+        shipping_cost=order.shipping_cost,
+        total=order.total,
     )
 
 
 def shipped_email(to: str, order: OrderRead) -> EmailMessage:
-    return EmailMessage(
+    return render_email(
+        "order_shipped",
         to=to,
         subject=f"Order {order.id} has shipped",
-        text=(
-            f"Your order {order.id} is on its way ({order.shipping}) to "
-            f"{order.address.street}, {order.address.city}, {order.address.country}.\n"
-        ),
+        order_id=order.id,
+        shipping=order.shipping.value,
+        street=order.address.street,
+        city=order.address.city,
+        country=order.address.country,
     )
 
 

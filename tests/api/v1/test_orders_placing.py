@@ -4,8 +4,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import select
 
 from app.core.config import Settings
+from app.core.outbox import OutboxMessage
 from app.core.resources import Resources
 from app.main import create_app
 from tests.conftest import running, serve, variant
@@ -272,3 +274,20 @@ async def test_placing_is_traced_as_a_domain_span(
         span for span in spans if span.parent and span.parent.span_id == placing[0].context.span_id
     ]
     assert any("UPDATE" in span.name for span in stock_updates)
+
+
+async def test_an_order_queues_its_confirmation_email_in_both_parts(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    buyer = await user(client)
+    item = await create_item(resources, buyer.id, price="4.50")
+    order = (await place(client, buyer, order_body((item, 2)))).json()
+
+    async with resources.sessionmaker() as session:
+        emails = list(await session.scalars(select(OutboxMessage).filter_by(topic="email")))
+    [confirmation] = [
+        email for email in emails if email.payload["subject"] == f"Order {order['id']} confirmed"
+    ]
+    assert confirmation.payload["to"] == buyer.email
+    assert "Total: 14.00" in confirmation.payload["text"]
+    assert "<td>14.00</td>" in confirmation.payload["html"]
