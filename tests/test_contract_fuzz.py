@@ -39,7 +39,7 @@ ADMIN_EMAIL = "fuzz-admin@example.com"
 USER_EMAIL = "fuzz-user@example.com"
 # Enough to reach every branch of the validation of each operation, small enough that the
 # whole document is covered in well under a minute on either backend.
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 10
 VALIDATION_ERROR = "urn:problem-type:validation-error"
 MONEY_FIELDS = {"price", "min_price", "max_price"}
 
