@@ -127,3 +127,30 @@ async def test_openapi_patch_fields_are_optional_but_not_nullable(
             assert schema.get("default", "unset") is not None, (name, field)
         assert not schemas[name].get("required"), name
     assert schemas["ItemUpdate"]["properties"]["stock"]["type"] == "integer"
+
+
+async def test_openapi_documents_what_the_platform_answers_around_every_route(
+    client: httpx.AsyncClient,
+) -> None:
+    document = await openapi_document(client)
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, method, operation in operations(document):
+        declared = operation["responses"]
+        expected = {"400", "431"}
+        if "requestBody" in operation:
+            expected.add("413")
+        if path.startswith("/api/v1/"):
+            expected |= {"429", "503"}
+        assert expected <= declared.keys(), (method, path)
+        assert all(declared[status]["content"] == problem for status in expected), (method, path)
+    assert "503" not in document["paths"]["/health"]["get"]["responses"]
+    assert "503" in document["paths"]["/health/ready"]["get"]["responses"]
+
+
+async def test_the_platform_answers_match_the_document(client: httpx.AsyncClient) -> None:
+    too_long = {"X-Padding": "x" * (17 * 1024)}
+    assert (await client.get("/health", headers=too_long)).status_code == 431
+    bad_length = {"content-length": "ten", "content-type": "application/json"}
+    response = await client.post("/api/v1/items", content=b"{}", headers=bad_length)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"

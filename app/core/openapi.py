@@ -4,7 +4,12 @@ FastAPI documents its own defaults, which the error handlers and the schema base
 
 - validation errors are `application/problem+json` problems (with `errors`), not FastAPI's
   `HTTPValidationError` JSON;
-- a body that is not UTF-8 JSON is a 400 problem, on every operation that reads JSON;
+- the platform answers before or around any route, and those answers are problems too:
+  400 for a Content-Length that is not a number (and, on an operation with a body, a body
+  that is not UTF-8 JSON), 413 for a body over the limit, 431 for headers over theirs, 503
+  on every operation that reaches the database while it is unavailable (app.core.errors);
+- a problem's schema belongs to `application/problem+json`, not to `application/json`
+  where FastAPI puts the model of a `responses=` entry;
 - a PATCH body refuses an explicit null (app.core.schemas.PartialUpdate), so its fields
   are optional but not nullable, although their Python type says `X | None`.
 """
@@ -13,7 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 
+from app.core.deps import get_engine, get_session, get_sessionmaker
 from app.core.errors import PROBLEM_JSON, Problem
 
 _NULL = {"type": "null"}
@@ -28,35 +36,70 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         nonlocal corrected
         if corrected is None:
-            corrected = correct(generate())
+            corrected = correct(generate(), database_operations(app))
         return corrected
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def correct(document: dict[str, Any]) -> dict[str, Any]:
+_DATABASE: set[Callable[..., Any]] = {get_engine, get_session, get_sessionmaker}
+
+
+def database_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """(path, method) of every operation whose dependencies reach the database."""
+    return {
+        (str(route.path_format), method.lower())
+        for route in iter_route_contexts(app.routes)
+        if isinstance(route.original_route, APIRoute) and _reaches(route.dependant, _DATABASE)
+        for method in route.methods or ()
+    }
+
+
+def _reaches(dependant: Dependant, calls: set[Callable[..., Any]]) -> bool:
+    return any(sub.call in calls or _reaches(sub, calls) for sub in dependant.dependencies)
+
+
+def correct(document: dict[str, Any], database: set[tuple[str, str]]) -> dict[str, Any]:
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     _add_problem_schema(schemas)
     problem = {PROBLEM_JSON: {"schema": {"$ref": f"{_SCHEMAS}Problem"}}}
-    for path_item in document.get("paths", {}).values():
+
+    def declare(responses: dict[str, Any], status: str, description: str) -> None:
+        responses.setdefault(status, {"description": description, "content": problem})
+
+    for path, path_item in document.get("paths", {}).items():
         for method, operation in path_item.items():
             responses: dict[str, Any] = operation.get("responses", {})
             if "422" in responses:
                 responses["422"]["content"] = problem
+            for response in responses.values():
+                _problem_media_type(response.get("content", {}))
             body = operation.get("requestBody", {}).get("content", {})
-            if "application/json" in body:
-                responses.setdefault(
-                    "400",
-                    {"description": "The body is not UTF-8 JSON", "content": problem},
-                )
-                if method == "patch":
-                    _not_nullable(schemas, body["application/json"].get("schema", {}))
+            if body:
+                declare(responses, "400", "The body is not UTF-8 JSON, or Content-Length is bad")
+                declare(responses, "413", "The body is over the size limit")
+            else:
+                declare(responses, "400", "Content-Length is not a number")
+            declare(responses, "431", "The request headers are over the size limit")
+            if (path, method) in database:
+                declare(responses, "503", "The database is unavailable; retry after Retry-After")
+            if method == "patch" and "application/json" in body:
+                _not_nullable(schemas, body["application/json"].get("schema", {}))
     # FastAPI's validation schemas are unused now, unless a route names them itself.
     if "HTTPValidationError" not in _references(document.get("paths", {})):
         schemas.pop("HTTPValidationError", None)
     if "ValidationError" not in _references(document.get("paths", {})) | _references(schemas):
         schemas.pop("ValidationError", None)
     return document
+
+
+def _problem_media_type(content: dict[str, Any]) -> None:
+    # `responses=` entries with a model put its schema under application/json and leave
+    # problem+json, the type the handlers really send, without one.
+    if PROBLEM_JSON in content and "schema" not in content[PROBLEM_JSON]:
+        schema = content.pop("application/json", {}).get("schema")
+        if schema is not None:
+            content[PROBLEM_JSON] = {"schema": schema}
 
 
 def _references(node: object) -> set[str]:

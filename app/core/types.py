@@ -1,9 +1,14 @@
 """Constrained field types shared by every domain's schemas."""
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, PlainSerializer
+from pydantic import AfterValidator, Field, GetJsonSchemaHandler, PlainSerializer
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+# JSON Schema patterns (ECMA-262, unanchored unless anchored) for what the validators check.
+NUL_FREE_PATTERN = "^[^\\x00]*$"
 
 
 def _reject_nul(value: str) -> str:
@@ -13,7 +18,40 @@ def _reject_nul(value: str) -> str:
     return value
 
 
-NoNul = AfterValidator(_reject_nul)
+class _NoNul(AfterValidator):
+    """The NUL check, stated in the OpenAPI document as a pattern so clients see it."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        # A type that states a stricter pattern of its own (the password's) keeps it.
+        if "pattern" not in schema:
+            schema["pattern"] = _pattern(core_schema.get("schema", core_schema), schema)
+        return schema
+
+
+def _pattern(checked: Any, schema: JsonSchemaValue) -> str:
+    if not checked.get("strip_whitespace"):
+        return NUL_FREE_PATTERN
+    # The lengths count what is left after stripping, so they move from minLength and
+    # maxLength (which count every character sent) into the pattern: a first and a last
+    # character that are not spaces, and between them what makes up the length.
+    schema.pop("minLength", None)
+    schema.pop("maxLength", None)
+    shortest, longest = checked.get("min_length", 0), checked.get("max_length")
+    edge = "[^\\s\\x00]"
+    if longest == 1:
+        text = edge
+    else:
+        inner = f"[^\\x00]{{{max(shortest - 2, 0)},{'' if longest is None else longest - 2}}}"
+        text = f"{edge}(?:{inner}{edge})?" if shortest <= 1 else f"{edge}{inner}{edge}"
+    if shortest == 0:
+        text = f"(?:{text})?"
+    return f"^\\s*{text}\\s*$"
+
+
+NoNul = _NoNul(_reject_nul)
 CleanStr = Annotated[str, NoNul]
 # Where whitespace is stripped, put the StringConstraints before NoNul:
 # `Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), NoNul]`. Placed
@@ -27,6 +65,21 @@ MAX_ID = 2**63 - 1
 MAX_INT32 = 2**31 - 1
 
 _CENT = Decimal("0.01")
+# At most ten digits before the point and two after: NUMERIC(12, 2).
+MONEY_PATTERN = "^-?\\d{1,10}(\\.\\d{1,2})?$"
+
+
+class _MoneyString:
+    """States the form of money as a string; the bounds, a JSON Schema puts on numbers only."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        for form in [schema, *schema.get("anyOf", [])]:
+            if form.get("type") == "string":
+                form["pattern"] = MONEY_PATTERN
+        return schema
 
 
 def _two_places(value: Decimal) -> str:
@@ -39,6 +92,7 @@ Money = Annotated[
     Decimal,
     Field(max_digits=12, decimal_places=2, allow_inf_nan=False),
     PlainSerializer(_two_places, return_type=str, when_used="json"),
+    _MoneyString(),
 ]
 
 # A sum of many Money values (what a customer spent in all): the same rendering, without the

@@ -10,7 +10,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from app.core.types import MAX_ID, CleanStr, Money
+from app.core.types import MAX_ID, Money, NoNul
 from app.domains.orders.models import OrderStatus, ShippingMethod
 
 MAX_QUANTITY = 1000
@@ -27,15 +27,18 @@ class OrderLineCreate(BaseModel):
     quantity: Quantity
 
 
-# The length bounds go after the strip (as `Field`s on the use), so "   " is too short.
-AddressText = Annotated[CleanStr, StringConstraints(strip_whitespace=True)]
+# Stripped before the lengths are checked (app.core.types), so "   " is too short.
+Street = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
+]
+City = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
 
 
 class AddressCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    street: Annotated[AddressText, Field(min_length=1, max_length=200)]
-    city: Annotated[AddressText, Field(min_length=1, max_length=100)]
+    street: Street
+    city: City
     country: Annotated[
         str,
         StringConstraints(pattern=r"^[A-Z]{2}$"),

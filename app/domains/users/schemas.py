@@ -2,7 +2,7 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from app.core.schemas import PartialUpdate
 from app.core.types import NoNul
@@ -24,6 +24,7 @@ Password = Annotated[
     StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
     NoNul,
     AfterValidator(_has_a_digit),
+    Field(json_schema_extra={"pattern": "^[^\\x00]*\\d[^\\x00]*$"}),
 ]
 FullName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul
