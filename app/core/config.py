@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
     metrics_enabled: bool = True
+    worker_metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="`python -m app.worker` serves /metrics here"
+    )
 
     cors_origins: CommaSeparated = Field(default_factory=list)
     cors_allow_credentials: bool = False
