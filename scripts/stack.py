@@ -358,6 +358,15 @@ ignore_startup_parameters = extra_float_digits
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or exited and not yet reaped by whoever adopted it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
 def stop_recorded(root: Path) -> None:
     """`down` from another process: stop what `up` recorded, newest first."""
     state = json.loads((root / "stack.json").read_text())
@@ -369,7 +378,7 @@ def stop_recorded(root: Path) -> None:
             else:
                 os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.05)
     if state["postgres_root"]:
         shutil.rmtree(state["postgres_root"], ignore_errors=True)
