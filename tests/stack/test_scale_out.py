@@ -145,6 +145,24 @@ async def test_an_idempotency_key_replayed_on_the_other_replica_returns_the_same
     assert (await nginx.get(f"/api/v1/items/{item_id}")).json()["stock"] == 3
 
 
+async def test_metrics_are_scraped_from_each_process_never_through_nginx(
+    stack: Stack, nginx: httpx.AsyncClient, replicas: list[httpx.AsyncClient]
+) -> None:
+    assert (await nginx.get("/metrics")).status_code == 404
+    for replica in replicas:
+        assert "http_requests_total{" in (await replica.get("/metrics")).text
+    # Registration queues a welcome email; the worker delivers it and counts it.
+    await register(nginx)
+    worker = f"http://127.0.0.1:{stack.ports['worker-metrics']}/metrics"
+    async with httpx.AsyncClient() as scraper:
+        for _ in range(100):
+            if 'outbox_messages_delivered_total{topic="email"}' in (await scraper.get(worker)).text:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the worker's metrics never counted a delivered email")
+
+
 async def test_sigterm_to_a_replica_lets_its_requests_finish_while_nginx_serves_on(
     stack: Stack, nginx: httpx.AsyncClient
 ) -> None:
