@@ -76,7 +76,6 @@ def _create_cluster(url: str, *, timeout: float) -> Redis:
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
-            cluster_error_retry_attempts=1,
             health_check_interval=30,
             decode_responses=False,
         ),
