@@ -9,6 +9,7 @@ import time
 import uuid
 
 import httpx
+from redis.asyncio import Redis
 
 from scripts.stack import Stack
 from tests.stack.conftest import LOGIN_LIMIT, PASSWORD
@@ -161,6 +162,29 @@ async def test_metrics_are_scraped_from_each_process_never_through_nginx(
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("the worker's metrics never counted a delivered email")
+
+
+async def test_caches_and_limits_live_across_the_clusters_nodes_without_an_error(
+    stack: Stack, nginx: httpx.AsyncClient
+) -> None:
+    headers = await log_in(nginx, await register(nginx))
+    for _ in range(6):
+        item_id = await create_item(nginx, headers, stock=1)
+        await nginx.get(f"/api/v1/items/{item_id}")
+    await nginx.get("/api/v1/items")
+    per_node = []
+    for node in range(1, 4):
+        # Each master on its own, not through the cluster client: which node holds what.
+        async with Redis(port=stack.ports[f"redis-{node}"], decode_responses=True) as master:
+            per_node.append([key async for key in master.scan_iter()])
+    assert sum(1 for keys in per_node if keys) >= 2, per_node
+    everything = [key for keys in per_node for key in keys]
+    assert any(key.startswith("app:cache:item:") for key in everything)
+    assert any(key.startswith("app:ratelimit:") for key in everything)
+    for name in ("api-1", "api-2", "worker"):
+        log = next((stack.root / name).glob("*.log")).read_text()
+        # A cluster error (CROSSSLOT, MOVED left unhandled) would open the breaker and log it.
+        assert "Redis failed" not in log, name
 
 
 async def test_sigterm_to_a_replica_lets_its_requests_finish_while_nginx_serves_on(
