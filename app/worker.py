@@ -4,11 +4,16 @@ For deployments that run the API with `OUTBOX_ENABLED=false` and deliver from de
 processes instead. Reads the same settings as the API, so the same environment serves both:
 it delivers whatever `OUTBOX_ENABLED` says, since delivering is all it is for. Stops cleanly
 on SIGTERM or SIGINT, leaving any unfinished delivery to be retried once its lease expires.
+
+It serves no API, so its job log counters (delivered, retried, dead, backlog age) would be
+scraped nowhere: with METRICS_ENABLED they are served at WORKER_METRICS_PORT instead.
 """
 
 import asyncio
 import logging
 import signal
+
+from prometheus_client import start_http_server
 
 from app.core.config import InsecureConfigurationError, get_settings
 from app.core.db import create_engine, create_sessionmaker
@@ -32,6 +37,8 @@ async def run_worker() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    if settings.metrics_enabled:
+        start_http_server(settings.worker_metrics_port)
     outbox.start()
     logger.info("outbox worker started")
     try:

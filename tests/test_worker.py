@@ -29,6 +29,8 @@ async def test_worker_delivers_pending_messages_and_stops_cleanly_on_sigterm(
         "SQLITE_PATH": str(migrated.sqlite_path),
         # The shared environment turns delivery off in the API; the worker delivers anyway.
         "OUTBOX_ENABLED": "false",
+        # Any free port: a fixed one could be taken by another run on this machine.
+        "WORKER_METRICS_PORT": "0",
     }
     if migrated.database_url:
         env["DATABASE_URL"] = migrated.database_url

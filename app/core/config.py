@@ -89,8 +89,18 @@ class Settings(BaseSettings):
     db_command_timeout: float = Field(
         default=10.0, gt=0, description="seconds one statement may run before it is abandoned"
     )
+    db_pgbouncer: bool = Field(
+        default=False, description="DATABASE_URL is a PgBouncer in transaction mode"
+    )
+    outbox_listen_url: str | None = Field(
+        default=None,
+        description="PostgreSQL itself for the job log's LISTEN; unset means DATABASE_URL",
+    )
 
     redis_url: str | None = None
+    redis_cluster: bool = Field(
+        default=False, description="REDIS_URL names one node of a Redis Cluster"
+    )
     web_concurrency: int = Field(default=1, ge=1, description="worker processes per replica")
     redis_key_prefix: str = Field(
         default="app", min_length=1, description="lets several deployments share one Redis"
@@ -183,6 +193,9 @@ class Settings(BaseSettings):
     otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
     metrics_enabled: bool = True
+    worker_metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="`python -m app.worker` serves /metrics here"
+    )
 
     cors_origins: CommaSeparated = Field(default_factory=list)
     cors_allow_credentials: bool = False

@@ -1,13 +1,14 @@
 """Engine and session factories, the declarative base and shared column types."""
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event, func
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -84,6 +85,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> No
     cursor.close()
 
 
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.uses_sqlite:
         if settings.database_url is None:
@@ -91,8 +96,23 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.sqlalchemy_url, echo=settings.db_echo)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
+    url = make_url(settings.sqlalchemy_url)
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout,
+        "command_timeout": settings.db_command_timeout,
+    }
+    if settings.db_pgbouncer:
+        # In transaction mode consecutive transactions of one client connection run on
+        # different server connections, so a statement prepared on one is unknown (or, by
+        # name, another's) on the next: no statement caches, and unique names for the
+        # statements asyncpg still prepares for each query.
+        url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+        connect_args |= {
+            "statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
     engine = create_async_engine(
-        settings.sqlalchemy_url,
+        url,
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -103,10 +123,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         # Bounds on every wait for the server, so an unreachable or silent database is
         # refused within seconds instead of holding requests until the client gives up.
-        connect_args={
-            "timeout": settings.db_connect_timeout,
-            "command_timeout": settings.db_command_timeout,
-        },
+        connect_args=connect_args,
     )
     # In place of pool_pre_ping: the same check on checkout, bounded by the connect timeout.
     guard_engine(engine, connect_timeout=settings.db_connect_timeout)

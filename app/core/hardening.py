@@ -5,6 +5,8 @@ Their own refusals (400 for a host that is not served, 413 for a body that is to
 request-id middleware, so those responses carry `X-Request-ID` too.
 """
 
+import asyncio
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,6 +15,11 @@ from app.core.errors import send_problem
 
 # Nothing an API response contains should ever run, load or be framed in a browser.
 API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+# A body refused from its Content-Length is still read, up to this much past the limit and
+# for this long, before the 413 goes out. Closing on unread bytes makes the kernel reset the
+# connection, and a proxy still sending them (nginx) reports its own 502, not the 413.
+DISCARD_MIN_BYTES = 4 * 1024 * 1024
+DISCARD_SECONDS = 5.0
 
 
 class SecurityHeadersMiddleware:
@@ -93,7 +100,9 @@ class TrustedHostMiddleware:
 class BodySizeLimitMiddleware:
     """Answers 413 to request bodies over the limit, declared or streamed.
 
-    A declared Content-Length is checked before the application runs. A chunked body has no
+    A declared Content-Length is checked before the application runs; the body is then read
+    and dropped (up to the limit again, at least DISCARD_MIN_BYTES) so the 413 reaches a
+    proxy that is still sending it, and the connection stays usable. A chunked body has no
     length up front, so the chunks are counted as the application reads them, and reading
     past the limit raises a 413 `HTTPException`, which the error handlers render.
     """
@@ -101,6 +110,7 @@ class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.discard_bytes = max(DISCARD_MIN_BYTES, max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,7 +118,8 @@ class BodySizeLimitMiddleware:
             return
         limit = self.max_body_bytes
         detail = f"The request body exceeds the limit of {limit} bytes."
-        declared = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 await send_problem(
@@ -119,7 +130,16 @@ class BodySizeLimitMiddleware:
                 )
                 return
             if int(declared) > limit:
-                await send_problem(send, status=413, detail=detail, instance=scope["path"])
+                # A client waiting for "100 Continue" has sent nothing and never will.
+                waiting = headers.get("expect", "").lower() == "100-continue"
+                read_all = not waiting and await _discard_body(receive, self.discard_bytes)
+                await send_problem(
+                    send,
+                    status=413,
+                    detail=detail,
+                    instance=scope["path"],
+                    headers=None if read_all else {"Connection": "close"},
+                )
                 return
 
         received = 0
@@ -147,6 +167,23 @@ class BodySizeLimitMiddleware:
             if exc.status_code != 413 or response_started:
                 raise
             await send_problem(send, status=413, detail=detail, instance=scope["path"])
+
+
+async def _discard_body(receive: Receive, budget: int) -> bool:
+    """Read and drop a request body; True when all of it arrived within the bounds."""
+    read = 0
+    try:
+        async with asyncio.timeout(DISCARD_SECONDS):
+            while read <= budget:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False
+                read += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+    except TimeoutError:
+        return False
+    return False
 
 
 def header_bytes(headers: list[tuple[bytes, bytes]]) -> int:

@@ -55,7 +55,10 @@ def create_outbox(
         backoff_base=settings.outbox_retry_base_seconds,
         backoff_max=settings.outbox_retry_max_seconds,
         retention=timedelta(days=settings.outbox_retention_days),
-        listen_dsn=None if settings.uses_sqlite else listen_dsn(settings.sqlalchemy_url),
+        # LISTEN holds its connection for good, which a transaction-mode pooler cannot give.
+        listen_dsn=None
+        if settings.uses_sqlite
+        else listen_dsn(settings.outbox_listen_url or settings.sqlalchemy_url),
     )
     register_handlers(outbox, settings, sessionmaker)
     return outbox
@@ -67,7 +70,9 @@ async def open_resources(
 ) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
     redis = (
-        create_redis(settings.redis_url, timeout=settings.redis_timeout)
+        create_redis(
+            settings.redis_url, timeout=settings.redis_timeout, cluster=settings.redis_cluster
+        )
         if settings.redis_url
         else None
     )

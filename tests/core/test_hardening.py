@@ -4,9 +4,10 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.hardening import API_CONTENT_SECURITY_POLICY
+from app.core.hardening import API_CONTENT_SECURITY_POLICY, BodySizeLimitMiddleware
 from app.main import create_app
 from tests.conftest import running, variant
 
@@ -170,3 +171,59 @@ async def test_refusals_are_counted_in_metrics(migrated: Settings) -> None:
         await client.post("/echo", content=b"x" * 1025)
         exposition = (await client.get("/metrics")).text
     assert 'route="<unmatched>",status="413"' in exposition
+
+
+async def call_limited(
+    body: list[bytes], headers: dict[str, str], *, limit: int = 1024
+) -> tuple[list[Message], int]:
+    """Run BodySizeLimitMiddleware alone: (what it sent, how many body chunks it read)."""
+    chunks = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(body) - 1}
+        for index, chunk in enumerate(body)
+    ]
+    read = 0
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal read
+        if read == len(chunks):
+            return {"type": "http.disconnect"}
+        read += 1
+        return chunks[read - 1]
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def never_called(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("the application must not see a refused body")
+
+    size = sum(map(len, body))
+    scope = {
+        "type": "http",
+        "path": "/upload",
+        "headers": [(b"content-length", str(size).encode())]
+        + [(name.encode(), value.encode()) for name, value in headers.items()],
+    }
+    await BodySizeLimitMiddleware(never_called, max_body_bytes=limit)(scope, receive, send)
+    return sent, read
+
+
+async def test_a_declared_oversize_body_is_read_before_the_413_so_the_connection_lives() -> None:
+    sent, read = await call_limited([b"x" * 1000] * 3, {})
+    assert read == 3
+    assert sent[0]["status"] == 413
+    assert b"connection" not in dict(sent[0]["headers"])
+
+
+async def test_a_body_past_the_discard_budget_gets_the_413_and_a_closed_connection() -> None:
+    chunk = b"x" * (1024 * 1024)
+    sent, read = await call_limited([chunk] * 8, {})
+    assert read < 8
+    assert sent[0]["status"] == 413
+    assert dict(sent[0]["headers"])[b"connection"] == b"close"
+
+
+async def test_a_client_waiting_for_100_continue_gets_the_413_without_a_read() -> None:
+    sent, read = await call_limited([b"x" * 5000], {"expect": "100-continue"})
+    assert read == 0
+    assert sent[0]["status"] == 413

@@ -107,3 +107,27 @@ async def test_a_hung_redis_costs_a_command_no_more_than_the_timeout() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_hung_cluster_node_costs_a_command_no_more_than_the_timeout() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # Learning the cluster's layout is the first command; it must be bounded as any other.
+    client = create_redis(f"redis://127.0.0.1:{port}/0", timeout=0.2, cluster=True)
+    try:
+        started = time.perf_counter()
+        with pytest.raises(REDIS_ERRORS):
+            await client.get("key")
+        elapsed = time.perf_counter() - started
+        assert elapsed < 0.2 + 0.15, f"{elapsed:.2f}s: the client retried or waited longer"
+    finally:
+        await client.aclose()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,1 @@
+"""Deployment files: compose, nginx, Prometheus, Grafana, Kubernetes and the image health check."""

@@ -1,0 +1,250 @@
+"""The deployment files checked against the application they deploy.
+
+Compose, the Dockerfile, nginx, Prometheus and the Grafana dashboard name commands, modules,
+settings, routes and metrics; each is checked to exist in the code, so a rename in the code
+fails here instead of in a container.
+"""
+
+import importlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from app.core import metrics
+from app.core.config import Settings
+from deploy.healthcheck import host_header
+from tests.test_deployment import ROOT, dockerfile_cmd, dockerfile_instructions, setting_names
+from tests.test_server import environment, gunicorn_command, server
+
+APP_SERVICES = ("migrate", "api", "worker")
+
+# What the image's health check, Kubernetes' probes and Prometheus ask for.
+PROBED_PATHS = ("/health", "/health/ready", "/metrics")
+NGINX = (ROOT / "deploy/nginx/api.conf").read_text()
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return document["services"]  # type: ignore[no-any-return]
+
+
+def graceful_timeout() -> int:
+    command = dockerfile_cmd()
+    return int(command[command.index("--graceful-timeout") + 1])
+
+
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)", duration)
+    assert match, duration
+    return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+def test_one_image_is_built_once_and_run_by_every_app_service(services: dict[str, Any]) -> None:
+    built = [name for name, service in services.items() if "build" in service]
+    assert built == ["migrate"]
+    images = {services[name]["image"] for name in APP_SERVICES}
+    assert len(images) == 1
+    for name in APP_SERVICES:
+        # Settings and secrets come from .env at run time, never from the image.
+        assert services[name]["env_file"] == ".env"
+
+
+def test_every_app_command_exists(services: dict[str, Any]) -> None:
+    worker = services["worker"]["command"]
+    assert worker[:2] == ["python", "-m"]
+    importlib.import_module(worker[2])
+    assert services["migrate"]["command"][0] == "alembic"
+    assert (ROOT / "alembic.ini").exists()
+    # api runs the image's CMD: gunicorn with the project's config and worker class.
+    assert "command" not in services["api"]
+    command = dockerfile_cmd()
+    assert (ROOT / command[command.index("--config") + 1]).exists()
+    module, _, name = command[command.index("--worker-class") + 1].rpartition(".")
+    assert hasattr(importlib.import_module(module), name)
+    module, _, name = command[1].partition(":")
+    assert name in vars(importlib.import_module(module))
+
+
+def test_the_api_only_writes_messages_and_the_worker_delivers(services: dict[str, Any]) -> None:
+    assert services["api"]["environment"]["OUTBOX_ENABLED"] == "false"
+    assert "OUTBOX_ENABLED" not in services["worker"]["environment"]
+
+
+def test_data_services_are_healthchecked_persistent_and_restarted(
+    services: dict[str, Any],
+) -> None:
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("db", "redis"):
+        service = services[name]
+        assert service["healthcheck"]["test"]
+        assert service["restart"] == "unless-stopped"
+        volume = service["volumes"][0].split(":")[0]
+        assert volume in document["volumes"]
+    for name, service in services.items():
+        if name != "migrate":
+            assert service["restart"] == "unless-stopped", name
+
+
+def test_smtp_goes_to_mailpit_with_its_ui(services: dict[str, Any]) -> None:
+    environment = services["api"]["environment"]
+    assert environment["SMTP_HOST"] == "mailpit"
+    assert "mailpit" in services["mailpit"]["image"]
+    assert any(port.endswith(":8025") for port in services["mailpit"]["ports"])
+
+
+def test_stop_grace_outlasts_gunicorns_graceful_timeout(services: dict[str, Any]) -> None:
+    for name in ("api", "worker"):
+        assert seconds(services[name]["stop_grace_period"]) > graceful_timeout()
+    assert dockerfile_instructions("STOPSIGNAL") == ["SIGTERM"]
+
+
+def test_only_nginx_is_published_and_it_hides_metrics(services: dict[str, Any]) -> None:
+    assert "ports" not in services["api"]
+    assert any(port.endswith(":8000") for port in services["nginx"]["ports"])
+    mount = services["nginx"]["volumes"][0].split(":")
+    assert (ROOT / mount[0]).resolve() == ROOT / "deploy/nginx/api.conf"
+    assert re.search(r"location = /metrics \{\s*return 404;\s*\}", NGINX)
+    assert "upstream api {" in NGINX
+    assert re.search(r"server api:8000 max_fails=\d+ fail_timeout=\d+s;", NGINX)
+    assert re.search(r"keepalive \d+;", NGINX)
+    assert "proxy_http_version 1.1;" in NGINX
+    assert 'proxy_set_header Connection "";' in NGINX
+    # Overwritten with the peer's address, so a client cannot forge its way past a limit.
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in NGINX
+
+
+def test_nginx_lets_the_service_answer_oversize_bodies() -> None:
+    match = re.search(r"client_max_body_size (\d+)([km]);", NGINX)
+    assert match
+    nginx_limit = int(match[1]) * 1024 ** (2 if match[2] == "m" else 1)
+    assert nginx_limit > Settings().max_request_body_bytes
+
+
+def test_the_dockerfile_builds_from_the_lock_as_a_numeric_non_root_user() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, re.MULTILINE)) == 2
+    runs = " ".join(dockerfile_instructions("RUN"))
+    assert "--require-hashes" in runs
+    assert "compileall" in runs
+    assert dockerfile_instructions("USER") == ["10001:10001"]
+    assert "--uid 10001" in runs
+    assert "--gid 10001" in runs
+
+
+def test_the_healthcheck_runs_a_file_the_image_holds() -> None:
+    (healthcheck,) = dockerfile_instructions("HEALTHCHECK")
+    command = json.loads(healthcheck.split("CMD", 1)[1])
+    assert command[0] == "python"
+    assert (ROOT / command[1]).exists()
+    copies = " ".join(dockerfile_instructions("COPY"))
+    assert command[1] in copies
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host"),
+    [
+        ("*", "localhost"),
+        ("api.example.com,other.example.com", "api.example.com"),
+        ("*.example.com", "health.example.com"),
+        (" , api.example.com", "api.example.com"),
+    ],
+)
+def test_the_healthcheck_names_a_host_the_service_serves(allowed: str, host: str) -> None:
+    assert host_header(allowed) == host
+
+
+@pytest.mark.parametrize("allowed", ["api.example.com", "*.example.com", "*"])
+def test_the_healthcheck_passes_against_gunicorn_whatever_allowed_hosts_is(
+    tmp_path: Path, allowed: str
+) -> None:
+    env = environment(tmp_path, ALLOWED_HOSTS=allowed)
+    with server(gunicorn_command, env) as served:
+        # The host check is on: a request without a served Host is refused.
+        plain = httpx.get(f"http://127.0.0.1:{served.port}/health", headers={"Host": "evil"})
+        assert plain.status_code == (200 if allowed == "*" else 400)
+        check = subprocess.run(
+            [sys.executable, "deploy/healthcheck.py"],
+            cwd=ROOT,
+            env=env | {"HEALTHCHECK_PORT": str(served.port)},
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stderr
+
+
+async def test_the_probed_paths_are_served(client: httpx.AsyncClient) -> None:
+    for path in PROBED_PATHS:
+        assert (await client.get(path)).status_code == 200, path
+    assert 'f"http://127.0.0.1:{PORT}/health"' in (ROOT / "deploy/healthcheck.py").read_text()
+
+
+def test_every_setting_in_compose_is_real(services: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        assert set(services[name]["environment"]) <= setting_names(), name
+
+
+def test_prometheus_scrapes_every_replica_and_worker_directly(services: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["api"]["dns_sd_configs"][0]
+    assert api["names"] == ["api"]
+    assert api["port"] == 8000
+    worker = jobs["worker"]["dns_sd_configs"][0]
+    assert worker["names"] == ["worker"]
+    assert worker["port"] == Settings.model_fields["worker_metrics_port"].default
+    profiled = {name for name, service in services.items() if service.get("profiles")}
+    assert profiled == {"collector", "jaeger", "prometheus", "grafana"}
+
+
+def exported_names(scrape: str) -> set[str]:
+    """Every sample name a scrape and the collectors of app.core.metrics can produce."""
+    names = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", scrape, re.MULTILINE))
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    for collector in vars(metrics).values():
+        if isinstance(collector, MetricWrapperBase):
+            # No public accessor for the declared name and type of a collector.
+            base, kind = collector._name, str(collector._type)
+            names |= {base + suffix for suffix in suffixes.get(kind, ("",))}
+    return names
+
+
+def dashboard_metric_names() -> set[str]:
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/service.json").read_text())
+    names = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expression = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", target["expr"])
+            expression = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expression)
+            names |= {
+                name
+                for name in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expression)
+                if not name.isdigit()
+            }
+    return names
+
+
+async def test_the_dashboard_queries_metrics_the_service_exports(
+    client: httpx.AsyncClient,
+) -> None:
+    for path in ("/health", "/api/v1/items", "/api/v1/items/999999", "/nowhere"):
+        await client.get(path)
+    scrape = (await client.get("/metrics")).text
+    names = dashboard_metric_names()
+    assert {"http_requests_total", "http_request_duration_seconds_bucket"} <= names
+    assert {"cache_hits_total", "rate_limit_rejections_total", "outbox_messages_dead_total"} <= (
+        names
+    )
+    assert names <= exported_names(scrape), names - exported_names(scrape)
+    # The request metrics are in this very scrape, not only declared.
+    assert "http_requests_total{" in scrape
+    assert "http_request_duration_seconds_bucket{" in scrape
