@@ -18,8 +18,10 @@ from sqlalchemy import exc
 from app.core.db_errors import DatabaseNotAnswering, Unavailability, classify
 from app.core.resources import Resources
 from app.main import create_app
-from tests.conftest import asgi_client, make_settings
+from tests.conftest import RUNS_WITH_POSTGRES, asgi_client, make_settings
 from tests.faults.servers import free_port
+
+pytestmark = RUNS_WITH_POSTGRES
 
 CONNECT_TIMEOUT = 0.5
 # Whatever the outage, the answer comes within the connect timeout and this margin.

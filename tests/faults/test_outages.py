@@ -9,9 +9,12 @@ from typing import Any
 import asyncpg
 import httpx
 
+from tests.conftest import RUNS_WITH_POSTGRES
 from tests.faults.conftest import DB_CONNECT_TIMEOUT, REDIS_TIMEOUT, Service, wait_until_ready
 from tests.faults.ledger import PASSWORD, Ledger
 from tests.faults.servers import PostgresServer, RedisServer
+
+pytestmark = RUNS_WITH_POSTGRES
 
 # Functional bounds, not benchmarks: the setting plus room for a loaded machine.
 DB_BOUND = DB_CONNECT_TIMEOUT + 1.0

@@ -9,9 +9,12 @@ import time
 import asyncpg
 import httpx
 
+from tests.conftest import RUNS_WITH_POSTGRES
 from tests.faults.conftest import Service
 from tests.faults.ledger import Ledger
 from tests.faults.test_outages import customer, stocked_item
+
+pytestmark = RUNS_WITH_POSTGRES
 
 
 async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(

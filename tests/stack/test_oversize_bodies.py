@@ -12,6 +12,9 @@ import httpx
 
 from app.core.errors import PROBLEM_JSON
 from scripts.stack import Stack
+from tests.conftest import RUNS_WITH_POSTGRES
+
+pytestmark = RUNS_WITH_POSTGRES
 
 LIMIT = 1024 * 1024
 

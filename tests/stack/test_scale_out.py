@@ -12,7 +12,10 @@ import httpx
 from redis.asyncio import Redis
 
 from scripts.stack import Stack
+from tests.conftest import RUNS_WITH_POSTGRES
 from tests.stack.conftest import LOGIN_LIMIT, PASSWORD
+
+pytestmark = RUNS_WITH_POSTGRES
 
 ADDRESS = {"street": "1 Main St", "city": "Springfield", "country": "US"}
 _users = itertools.count(1)
