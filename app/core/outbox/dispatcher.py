@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import utcnow
@@ -19,7 +18,7 @@ from app.core.metrics import OUTBOX_BACKLOG_AGE, OUTBOX_DEAD, OUTBOX_DELIVERED, 
 from app.core.outbox.maintenance import purge_delivered
 from app.core.outbox.messages import Delivery, Handler, MessageType
 from app.core.outbox.models import OutboxMessage, OutboxStatus
-from app.core.outbox.wakeups import Listener, notify
+from app.core.outbox.wakeups import Listener
 
 # Every module of the package logs as `app.core.outbox`, so operators filter one name.
 logger = logging.getLogger(__package__)
@@ -100,18 +99,9 @@ class OutboxDispatcher:
         self._wake.set()
 
     async def announce(self) -> None:
-        """Call after a commit that enqueued: wakes this process's dispatcher and, on
-        PostgreSQL, every other one, so whichever is free starts the work at once."""
+        """Call after a commit that enqueued: wakes this process's dispatcher at once. On
+        PostgreSQL every other one was woken by that commit itself (see `enqueue`)."""
         self.wake()
-        if self._listener is None:
-            return
-        try:
-            await notify(self._sessionmaker)
-        except (SQLAlchemyError, OSError) as error:
-            logger.warning(
-                "could not notify other dispatchers (%s); they find the work at their next poll",
-                error,
-            )
 
     async def run_once(self) -> int:
         """Claim one batch of due messages and deliver it; returns how many were claimed."""

@@ -12,6 +12,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, utcnow
 
+# The channel every dispatcher LISTENs on.
+CHANNEL = "outbox_messages"
+
 # Session.info key marking that the transaction carries outbox messages.
 _ENQUEUED = "outbox.enqueued"
 
@@ -76,13 +79,18 @@ async def enqueue(
     next poll.
     """
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    inserted = await session.scalar(
-        insert(OutboxMessage)
+    statement = (
+        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(OutboxMessage)
         .values(topic=topic, payload=dict(payload), dedup_key=dedup_key)
         .on_conflict_do_nothing(index_elements=[OutboxMessage.dedup_key])
         .returning(OutboxMessage.id)
     )
+    if dialect == "postgresql":
+        # The wake-up for every listening dispatcher, in the same statement: a NOTIFY is
+        # part of its transaction, delivered if and only if it commits (and once however
+        # many messages the transaction holds), so no second round trip is needed after it.
+        statement = statement.returning(func.pg_notify(CHANNEL, ""))
+    inserted = await session.scalar(statement)
     if inserted is None:
         return False
     session.info[_ENQUEUED] = True

@@ -16,9 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.outbox.models import CHANNEL
+
 logger = logging.getLogger(__package__)
 
-CHANNEL = "outbox_messages"
 APPLICATION_NAME = "outbox-listener"
 _RECONNECT_MIN_SECONDS = 0.5
 _RECONNECT_MAX_SECONDS = 30.0
