@@ -51,3 +51,14 @@ class IdempotencyKeyInFlight(Conflict):
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": "1"})
+
+
+class RepeatedItem(BusinessRuleViolation):
+    type = "urn:problem-type:repeated-item"
+    title = "Item on more than one line"
+
+    def __init__(self, *, item_id: int, lines: list[int]) -> None:
+        named = ", ".join(f"lines[{index}]" for index in lines)
+        super().__init__(
+            f"Item {item_id} appears on {named}; order its whole quantity on one line."
+        )

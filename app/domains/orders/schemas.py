@@ -3,7 +3,6 @@ from datetime import datetime
 from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -46,23 +45,12 @@ class AddressCreate(BaseModel):
     ] = "US"
 
 
-def _distinct_items(lines: list[OrderLineCreate]) -> list[OrderLineCreate]:
-    # One line per item keeps pricing and stock accounting unambiguous.
-    seen: set[int] = set()
-    for line in lines:
-        if line.item_id in seen:
-            raise ValueError(f"item {line.item_id} appears on more than one line")
-        seen.add(line.item_id)
-    return lines
-
-
 class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lines: Annotated[
         list[OrderLineCreate],
         Field(min_length=1, max_length=MAX_LINES),
-        AfterValidator(_distinct_items),
     ]
     shipping: ShippingMethod
     address: AddressCreate

@@ -16,6 +16,7 @@ from app.domains.orders.exceptions import (
     OrderNotFound,
     OrderTooLarge,
     OvernightMinimum,
+    RepeatedItem,
 )
 from app.domains.orders.idempotency import IdempotencyKeys
 from app.domains.orders.models import (
@@ -61,7 +62,9 @@ class OrderService:
         self.tracer = tracer
         self.audit = audit
 
-    @raises(ItemService.reserve, IdempotencyKeys.claim, OvernightMinimum, OrderTooLarge)
+    @raises(
+        ItemService.reserve, IdempotencyKeys.claim, RepeatedItem, OvernightMinimum, OrderTooLarge
+    )
     async def place(
         self, principal: Principal, data: OrderCreate, *, idempotency_key: str | None
     ) -> PlacedOrder:
@@ -78,6 +81,7 @@ class OrderService:
         with self.tracer.start_as_current_span("orders.place") as span:
             span.set_attribute("orders.lines", len(data.lines))
             span.set_attribute("orders.shipping", data.shipping.value)
+            ensure_one_line_per_item(data)
             reserved = await self.items.reserve(
                 [StockLine(item_id=line.item_id, quantity=line.quantity) for line in data.lines]
             )
@@ -147,6 +151,17 @@ class OrderService:
         await self.audit.record(
             _TRANSITION_ACTIONS[target], actor_id=principal.id, target=("order", order.id)
         )
+
+
+@raises(RepeatedItem)
+def ensure_one_line_per_item(data: OrderCreate) -> None:
+    """One line per item keeps pricing and stock accounting unambiguous."""
+    lines_of: dict[int, list[int]] = {}
+    for index, line in enumerate(data.lines):
+        lines_of.setdefault(line.item_id, []).append(index)
+    for item_id, lines in lines_of.items():
+        if len(lines) > 1:
+            raise RepeatedItem(item_id=item_id, lines=lines)
 
 
 @raises(OvernightMinimum, OrderTooLarge)
