@@ -12,7 +12,7 @@ from app.api.router import include_v1
 from app.core import telemetry as otel
 from app.core.config import InsecureConfigurationError, Settings, get_settings
 from app.core.docs import install_docs
-from app.core.errors import install_error_handlers
+from app.core.error_handlers import install_error_handlers
 from app.core.hardening import (
     BodySizeLimitMiddleware,
     HeaderSizeLimitMiddleware,

@@ -2,24 +2,20 @@
 
 from enum import StrEnum
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Literal, Self
-from urllib.parse import urlsplit
+from typing import Literal, Self
 
-from limits import parse_many
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    Field,
-    NameEmail,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, NameEmail, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import __version__
+from app.core.setting_types import (
+    HostPatterns,
+    HttpBaseUrl,
+    Networks,
+    Origins,
+    RateLimitString,
+)
 
 # Public on purpose: production refuses to start while it is in use.
 DEFAULT_SECRET_KEY = "change-me-insecure-development-key-0123456789"  # noqa: S105
@@ -37,33 +33,6 @@ class Environment(StrEnum):
 
 class InsecureConfigurationError(RuntimeError):
     """Raised when production settings would leave the service unsafe or unscalable."""
-
-
-def check_rate_limit(value: str) -> str:
-    """Accept one limit such as '100/minute' or '10 per hour'; anything else is an error."""
-    # Checked at start-up so a typo stops the service instead of surfacing on a request.
-    try:
-        items = parse_many(value)
-    except ValueError:
-        items = []
-    if len(items) != 1 or items[0].amount < 1:
-        raise ValueError(f"{value!r} is not one rate limit such as '100/minute' or '10 per hour'")
-    return value
-
-
-def _split_commas(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-RateLimitString = Annotated[str, AfterValidator(check_rate_limit)]
-# Comma-separated in the environment ("10.0.0.0/8, 192.168.1.7"), not JSON.
-Networks = Annotated[
-    tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_split_commas)
-]
-# Environment variables hold these lists as comma-separated values, not JSON.
-CommaSeparated = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 
 class Settings(BaseSettings):
@@ -145,7 +114,7 @@ class Settings(BaseSettings):
     password_hash_concurrency: int | None = Field(default=None, ge=1, le=64)
 
     # Account links: where the emailed links point, and how long their tokens stay valid.
-    public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url: HttpBaseUrl = "http://127.0.0.1:8000"
     password_reset_expire_minutes: int = Field(default=30, ge=1, le=24 * 60)
     email_verification_expire_hours: int = Field(default=48, ge=1, le=30 * 24)
     require_verified_email: bool = False
@@ -186,7 +155,7 @@ class Settings(BaseSettings):
     otel_enabled: bool | None = Field(
         default=None, description="trace with OpenTelemetry; unset means on when an endpoint is set"
     )
-    otel_exporter_otlp_endpoint: str | None = Field(
+    otel_exporter_otlp_endpoint: HttpBaseUrl | None = Field(
         default=None, description="OTLP/HTTP collector base URL, e.g. http://collector:4318"
     )
     otel_service_name: str = Field(default="fastapi-reference-service", min_length=1)
@@ -197,62 +166,15 @@ class Settings(BaseSettings):
         default=9100, ge=0, le=65535, description="`python -m app.worker` serves /metrics here"
     )
 
-    cors_origins: CommaSeparated = Field(default_factory=list)
+    cors_origins: Origins = Field(default_factory=list)
     cors_allow_credentials: bool = False
-    allowed_hosts: CommaSeparated = Field(default_factory=lambda: ["*"])
+    allowed_hosts: HostPatterns = Field(default_factory=lambda: ["*"])
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_request_header_bytes: int = Field(
         default=16 * 1024, ge=1024, le=1024 * 1024, description="all header lines together"
     )
     gzip_minimum_size: int = Field(default=1024, ge=0, le=1024 * 1024)
     hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
-
-    @field_validator("otel_exporter_otlp_endpoint")
-    @classmethod
-    def _endpoint_is_http_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            url = urlsplit(value)
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise ValueError("must be an http(s) URL such as http://collector:4318")
-            value = value.rstrip("/")
-        return value
-
-    @field_validator("public_base_url")
-    @classmethod
-    def _base_url_is_http_url(cls, value: str) -> str:
-        url = urlsplit(value)
-        if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
-            raise ValueError("must be an http(s) URL such as https://app.example.com")
-        return value.rstrip("/")
-
-    @field_validator("cors_origins")
-    @classmethod
-    def _origins_are_exact(cls, origins: list[str]) -> list[str]:
-        for origin in origins:
-            if origin == "*":
-                continue
-            url = urlsplit(origin)
-            if (
-                url.scheme not in ("http", "https")
-                or not url.netloc
-                or url.path
-                or url.query
-                or url.fragment
-            ):
-                raise ValueError(
-                    f"{origin!r} is not an origin: use scheme://host[:port] with no path"
-                )
-        return origins
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _hosts_are_patterns(cls, hosts: list[str]) -> list[str]:
-        if not hosts:
-            raise ValueError("list at least one host, or * for any")
-        for host in hosts:
-            if host != "*" and ("*" in host.removeprefix("*.") or "/" in host):
-                raise ValueError(f"{host!r} is not a host name, *.domain or *")
-        return hosts
 
     @model_validator(mode="after")
     def _credentials_need_explicit_origins(self) -> Self:

@@ -27,10 +27,11 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from app.core.config import Settings, check_rate_limit
+from app.core.config import Settings
 from app.core.errors import TooManyRequests
 from app.core.metrics import RATE_LIMIT_REJECTIONS
 from app.core.redis import REDIS_ERRORS, RedisBreaker
+from app.core.setting_types import check_rate_limit
 
 logger = logging.getLogger(__name__)
 
