@@ -25,8 +25,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 class Resources:
     settings: Settings
     engine: AsyncEngine
-    # The same pool, in autocommit: a single-statement read sends no BEGIN and ROLLBACK.
-    reads: AsyncEngine
+    reads: AsyncEngine  # read_engine(engine, settings)
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     passwords: PasswordHasher
@@ -64,6 +63,18 @@ def create_outbox(
     return outbox
 
 
+def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
+    """The engine for single-statement reads: the same pool in autocommit, so a read sends
+    no BEGIN and ROLLBACK around its statement.
+
+    Not behind PgBouncer in transaction mode, where a statement outside a transaction may be
+    prepared on one server connection and run on another: there, reads keep a transaction.
+    """
+    if settings.db_pgbouncer:
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 @asynccontextmanager
 async def open_resources(
     settings: Settings, register_handlers: RegisterHandlers
@@ -89,7 +100,7 @@ async def open_resources(
         yield Resources(
             settings=settings,
             engine=engine,
-            reads=engine.execution_options(isolation_level="AUTOCOMMIT"),
+            reads=read_engine(engine, settings),
             sessionmaker=sessionmaker,
             redis=redis,
             passwords=PasswordHasher(settings),
