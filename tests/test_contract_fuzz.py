@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from app.core.config import Settings
 from app.core.types import MAX_ID
 from app.main import create_app
-from tests.conftest import variant
+from tests.conftest import RUNS_WITH_POSTGRES, variant
 from tests.factories.accounts import PASSWORD
 
 ADMIN_EMAIL = "fuzz-admin@example.com"
@@ -136,7 +136,7 @@ def identities(fuzzed_app: FastAPI, contract: Any) -> Identities:
 
 
 # The shared app is named only so that clean_state empties the database first.
-pytestmark = pytest.mark.usefixtures("app")
+pytestmark = [pytest.mark.usefixtures("app"), RUNS_WITH_POSTGRES]
 
 
 def _rule_refusal(response: Response) -> bool:

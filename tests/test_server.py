@@ -21,9 +21,11 @@ from subprocess import Popen
 import httpx
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import RUNS_WITH_POSTGRES, make_settings
 from tests.migrations import upgrade_to_head
 from tests.test_deployment import ROOT, dockerfile_cmd, free_port
+
+pytestmark = RUNS_WITH_POSTGRES
 
 BIN = Path(sys.executable).parent
 STRONG_KEY = "a-long-random-production-secret-value-0123456789"

@@ -31,7 +31,9 @@ async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
         await transaction.start()
         await holder.execute("SELECT stock FROM items WHERE id = $1 FOR UPDATE", item_id)
         in_flight = [asyncio.create_task(ledger.order(http, headers, item_id)) for _ in range(6)]
-        await asyncio.sleep(0.5)
+        # Long enough for every request to reach a worker even on a busy machine: one still
+        # on its way when the listening socket closes was never in flight.
+        await asyncio.sleep(2)
         assert app.popen is not None
         app.popen.send_signal(signal.SIGTERM)  # to the master, as an orchestrator does
         await asyncio.sleep(0.5)
