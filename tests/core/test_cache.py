@@ -293,3 +293,24 @@ async def _load_counting(cache: Cache, key: str) -> list[int]:
     calls, load = counting_loader(b"fresh")
     await cache.get_or_set(key, load, codec=RAW)
     return calls
+
+
+async def test_a_failed_load_is_not_shared_each_waiter_loads_for_itself() -> None:
+    cache = Cache(None)
+    calls: list[int] = []
+    started = asyncio.Event()
+
+    async def failing() -> object:
+        calls.append(1)
+        started.set()
+        await asyncio.sleep(0.01)
+        raise LookupError(f"attempt {len(calls)}")
+
+    leader = asyncio.create_task(cache.get_or_set("thing", failing))
+    await started.wait()
+    waiters = [asyncio.create_task(cache.get_or_set("thing", failing)) for _ in range(3)]
+    outcomes = await asyncio.gather(leader, *waiters, return_exceptions=True)
+
+    assert all(isinstance(outcome, LookupError) for outcome in outcomes)
+    # Every caller met an error of its own load, not the leader's.
+    assert len(calls) == 4

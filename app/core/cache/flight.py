@@ -9,15 +9,17 @@ from app.core.cache.codecs import Codec
 T = TypeVar("T")
 
 
-class _LeaderCancelled(Exception):
-    """The request loading a key was cancelled; its waiters must load it themselves."""
+class _LeaderFailed(Exception):
+    """The request loading a key failed or was cancelled; its waiters load it themselves."""
 
 
 class SingleFlight:
     """Shares the encoded result of one in-flight load with every concurrent caller.
 
     The bytes are shared rather than the value, so each caller decodes its own copy and no
-    two requests hold one mutable object.
+    two requests hold one mutable object. A failure is not shared: each waiter then loads for
+    itself, so the error it meets (a 404, a database outage) is its own, raised where it
+    happened and handled as such.
     """
 
     def __init__(self) -> None:
@@ -32,15 +34,14 @@ class SingleFlight:
         while (pending := self._inflight.get(flight)) is not None:
             try:
                 return codec.loads(await asyncio.shield(pending))
-            except _LeaderCancelled:
+            except _LeaderFailed:
                 continue
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._inflight[flight] = future
         try:
             value, data = await load()
-        except BaseException as error:
-            shared = _LeaderCancelled() if isinstance(error, asyncio.CancelledError) else error
-            future.set_exception(shared)
+        except BaseException:
+            future.set_exception(_LeaderFailed())
             future.exception()  # retrieved here, so an unawaited future is not logged
             raise
         else:
