@@ -52,7 +52,7 @@ from bench.servers import (
 from bench.wrk import Load, WrkError, WrkResult, run_wrk
 
 # High enough that no request of a run is refused, with a one-second window so each
-# moving-window list in Redis holds one second of hits rather than growing all run long.
+# moving window in Redis holds one second of hits rather than growing all run long.
 RAISED_RATE_LIMIT = "1000000/second"
 HIGH_CONCURRENCY = 256
 WORKER_SCENARIOS = ("health", "item-cached", "users-me")

@@ -7,6 +7,6 @@ is logged, and the caller loads from the database as if nothing were cached.
 """
 
 from app.core.cache.cache import Cache
-from app.core.cache.codecs import JSON, RAW, Codec, ModelCodec
+from app.core.cache.codecs import JSON, RAW, Codec
 
-__all__ = ["JSON", "RAW", "Cache", "Codec", "ModelCodec"]
+__all__ = ["JSON", "RAW", "Cache", "Codec"]

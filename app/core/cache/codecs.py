@@ -1,9 +1,7 @@
-"""How cached values become bytes and back: raw bytes, JSON, or any pydantic-validated type."""
+"""How cached values become bytes and back: raw bytes (a rendered body) or JSON."""
 
 import json
-from typing import Any, Generic, Protocol, TypeVar
-
-from pydantic import TypeAdapter
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -31,16 +29,3 @@ class _JsonCodec:
 
 RAW: Codec[bytes] = _RawCodec()
 JSON: Codec[Any] = _JsonCodec()
-
-
-class ModelCodec(Generic[T]):
-    """Stores any type pydantic can validate (a model, `Page[ItemRead]`) as JSON."""
-
-    def __init__(self, type_: type[T]) -> None:
-        self._adapter = TypeAdapter(type_)
-
-    def dumps(self, value: T) -> bytes:
-        return self._adapter.dump_json(value)
-
-    def loads(self, data: bytes) -> T:
-        return self._adapter.validate_json(data)

@@ -2,7 +2,7 @@
 
 Revision ID: 5d2c8e4a7b61
 Revises: 2f8a9c716231
-Created: 2026-11-25 09:00:00.000000
+Created: 2026-12-01 09:00:00.000000
 """
 
 from collections.abc import Sequence

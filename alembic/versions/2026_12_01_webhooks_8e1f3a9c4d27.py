@@ -2,7 +2,7 @@
 
 Revision ID: 8e1f3a9c4d27
 Revises: 5d2c8e4a7b61
-Created: 2026-11-25 09:30:00.000000
+Created: 2026-12-01 09:30:00.000000
 """
 
 from collections.abc import Sequence
