@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from app.core.deps import get_engine, get_session, get_sessionmaker
+from app.core.deps import DATABASE_DEPENDENCIES
 from app.core.errors import PROBLEM_JSON, Problem
 
 _NULL = {"type": "null"}
@@ -42,15 +42,13 @@ def install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-_DATABASE: set[Callable[..., Any]] = {get_engine, get_session, get_sessionmaker}
-
-
 def database_operations(app: FastAPI) -> set[tuple[str, str]]:
     """(path, method) of every operation whose dependencies reach the database."""
     return {
         (str(route.path_format), method.lower())
         for route in iter_route_contexts(app.routes)
-        if isinstance(route.original_route, APIRoute) and _reaches(route.dependant, _DATABASE)
+        if isinstance(route.original_route, APIRoute)
+        and _reaches(route.dependant, DATABASE_DEPENDENCIES)
         for method in route.methods or ()
     }
 

@@ -7,14 +7,16 @@ from fastapi.security.utils import get_authorization_scheme_param
 
 from app.core.deps import (
     ClientIPDep,
-    EngineDep,
     PasswordHasherDep,
     SessionDep,
     SessionmakerDep,
     SettingsDep,
     TokenCodecDep,
+    reaches_database,
+    resources_of,
 )
 from app.core.errors import raises
+from app.core.rate_limit import client_ip
 from app.core.security import AccessClaims, InvalidToken, fingerprint
 from app.domains.audit.dependencies import AuditTrailDep
 from app.domains.auth.api_keys import API_KEY_PREFIX, ApiKeyService, minted_here
@@ -61,9 +63,7 @@ class ApiKeyBearer:
 Bearer = AccessClaims | ApiKeyBearer
 
 
-async def get_bearer(
-    request: Request, tokens: TokenCodecDep, settings: SettingsDep
-) -> Bearer | None:
+async def get_bearer(request: Request) -> Bearer | None:
     """The request's bearer credential: an API key's hash, or a verified access token's
     claims; None when absent or invalid.
 
@@ -73,13 +73,15 @@ async def get_bearer(
     scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
     if scheme.lower() != "bearer" or not token:
         return None
+    resources = resources_of(request)
+    settings = resources.settings
     if token.startswith(API_KEY_PREFIX):
         signing_keys = [
             key.get_secret_value() for key in (settings.secret_key, *settings.previous_secret_keys)
         ]
         return ApiKeyBearer(fingerprint(token), minted_here(token, signing_keys))
     try:
-        return tokens.verify(token)
+        return resources.tokens.verify(token)
     except InvalidToken:
         return None
 
@@ -88,9 +90,10 @@ BearerDep = Annotated[Bearer | None, Depends(get_bearer)]
 
 
 @raises(NotAuthenticated, InvalidAccessToken, InsufficientScope)
+@reaches_database
 async def get_principal(
     security_scopes: SecurityScopes,
-    engine: EngineDep,
+    request: Request,
     response: Response,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     _: Annotated[object, Depends(api_key_scheme)],
@@ -100,7 +103,7 @@ async def get_principal(
         raise NotAuthenticated
     if bearer is None:
         raise InvalidAccessToken
-    async with engine.connect() as connection:
+    async with resources_of(request).reads.connect() as connection:
         if isinstance(bearer, ApiKeyBearer):
             principal = await find_key_principal(connection, bearer.key_hash)
         else:
@@ -169,7 +172,7 @@ async def profile_user_key(principal: ProfileUser) -> str:
     return f"user:{principal.id}"
 
 
-async def caller_rate_key(bearer: BearerDep, ip: ClientIPDep) -> str:
+async def caller_rate_key(request: Request, bearer: BearerDep) -> str:
     """The user behind a valid access token, the API key this service minted, else the
     client address.
 
@@ -180,7 +183,7 @@ async def caller_rate_key(bearer: BearerDep, ip: ClientIPDep) -> str:
         return f"user:{bearer.user_id}"
     if isinstance(bearer, ApiKeyBearer) and bearer.minted_here:
         return f"key:{bearer.key_hash}"
-    return f"ip:{ip}"
+    return f"ip:{await client_ip(request)}"
 
 
 async def get_auth_service(

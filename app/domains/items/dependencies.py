@@ -1,15 +1,15 @@
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
-from app.core.deps import CacheDep, EngineDep, SessionDep, SessionmakerDep
+from app.core.deps import CacheDep, SessionDep, reaches_database, resources_of
 from app.domains.items.service import ItemReader, ItemService
 
 
-async def get_item_reader(
-    engine: EngineDep, sessionmaker: SessionmakerDep, cache: CacheDep
-) -> ItemReader:
-    return ItemReader(engine, sessionmaker, cache)
+@reaches_database
+async def get_item_reader(request: Request, cache: CacheDep) -> ItemReader:
+    resources = resources_of(request)
+    return ItemReader(resources.reads, resources.sessionmaker, cache)
 
 
 # The public reads: no request session, so a cached read never creates one.
