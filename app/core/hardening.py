@@ -7,7 +7,7 @@ request-id middleware, so those responses carry `X-Request-ID` too.
 
 import asyncio
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,7 +35,11 @@ class SecurityHeadersMiddleware:
         }
         if hsts_seconds > 0:
             headers["Strict-Transport-Security"] = f"max-age={hsts_seconds}; includeSubDomains"
-        self.headers = headers
+        # Encoded once: going through MutableHeaders costs every response a scan per header.
+        self.raw_headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,11 +48,11 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    # A response with its own policy (the docs pages) keeps it.
-                    if name not in headers:
-                        headers[name] = value
+                headers = list(message.get("headers", ()))
+                # A response with its own policy (the docs pages) keeps it.
+                present = {name.lower() for name, _ in headers}
+                headers.extend(raw for raw in self.raw_headers if raw[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -118,8 +122,15 @@ class BodySizeLimitMiddleware:
             return
         limit = self.max_body_bytes
         detail = f"The request body exceeds the limit of {limit} bytes."
-        headers = Headers(scope=scope)
-        declared = headers.get("content-length")
+        declared = expect = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length" and declared is None:
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"expect" and expect is None:
+                expect = value
         if declared is not None:
             if not declared.isdigit():
                 await send_problem(
@@ -131,7 +142,7 @@ class BodySizeLimitMiddleware:
                 return
             if int(declared) > limit:
                 # A client waiting for "100 Continue" has sent nothing and never will.
-                waiting = headers.get("expect", "").lower() == "100-continue"
+                waiting = expect is not None and expect.lower() == b"100-continue"
                 read_all = not waiting and await _discard_body(receive, self.discard_bytes)
                 await send_problem(
                     send,
@@ -141,6 +152,14 @@ class BodySizeLimitMiddleware:
                     headers=None if read_all else {"Connection": "close"},
                 )
                 return
+            if not chunked:
+                # The server reads exactly the declared length, so no more can arrive.
+                await self.app(scope, receive, send)
+                return
+        elif not chunked:
+            # Neither length nor chunks: the request has no body.
+            await self.app(scope, receive, send)
+            return
 
         received = 0
         response_started = False

@@ -139,6 +139,9 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.route_template = RouteTemplates()
+        # Each label set's series, looked up once: `labels()` validates and locks on every
+        # call. Bounded as the labels are: known methods, route templates, status codes.
+        self._series: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -163,8 +166,13 @@ class MetricsMiddleware:
             HTTP_REQUESTS_IN_FLIGHT.dec()
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
             labels = (method, self.route_template(scope), str(status))
-            HTTP_REQUESTS.labels(*labels).inc()
-            HTTP_REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
+            series = self._series.get(labels)
+            if series is None:
+                series = HTTP_REQUESTS.labels(*labels), HTTP_REQUEST_DURATION.labels(*labels)
+                self._series[labels] = series
+            requests, duration = series
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
 
 
 def record_pool_usage(engine: AsyncEngine) -> None:

@@ -6,7 +6,6 @@ Pure ASGI rather than `BaseHTTPMiddleware`, which costs ~140 us per request.
 import logging
 import time
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import REQUEST_ID_HEADER, choose_request_id, request_id_var
@@ -43,12 +42,21 @@ class RequestContextMiddleware:
         status = 500
         response_started = False
 
+        raw_request_id = (_REQUEST_ID_HEADER_BYTES, request_id.encode("latin-1"))
+
         async def send_with_request_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                # Replaces any id a refusal below already set: it is the same one.
+                headers = [
+                    header
+                    for header in message.get("headers", ())
+                    if header[0].lower() != _REQUEST_ID_HEADER_BYTES
+                ]
+                headers.append(raw_request_id)
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -65,7 +73,8 @@ class RequestContextMiddleware:
             )
             status = 500
         finally:
-            if self.access_log:
+            # Checked first: the record's fields cost more to build than a skipped call.
+            if self.access_log and logger.isEnabledFor(logging.INFO):
                 logger.info(
                     "%s %s %s",
                     scope["method"],

@@ -94,3 +94,25 @@ async def test_gzip_and_identity_responses_carry_different_etags(migrated: Setti
             )
             assert response.status_code == 304, (held, accept)
             assert response.headers["etag"] == answered, (held, accept)
+
+
+async def test_an_identity_response_varies_on_accept_encoding_where_gzip_would_apply(
+    migrated: Settings,
+) -> None:
+    async with serve(variant(migrated, gzip_minimum_size=100)) as client:
+        item = await create_item(client)
+        large = await client.get(item, headers={"Accept-Encoding": "identity"})
+        small = await client.get("/health", headers={"Accept-Encoding": "identity"})
+        # A 304 has no body to compress.
+        etag = large.headers["etag"]
+        revalidated = await client.get(
+            item, headers={"Accept-Encoding": "identity", "If-None-Match": etag}
+        )
+
+    assert len(large.content) >= 100
+    assert "content-encoding" not in large.headers
+    assert large.headers["vary"].lower() == "accept-encoding"
+    assert len(small.content) < 100
+    assert "vary" not in small.headers
+    assert revalidated.status_code == 304
+    assert "vary" not in revalidated.headers
