@@ -1,10 +1,14 @@
 """Medians, ratios to the baselines, the section 8 verdicts and the printed table."""
 
 import statistics
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from bench.options import HIGH_CONCURRENCY, Options
+from bench.prepare import StockCheck
 from bench.scenarios import TARGET_REFERENCE, Kind, Scenario
+from bench.service import cache_setting_supported
 from bench.wrk import WrkResult
 
 
@@ -190,3 +194,87 @@ def is_login(scenario: Scenario) -> bool:
 def _median_of(values: Iterable[float | None]) -> float | None:
     present = [value for value in values if value is not None]
     return statistics.median(present) if present else None
+
+
+def failures(
+    scenarios: Sequence[Scenario],
+    summaries: Mapping[str, Summary],
+    stock: StockCheck,
+    hot_orders: int,
+) -> int:
+    """1 when a scenario could not run at all or the flash sale's stock does not add up."""
+    failed = [scenario.key for scenario in scenarios if summaries[scenario.key].all_failed]
+    for key in failed:
+        print(f"bench: every request of {key} failed", file=sys.stderr)
+    # A request wrk gave up on may still have placed its order, never the other way round.
+    if not stock.exact or hot_orders > stock.ordered:
+        print(f"bench: flash-sale stock does not add up: {stock.to_json()}", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
+
+def print_report(
+    options: Options,
+    machine: Mapping[str, object],
+    scenarios: Sequence[Scenario],
+    summaries: Mapping[str, Summary],
+    high: Mapping[str, Summary],
+    found: Sequence[Verdict],
+    cold_starts: Sequence[float],
+    rss: Sequence[float],
+    two_workers: Mapping[str, Summary],
+    two_worker_rss: Sequence[float],
+    stock: StockCheck,
+    hot_orders: int,
+    pinned: bool,
+    load_average: tuple[float, float],
+) -> None:
+    where = "server on one core, wrk on another" if pinned else "unpinned (fewer than 2 cores)"
+    print(
+        f"\n{options.connections} connections, {options.repetitions} interleaved repetitions "
+        f"of {options.seconds:g} s, medians (errors summed); {where}"
+    )
+    print(
+        f"{machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, "
+        f"PostgreSQL {machine['postgresql']}, Redis {machine['redis']}; {machine['wrk']}; "
+        f"load average {load_average[0]:.1f} at the start, {load_average[1]:.1f} at the end\n"
+    )
+    print(table(scenarios, summaries))
+    print(
+        "\nEach row is compared to the baseline named under 'vs' (figure / baseline figure); "
+        "the section 8 targets below are all against pk-read."
+    )
+    if not cache_setting_supported():
+        print(
+            "note: this version has no CACHE_ENABLED setting, so the 'uncached' row was "
+            "served from the cache"
+        )
+    if high:
+        errors = ", ".join(
+            f"{key} {'no response' if summary.requests == 0 else summary.errors}"
+            for key, summary in high.items()
+        )
+        print(f"\nerrors at {HIGH_CONCURRENCY} connections: {errors}")
+    print(
+        "\nworkers: req/s with 1 worker (pinned) and 2 workers (unpinned, sharing cores with wrk)"
+    )
+    for key, summary in two_workers.items():
+        one = summaries[key].requests_per_second
+        print(
+            f"  {key:<14} 1 worker {one:>8.0f}   2 workers {summary.requests_per_second:>8.0f}"
+            f"   ({summary.requests_per_second / one if one else 0:.2f}x)"
+        )
+    runs = ", ".join(f"{seconds:.2f}" for seconds in cold_starts)
+    median = statistics.median(cold_starts)
+    print(f"\ncold start to the first 200 from /health: median {median:.2f} s ({runs})")
+    print(
+        f"RSS per worker after the run: {', '.join(f'{mb:.0f} MB' for mb in rss)} (1 worker); "
+        f"{', '.join(f'{mb:.0f} MB' for mb in two_worker_rss)} (2 workers)"
+    )
+    state = "exact" if stock.exact else "WRONG"
+    print(
+        f"flash sale on item {stock.item_id}: stock {stock.initial} -> {stock.final}, "
+        f"{stock.ordered} ordered ({hot_orders} answered 201): {state}"
+    )
+    print("\nARCHITECTURE.md section 8 targets")
+    print(verdict_table(found))

@@ -8,9 +8,9 @@ import pytest
 from bench.baselines.database import asyncpg_dsn
 from bench.prepare import Backends, Catalog, StockCheck
 from bench.report import Summary, Verdict, table, verdicts
-from bench.run import RAISED_RATE_LIMIT, service_environment
 from bench.scenarios import TARGET_REFERENCE, ServerName, build_scenarios
 from bench.servers import gunicorn_command
+from bench.service import RAISED_RATE_LIMIT, service_environment
 from bench.wrk import MARKER, Load, WrkError, WrkResult, parse_summary, wrk_command
 
 
