@@ -20,6 +20,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from app.core import metrics
 from app.core.config import Settings
+from app.core.server import request_head_limit
 from deploy.healthcheck import host_header
 from tests.test_deployment import ROOT, dockerfile_cmd, dockerfile_instructions, setting_names
 from tests.test_server import environment, gunicorn_command, server
@@ -127,6 +128,16 @@ def test_nginx_lets_the_service_answer_oversize_bodies() -> None:
     assert match
     nginx_limit = int(match[1]) * 1024 ** (2 if match[2] == "m" else 1)
     assert nginx_limit > Settings().max_request_body_bytes
+
+
+def test_nginx_lets_the_service_answer_oversize_heads() -> None:
+    match = re.search(r"large_client_header_buffers (\d+) (\d+)k;", NGINX)
+    assert match
+    count, size = int(match[1]), int(match[2]) * 1024
+    settings = Settings()
+    # One header line may take the whole limit; all of them and the request line, more.
+    assert size > settings.max_request_header_bytes
+    assert count * size > request_head_limit(settings)
 
 
 def test_the_dockerfile_builds_from_the_lock_as_a_numeric_non_root_user() -> None:
