@@ -122,11 +122,16 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 
 def asgi_client(
-    application: FastAPI, peer: tuple[str, int] = ("127.0.0.1", 123)
+    application: FastAPI, peer: str = "127.0.0.1", *, host: str = "testserver"
 ) -> httpx.AsyncClient:
+    """A client of the app calling from `peer` and naming `host` as the server.
+
+    `peer` is a 127.0.0.0/8 address so that a socket can be bound to it through nginx; in
+    process it is the ASGI client address, with a port that means nothing to the app.
+    """
     # raise_app_exceptions=False: the client sees what a real client sees on a crash.
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False, client=peer)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False, client=(peer, 123))
+    return httpx.AsyncClient(transport=transport, base_url=f"http://{host}")
 
 
 @asynccontextmanager

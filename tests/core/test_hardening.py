@@ -9,7 +9,7 @@ from starlette.types import Message, Receive, Scope, Send
 from app.core.config import Settings
 from app.core.hardening import API_CONTENT_SECURITY_POLICY, BodySizeLimitMiddleware
 from app.main import create_app
-from tests.conftest import running, variant
+from tests.conftest import asgi_client, running, variant
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -43,10 +43,9 @@ async def hardened(migrated: Settings) -> AsyncIterator[httpx.AsyncClient]:
         cors_allow_credentials=True,
     )
     application = echo_app(settings)
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
     async with (
         application.router.lifespan_context(application),
-        httpx.AsyncClient(transport=transport, base_url="http://api.example.com") as client,
+        asgi_client(application, host="api.example.com") as client,
     ):
         yield client
 
