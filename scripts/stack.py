@@ -105,6 +105,29 @@ http {{
 """
 
 
+def start_nginx(prefix: Path, upstreams: list[int]) -> tuple[Process, int]:
+    """nginx serving render_nginx() from `prefix`, listening: its process and its port."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    # Run as root, nginx's workers are `nobody`, and they buffer large bodies under here.
+    prefix.chmod(0o755)
+    port = free_port()
+    (prefix / "nginx.conf").write_text(render_nginx(upstreams, port, prefix))
+    process = Process()
+    process.spawn(
+        [
+            *(binary("nginx"), "-p", str(prefix), "-c", str(prefix / "nginx.conf")),
+            *("-e", str(prefix / "error.log")),
+        ],
+        log=prefix / "nginx.log",
+    )
+    try:
+        wait_for_port(port, process=process)
+    except (TimeoutError, RuntimeError):
+        process.stop()
+        raise RuntimeError(f"nginx did not start:\n{(prefix / 'nginx.log').read_text()}") from None
+    return process, port
+
+
 @dataclass
 class Stack:
     """The processes of one stack; `up()` starts them in order, `down()` stops them."""
@@ -306,21 +329,8 @@ ignore_startup_parameters = extra_float_digits
         wait_for_port(self.ports["worker-metrics"], timeout=30)
 
     def _nginx(self) -> None:
-        prefix = self.root / "nginx"
-        prefix.mkdir(exist_ok=True)
-        self.ports["nginx"] = port = free_port()
         upstreams = [self.ports[f"api-{index}"] for index in range(1, REPLICAS + 1)]
-        (prefix / "nginx.conf").write_text(render_nginx(upstreams, port, prefix))
-        process = Process()
-        process.spawn(
-            [
-                *(binary("nginx"), "-p", str(prefix), "-c", str(prefix / "nginx.conf")),
-                *("-e", str(prefix / "error.log")),
-            ],
-            log=prefix / "nginx.log",
-        )
-        self.processes["nginx"] = process
-        wait_for_port(port)
+        self.processes["nginx"], self.ports["nginx"] = start_nginx(self.root / "nginx", upstreams)
 
     def _wait_until_ready(self, seconds: float = 30.0) -> None:
         deadline = time.monotonic() + seconds

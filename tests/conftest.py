@@ -2,7 +2,9 @@
 
 The backends come from the environment so the same tests run everywhere:
 `TEST_DATABASE_URL` (PostgreSQL; unset means a temporary SQLite file) and `TEST_REDIS_URL`
-(unset means in-process substitutes). Tests go through a real engine rather than one
+(unset means in-process substitutes). `TEST_VIA_NGINX=1` sends every test client's requests
+over real HTTP through nginx to uvicorn serving the same app (tests/transport.py); unset,
+they call the app in process. Tests go through a real engine rather than one
 wrapped transaction, because concurrency, per-task sessions and the lean read paths must
 behave exactly as they do in production; isolation comes from emptying every table first.
 """
@@ -25,8 +27,10 @@ from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base
 from tests.factories.mail import Inbox
+from tests.faults.servers import Unavailable
 from tests.migrations import upgrade_to_head
 from tests.smtp import SmtpServer, smtp_server
+from tests.transport import NGINX_NETWORK, VIA_NGINX, NginxClient, require_nginx, shared_front
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
@@ -37,6 +41,14 @@ RUNS_WITH_POSTGRES = pytest.mark.skipif(
     TEST_DATABASE_URL is None,
     reason="runs with the PostgreSQL tests: set TEST_DATABASE_URL=postgresql+asyncpg://...",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if VIA_NGINX:
+        try:
+            require_nginx()
+        except Unavailable as missing:
+            raise pytest.UsageError(f"TEST_VIA_NGINX=1 {missing}") from None
 
 
 def make_settings(database_url: str | None, sqlite_path: Path, **overrides: object) -> Settings:
@@ -62,7 +74,12 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         "rate_limit_verify_email": "100000/hour",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    if not VIA_NGINX:
+        return settings
+    # nginx is then every request's peer, and its X-Forwarded-For names the client.
+    proxies = (NGINX_NETWORK, *settings.trusted_proxies)
+    return settings.model_copy(update={"trusted_proxies": proxies})
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +96,7 @@ def migrated(settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 async def app(migrated: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(migrated)
-    async with application.router.lifespan_context(application):
+    async with application.router.lifespan_context(application), shared_front(application):
         yield application
 
 
@@ -122,11 +139,18 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 
 def asgi_client(
-    application: FastAPI, peer: tuple[str, int] = ("127.0.0.1", 123)
+    application: FastAPI, peer: str = "127.0.0.1", *, host: str = "testserver"
 ) -> httpx.AsyncClient:
+    """A client of the app calling from `peer` and naming `host` as the server.
+
+    `peer` is a 127.0.0.0/8 address so that a socket can be bound to it through nginx; in
+    process it is the ASGI client address, with a port that means nothing to the app.
+    """
+    if VIA_NGINX:
+        return NginxClient(application, peer, host)
     # raise_app_exceptions=False: the client sees what a real client sees on a crash.
-    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False, client=peer)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False, client=(peer, 123))
+    return httpx.AsyncClient(transport=transport, base_url=f"http://{host}")
 
 
 @asynccontextmanager

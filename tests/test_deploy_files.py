@@ -20,9 +20,11 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from app.core import metrics
 from app.core.config import Settings
+from app.core.server import request_head_limit
 from deploy.healthcheck import host_header
 from tests.test_deployment import ROOT, dockerfile_cmd, dockerfile_instructions, setting_names
 from tests.test_server import environment, gunicorn_command, server
+from tests.transport import replica_url
 
 APP_SERVICES = ("migrate", "api", "worker")
 
@@ -129,6 +131,16 @@ def test_nginx_lets_the_service_answer_oversize_bodies() -> None:
     assert nginx_limit > Settings().max_request_body_bytes
 
 
+def test_nginx_lets_the_service_answer_oversize_heads() -> None:
+    match = re.search(r"large_client_header_buffers (\d+) (\d+)k;", NGINX)
+    assert match
+    count, size = int(match[1]), int(match[2]) * 1024
+    settings = Settings()
+    # One header line may take the whole limit; all of them and the request line, more.
+    assert size > settings.max_request_header_bytes
+    assert count * size > request_head_limit(settings)
+
+
 def test_the_dockerfile_builds_from_the_lock_as_a_numeric_non_root_user() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert len(re.findall(r"^FROM ", text, re.MULTILINE)) == 2
@@ -184,7 +196,7 @@ def test_the_healthcheck_passes_against_gunicorn_whatever_allowed_hosts_is(
 
 async def test_the_probed_paths_are_served(client: httpx.AsyncClient) -> None:
     for path in PROBED_PATHS:
-        assert (await client.get(path)).status_code == 200, path
+        assert (await client.get(replica_url(client, path))).status_code == 200, path
     assert 'f"http://127.0.0.1:{PORT}/health"' in (ROOT / "deploy/healthcheck.py").read_text()
 
 
@@ -238,7 +250,7 @@ async def test_the_dashboard_queries_metrics_the_service_exports(
 ) -> None:
     for path in ("/health", "/api/v1/items", "/api/v1/items/999999", "/nowhere"):
         await client.get(path)
-    scrape = (await client.get("/metrics")).text
+    scrape = (await client.get(replica_url(client, "/metrics"))).text
     names = dashboard_metric_names()
     assert {"http_requests_total", "http_request_duration_seconds_bucket"} <= names
     assert {"cache_hits_total", "rate_limit_rejections_total", "outbox_messages_dead_total"} <= (

@@ -2,10 +2,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from app.core.config import Environment
 from app.main import create_app
 from tests.conftest import asgi_client, make_settings
+from tests.transport import VIA_NGINX
 
 
 async def test_docs_and_redoc_are_served(client: httpx.AsyncClient) -> None:
@@ -149,7 +151,20 @@ async def test_openapi_documents_what_the_platform_answers_around_every_route(
 
 async def test_the_platform_answers_match_the_document(client: httpx.AsyncClient) -> None:
     too_long = {"X-Padding": "x" * (17 * 1024)}
-    assert (await client.get("/health", headers=too_long)).status_code == 431
+    response = await client.get("/health", headers=too_long)
+    assert response.status_code == 431
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.skipif(
+    VIA_NGINX,
+    reason="about the app as an ASGI callable: over a connection httpx refuses to send a "
+    "Content-Length that is not a number, and nginx (like uvicorn's parser) would refuse "
+    "one with its own 400 before the app; the in-process pass checks it",
+)
+async def test_a_content_length_that_is_not_a_number_is_a_400_problem(
+    client: httpx.AsyncClient,
+) -> None:
     bad_length = {"content-length": "ten", "content-type": "application/json"}
     response = await client.post("/api/v1/items", content=b"{}", headers=bad_length)
     assert response.status_code == 400

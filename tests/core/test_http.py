@@ -6,6 +6,7 @@ import pytest
 from app.core.config import Settings
 from tests.conftest import serve, variant
 from tests.factories import user
+from tests.transport import replica_url
 
 ITEM = {"name": "Desk lamp", "description": "A lamp for the desk. " * 80, "price": "12.50"}
 
@@ -48,10 +49,10 @@ async def test_head_is_answered_wherever_get_is(client: httpx.AsyncClient) -> No
             assert head.headers.get(name) == get.headers.get(name), (path, name)
         assert "x-request-id" in head.headers
     # Starlette's own routes (the scrape, static files) answer HEAD themselves.
-    for path in ("/metrics", "/static/docs/swagger-ui.css"):
-        response = await client.head(path)
-        assert response.status_code == 200, path
-        assert response.content == b"", path
+    for url in (replica_url(client, "/metrics"), "/static/docs/swagger-ui.css"):
+        response = await client.head(url)
+        assert response.status_code == 200, url
+        assert response.content == b"", url
 
 
 async def test_head_revalidates_like_get(client: httpx.AsyncClient) -> None:

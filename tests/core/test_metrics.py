@@ -15,6 +15,7 @@ from app.core.metrics import UNMATCHED_ROUTE
 from app.main import create_app
 from tests.conftest import running, variant
 from tests.test_deployment import ROOT, dockerfile_cmd, free_port
+from tests.transport import replica_url
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -44,11 +45,11 @@ def widget_app(settings: Settings) -> FastAPI:
 
 async def test_requests_are_counted_by_route_template(migrated: Settings) -> None:
     async with running(widget_app(migrated)) as client:
-        before = parse((await client.get("/metrics")).text)
+        before = parse((await client.get(replica_url(client, "/metrics"))).text)
         for widget_id in (1, 2, 3):
             assert (await client.get(f"/widgets/{widget_id}")).status_code == 200
         await client.get("/no/such/path")
-        response = await client.get("/metrics")
+        response = await client.get(replica_url(client, "/metrics"))
 
     assert response.headers["content-type"].startswith("text/plain")
     after = parse(response.text)
@@ -64,7 +65,7 @@ async def test_requests_are_counted_by_route_template(migrated: Settings) -> Non
 
 async def test_metrics_exposes_every_documented_family(migrated: Settings) -> None:
     async with running(create_app(migrated)) as client:
-        exposition = (await client.get("/metrics")).text
+        exposition = (await client.get(replica_url(client, "/metrics"))).text
     families = {family.name for family in text_string_to_metric_families(exposition)}
     assert families >= {
         "http_requests",
@@ -82,7 +83,7 @@ async def test_metrics_can_be_turned_off_and_never_appear_in_openapi(migrated: S
     async with running(create_app(migrated)) as client:
         assert "/metrics" not in (await client.get("/openapi.json")).json()["paths"]
     async with running(create_app(variant(migrated, metrics_enabled=False))) as client:
-        assert (await client.get("/metrics")).status_code == 404
+        assert (await client.get(replica_url(client, "/metrics"))).status_code == 404
 
 
 def test_gunicorn_workers_report_one_merged_total(tmp_path: Path) -> None:
@@ -132,7 +133,7 @@ def test_gunicorn_workers_report_one_merged_total(tmp_path: Path) -> None:
 async def test_rate_limit_rejections_are_counted_by_scope(migrated: Settings) -> None:
     strict = variant(migrated, rate_limit_register="1/hour")
     async with running(create_app(strict)) as client:
-        before = parse((await client.get("/metrics")).text)
+        before = parse((await client.get(replica_url(client, "/metrics"))).text)
         statuses = []
         for attempt in range(2):
             response = await client.post(
@@ -144,7 +145,7 @@ async def test_rate_limit_rejections_are_counted_by_scope(migrated: Settings) ->
                 },
             )
             statuses.append(response.status_code)
-        after = parse((await client.get("/metrics")).text)
+        after = parse((await client.get(replica_url(client, "/metrics"))).text)
     assert statuses == [201, 429]
     key = ("rate_limit_rejections_total", frozenset({("scope", "register")}))
     assert after[key] == before.get(key, 0.0) + 1
@@ -153,10 +154,10 @@ async def test_rate_limit_rejections_are_counted_by_scope(migrated: Settings) ->
 async def test_routes_of_included_routers_are_labelled_with_their_full_path(
     client: httpx.AsyncClient,
 ) -> None:
-    before = parse((await client.get("/metrics")).text)
+    before = parse((await client.get(replica_url(client, "/metrics"))).text)
     assert (await client.get("/api/v1/items")).status_code == 200
     assert (await client.get("/api/v1/items/12345")).status_code == 404
-    after = parse((await client.get("/metrics")).text)
+    after = parse((await client.get(replica_url(client, "/metrics"))).text)
 
     for template, status in (("/api/v1/items", "200"), ("/api/v1/items/{item_id}", "404")):
         counted = requests_counted(after, template, status) - requests_counted(

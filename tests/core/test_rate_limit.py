@@ -15,10 +15,13 @@ from app.core.rate_limit import RateLimiter, parse_limit, resolve_client_ip
 from app.main import create_app
 from tests.conftest import TEST_REDIS_URL, asgi_client, make_settings
 from tests.problems import assert_problem
+from tests.transport import VIA_NGINX
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:9"
-TRUSTED_PROXY = ("10.0.0.1", 4000)
-UNTRUSTED_PEER = ("203.0.113.9", 4000)
+# Loopback addresses, which a client can call from through nginx too.
+PROXIES = ("127.0.10.0/24",)
+TRUSTED_PROXY = "127.0.10.1"
+UNTRUSTED_PEER = "127.0.20.9"
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
@@ -68,7 +71,7 @@ def limited_app(settings: Settings) -> FastAPI:
 def make_client(migrated: Settings, empty_redis: None) -> ClientFactory:
     @asynccontextmanager
     async def make(
-        peer: tuple[str, int] = ("127.0.0.1", 123), **overrides: object
+        peer: str = "127.0.0.1", **overrides: object
     ) -> AsyncIterator[httpx.AsyncClient]:
         settings = make_settings(migrated.database_url, migrated.sqlite_path, **overrides)
         application = limited_app(settings)
@@ -144,7 +147,7 @@ async def test_limits_are_shared_by_two_apps_on_one_redis(
 async def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored(
     make_client: ClientFactory,
 ) -> None:
-    async with make_client(UNTRUSTED_PEER, trusted_proxies=("10.0.0.0/8",)) as client:
+    async with make_client(UNTRUSTED_PEER, trusted_proxies=PROXIES) as client:
         statuses = [
             (await client.get("/reads", headers={"X-Forwarded-For": f"198.51.100.{n}"})).status_code
             for n in range(4)
@@ -152,13 +155,20 @@ async def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored(
     assert statuses == [200, 200, 200, 429]
 
 
+@pytest.mark.skipif(
+    VIA_NGINX,
+    reason="the client plays a trusted proxy calling the app itself, and nginx overwrites "
+    "X-Forwarded-For; through nginx, tests/api/v1/test_password_reset.py::"
+    "test_reset_requests_are_limited_per_address_and_per_email tells clients apart by the "
+    "address nginx forwards",
+)
 async def test_a_trusted_proxy_forwarded_address_is_the_client(
     make_client: ClientFactory,
 ) -> None:
-    async with make_client(TRUSTED_PROXY, trusted_proxies=("10.0.0.0/8",)) as client:
+    async with make_client(TRUSTED_PROXY, trusted_proxies=PROXIES) as client:
         first = {"X-Forwarded-For": "198.51.100.1"}
         # A forged left-most entry does not help: the right-most untrusted hop is the client.
-        forged = {"X-Forwarded-For": "192.0.2.77, 198.51.100.1, 10.0.0.5"}
+        forged = {"X-Forwarded-For": "192.0.2.77, 198.51.100.1, 127.0.10.5"}
         statuses = [(await client.get("/reads", headers=first)).status_code for _ in range(3)]
         assert statuses == [200, 200, 200]
         assert (await client.get("/reads", headers=forged)).status_code == 429

@@ -34,11 +34,14 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, *, timeout: float = 15.0) -> None:
+def wait_for_port(port: int, *, timeout: float = 15.0, process: "Process | None" = None) -> None:
+    """Until something listens on `port`; no longer than `process`, meant to, runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
+        if process is not None and not process.running:
+            raise RuntimeError(f"the process meant to listen on port {port} exited")
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port} after {timeout:g}s")
 

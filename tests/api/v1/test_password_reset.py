@@ -159,7 +159,7 @@ async def test_unknown_emails_get_the_very_same_answer_and_no_email(
     answers = []
     # From addresses of their own, so the per-address limit reports the same remainder.
     for number, email in enumerate([account.email, unique_email("ghost"), inactive.email]):
-        async with asgi_client(app, peer=(f"192.0.2.{number + 1}", 1000)) as peer:
+        async with asgi_client(app, peer=f"127.0.2.{number + 1}") as peer:
             answers.append(await peer.post(RESET, json={"email": email}))
     known, unknown, _ = answers
     for response in answers:
@@ -183,8 +183,8 @@ async def test_reset_requests_are_limited_per_address_and_per_email(
     application = create_app(variant(migrated, rate_limit_password_reset="2/hour"))
     async with (
         application.router.lifespan_context(application),
-        asgi_client(application, ("198.51.100.1", 1)) as first,
-        asgi_client(application, ("198.51.100.2", 1)) as second,
+        asgi_client(application, "127.0.3.1") as first,
+        asgi_client(application, "127.0.3.2") as second,
     ):
         target = unique_email()
         for _ in range(2):
