@@ -18,9 +18,9 @@ def results_table(results: dict[str, Any]) -> str:
     scenarios: list[dict[str, Any]] = results["scenarios"]
     medians = {s["key"]: s["median"] for s in scenarios}
     lines = [
-        "| scenario | req/s | p50 ms | p99 ms | errors | compared to | req/s ratio | p50 ratio "
-        "| p99 ratio |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| scenario | req/s | p50 ms | p99 ms | errors | cpu us | compared to | req/s ratio "
+        "| p50 ratio | p99 ratio | cpu ratio |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for scenario in scenarios:
         median = scenario["median"]
@@ -28,16 +28,21 @@ def results_table(results: dict[str, Any]) -> str:
         if scenario["connections"] != results["conditions"]["connections"]:
             title += f" ({scenario['connections']} connections)"
         base = medians.get(scenario["baseline"]) if scenario["baseline"] else None
-        ratios = ["", "", ""]
+        cpu = median.get("cpu_us_per_request")
+        ratios = ["", "", "", ""]
         if base is not None:
+            base_cpu = base.get("cpu_us_per_request")
             ratios = [
                 _times(median["requests_per_second"], base["requests_per_second"]),
                 _times(median["p50_ms"], base["p50_ms"]),
                 _times(median["p99_ms"], base["p99_ms"]),
+                # Baseline over row, as req/s: what one core could serve, relative to it.
+                _times(base_cpu, cpu) if cpu and base_cpu else "-",
             ]
         lines.append(
             f"| {title} | {median['requests_per_second']:.0f} | {median['p50_ms']:.2f} "
-            f"| {median['p99_ms']:.2f} | {median['errors']} | {scenario['baseline'] or '-'} "
+            f"| {median['p99_ms']:.2f} | {median['errors']} "
+            f"| {f'{cpu:.0f}' if cpu else '-'} | {scenario['baseline'] or '-'} "
             f"| {' | '.join(ratios)} |"
         )
     return "\n".join(lines)

@@ -12,6 +12,7 @@ every row instead of landing on one; the table shows medians.
 import json
 import os
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -197,6 +198,9 @@ def run(options: Options) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = Options.parse(argv, __doc__ or "")
+    # A stopped run (SIGTERM, as from `kill` or a CI timeout) unwinds like Ctrl-C, so every
+    # server it started is stopped too instead of outliving it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         return run(options)
     except (PrerequisiteError, ServerError, WrkError) as error:

@@ -6,10 +6,11 @@ modes) as an administrator, as a regular user and anonymously, and every answer 
 every check schemathesis runs by default: no 5xx, a declared status, content type, headers
 and body, invalid data rejected and valid data accepted, authentication enforced.
 
-The app runs on schemathesis' own event loop (its ASGI client starts the lifespan there),
-so this module builds its own app on the suite's migrated database instead of sharing the
-session app, whose engine belongs to the suite's loop. Its fixtures are function-scoped so
-that they start after clean_state has emptied the tables.
+The app runs on an event loop of its own (schemathesis' ASGI client starts the lifespan on
+its loop; through nginx, TEST_VIA_NGINX=1, uvicorn serves it on a thread), so this module
+builds its own app on the suite's migrated database instead of sharing the session app,
+whose engine belongs to the suite's loop. Its fixtures are function-scoped so that they
+start after clean_state has emptied the tables.
 """
 
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from app.core.types import MAX_ID
 from app.main import create_app
 from tests.conftest import RUNS_WITH_POSTGRES, variant
 from tests.factories.accounts import PASSWORD
+from tests.transport import VIA_NGINX, threaded_front
 
 ADMIN_EMAIL = "fuzz-admin@example.com"
 USER_EMAIL = "fuzz-user@example.com"
@@ -122,14 +124,41 @@ def fuzzed_app(migrated: Settings) -> Iterator[FastAPI]:
         asgi.shutdown_lifespans()
 
 
-@pytest.fixture
-def contract(fuzzed_app: FastAPI) -> Any:
-    return schemathesis.openapi.from_asgi("/openapi.json", fuzzed_app)
+class _BaseUrlSession(requests.Session):
+    """requests against one server, with paths for URLs, as schemathesis' ASGI client."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        verb = method.decode() if isinstance(method, bytes) else method
+        path = url.decode() if isinstance(url, bytes) else url
+        return super().request(verb, f"{self.base_url}{path}", *args, **kwargs)
 
 
 @pytest.fixture
-def identities(fuzzed_app: FastAPI, contract: Any) -> Identities:
-    client = asgi.get_client(cast(Any, fuzzed_app))
+def nginx_url(fuzzed_app: FastAPI) -> Iterator[str | None]:
+    """Where the app answers through nginx with TEST_VIA_NGINX=1; None in process."""
+    if not VIA_NGINX:
+        yield None
+        return
+    with threaded_front(fuzzed_app) as url:
+        yield url
+
+
+@pytest.fixture
+def contract(fuzzed_app: FastAPI, nginx_url: str | None) -> Any:
+    if nginx_url is None:
+        return schemathesis.openapi.from_asgi("/openapi.json", fuzzed_app)
+    return schemathesis.openapi.from_url(f"{nginx_url}/openapi.json")
+
+
+@pytest.fixture
+def identities(fuzzed_app: FastAPI, contract: Any, nginx_url: str | None) -> Identities:
+    client = (
+        asgi.get_client(cast(Any, fuzzed_app)) if nginx_url is None else _BaseUrlSession(nginx_url)
+    )
     identities = Identities(client)
     _seed(client, identities)
     return identities

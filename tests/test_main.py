@@ -160,7 +160,8 @@ async def test_the_platform_answers_match_the_document(client: httpx.AsyncClient
     VIA_NGINX,
     reason="about the app as an ASGI callable: over a connection httpx refuses to send a "
     "Content-Length that is not a number, and nginx (like uvicorn's parser) would refuse "
-    "one with its own 400 before the app; the in-process pass checks it",
+    "one with its own 400 before the app (its problem+json: tests/stack/test_nginx_problems.py); "
+    "the in-process pass checks the service's",
 )
 async def test_a_content_length_that_is_not_a_number_is_a_400_problem(
     client: httpx.AsyncClient,

@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -193,6 +194,52 @@ class NginxClient(httpx.AsyncClient):
         if self._own is not None:
             own, self._own = self._own, None
             await own.stop()
+
+
+@contextlib.contextmanager
+def threaded_front(application: FastAPI) -> Iterator[str]:
+    """nginx's URL in front of `application`, served with its lifespan on a thread and an
+    event loop of its own: for synchronous tests (the contract fuzzing), which would block
+    the suite's loop and with it any server running there."""
+    started = threading.Event()
+    url: list[str] = []
+    failure: list[BaseException] = []
+    stopping: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        stopping.append((asyncio.get_running_loop(), stop))
+        async with application.router.lifespan_context(application):
+            front = Front(application)
+            try:
+                await front.start()
+                url.append(front.url)
+                started.set()
+                await stop.wait()
+            finally:
+                await front.stop()
+
+    def run() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as error:  # reported to the test's thread below
+            failure.append(error)
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=run, name="threaded-front", daemon=True)
+    thread.start()
+    started.wait(timeout=60)
+    if not url:
+        raise RuntimeError("the threaded front did not start") from (
+            failure[0] if failure else None
+        )
+    try:
+        yield url[0]
+    finally:
+        loop, stop = stopping[0]
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
 
 
 def replica_url(client: httpx.AsyncClient, path: str) -> str:
