@@ -48,30 +48,14 @@ def create_redis(url: str, *, timeout: float, cluster: bool = False) -> Redis:
     # or to in-process state, so a stalled Redis must cost a request no more than `timeout`.
     # The client's default retries (three, with backoff) would multiply that wait; a failed
     # call opens the caller's breaker instead (RedisBreaker).
-    if cluster:
-        return _create_cluster(url, timeout=timeout)
-    # from_url builds an instance of the class it is called on; its annotation says Redis.
-    client = cast(
-        BoundedRedis,
-        BoundedRedis.from_url(
-            url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=30,
-            decode_responses=False,
-        ),
-    )
-    client.command_timeout = timeout
-    return client
-
-
-def _create_cluster(url: str, *, timeout: float) -> Redis:
-    # The node in the URL is where the client learns the cluster's layout; every key the
+    # For a cluster, the node in the URL is where the client learns the layout; every key the
     # service touches in one command or script lives in one slot, so any node count works.
+    kind: type[BoundedRedis | BoundedRedisCluster] = (
+        BoundedRedisCluster if cluster else BoundedRedis
+    )
     client = cast(
-        BoundedRedisCluster,
-        BoundedRedisCluster.from_url(
+        BoundedRedis | BoundedRedisCluster,
+        kind.from_url(
             url,
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
@@ -81,8 +65,9 @@ def _create_cluster(url: str, *, timeout: float) -> Redis:
         ),
     )
     client.command_timeout = timeout
-    # The cache and the limiter call only commands the two clients share, with the same
-    # signatures; typed as one, they need no cluster branch of their own.
+    # from_url builds an instance of the class it is called on. The cache and the limiter
+    # call only commands the two clients share, with the same signatures; typed as one,
+    # they need no cluster branch of their own.
     return cast(Redis, client)
 
 

@@ -1,7 +1,10 @@
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from redis.asyncio import Redis
 
 from app.core.redis import REDIS_ERRORS, RedisBreaker, create_redis
 
@@ -84,50 +87,47 @@ async def test_a_probe_that_never_reports_gives_way_after_a_cooldown() -> None:
     assert await asyncio.create_task(ask())
 
 
-async def test_a_hung_redis_costs_a_command_no_more_than_the_timeout() -> None:
-    # Accepts connections and never answers, as a frozen Redis does.
+@asynccontextmanager
+async def silent_server() -> AsyncIterator[int]:
+    """A port that accepts connections and never answers, as a frozen Redis does."""
     accepted: list[asyncio.StreamWriter] = []
 
     async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(writer)
 
     server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    client = create_redis(f"redis://127.0.0.1:{port}/0", timeout=0.2)
     try:
-        for _ in range(3):
-            started = time.perf_counter()
-            with pytest.raises(REDIS_ERRORS):
-                await client.get("key")
-            elapsed = time.perf_counter() - started
-            assert elapsed < 0.2 + 0.15, f"{elapsed:.2f}s: the client retried or waited longer"
+        yield server.sockets[0].getsockname()[1]
     finally:
-        await client.aclose()
         for writer in accepted:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def assert_bounded(client: Redis, limit_seconds: float) -> None:
+    started = time.perf_counter()
+    with pytest.raises(REDIS_ERRORS):
+        await client.get("key")
+    elapsed = time.perf_counter() - started
+    assert elapsed < limit_seconds + 0.15, f"{elapsed:.2f}s: the client retried or waited longer"
+
+
+async def test_a_hung_redis_costs_a_command_no_more_than_the_timeout() -> None:
+    async with silent_server() as port:
+        client = create_redis(f"redis://127.0.0.1:{port}/0", timeout=0.2)
+        try:
+            for _ in range(3):
+                await assert_bounded(client, 0.2)
+        finally:
+            await client.aclose()
 
 
 async def test_a_hung_cluster_node_costs_a_command_no_more_than_the_timeout() -> None:
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    # Learning the cluster's layout is the first command; it must be bounded as any other.
-    client = create_redis(f"redis://127.0.0.1:{port}/0", timeout=0.2, cluster=True)
-    try:
-        started = time.perf_counter()
-        with pytest.raises(REDIS_ERRORS):
-            await client.get("key")
-        elapsed = time.perf_counter() - started
-        assert elapsed < 0.2 + 0.15, f"{elapsed:.2f}s: the client retried or waited longer"
-    finally:
-        await client.aclose()
-        for writer in accepted:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    async with silent_server() as port:
+        # Learning the cluster's layout is the first command; it must be bounded as any other.
+        client = create_redis(f"redis://127.0.0.1:{port}/0", timeout=0.2, cluster=True)
+        try:
+            await assert_bounded(client, 0.2)
+        finally:
+            await client.aclose()

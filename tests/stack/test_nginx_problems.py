@@ -38,6 +38,8 @@ def problem(response: httpx.Response, status: int) -> dict[str, object]:
     body: dict[str, object] = response.json()
     assert body["status"] == status
     assert body["type"] == "about:blank"
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert len(response.headers.get_list("x-request-id")) == 1
     return body
 
 
@@ -71,4 +73,6 @@ def test_a_request_nginx_cannot_parse_is_a_400_problem(nginx_alone: str) -> None
     head, _, payload = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ")
     assert b"content-type: application/problem+json" in head.lower()
-    assert json.loads(payload)["status"] == 400
+    body = json.loads(payload)
+    assert body["status"] == 400
+    assert f"x-request-id: {body['request_id']}".encode() in head.lower()
