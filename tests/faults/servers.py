@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, *, timeout: float = 15.0, process: "Process | None" = None) -> None:
-    """Until something listens on `port`; no longer than `process`, meant to, runs."""
+    """Wait until something listens on `port`; stop early if `process`, the listener, exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
