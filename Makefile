@@ -12,7 +12,7 @@ run: install migrate serve ## install, migrate and serve on http://$(HOST):$(POR
 
 serve:
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log --no-server-header \
-		--no-proxy-headers --http app.core.server:HttpToolsProtocol
+		--no-proxy-headers --http app.core.http.server:HttpToolsProtocol
 
 UV := $(VENV)/bootstrap/bin/uv
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 # Log lines in the project's format (JSON in production), gunicorn's own included.
-logger_class = "app.core.server.GunicornLogger"
+logger_class = "app.core.http.server.GunicornLogger"
 # The control socket would live in $HOME, which the image's user cannot write to; nothing
 # here uses gunicornc.
 control_socket_disable = True

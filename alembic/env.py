@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import SchemaItem
 
 from app.core.config import Settings
-from app.core.db import create_engine
+from app.core.db.engine import create_engine
 from app.models import Base
 
 config = context.config

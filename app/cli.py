@@ -17,8 +17,10 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker, independent_transaction, utcnow
-from app.core.outbox import dead_messages, notify, purge_delivered, retry_dead
+from app.core.db.base import utcnow
+from app.core.db.engine import create_engine, create_sessionmaker
+from app.core.db.transactions import independent_transaction
+from app.core.jobs import dead_messages, notify, purge_delivered, retry_dead
 from app.core.resources import open_resources
 from app.demo import DEMO_PASSWORD, DemoCounts, demo_settings, seed_demo
 from app.domains.users.schemas import UserCreate

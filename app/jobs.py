@@ -8,8 +8,8 @@ dedicated worker (`app.worker`) and the operator commands alike.
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.email import EMAIL, create_email_sender, email_handler
-from app.core.outbox import OutboxDispatcher
+from app.core.jobs import OutboxDispatcher
+from app.core.jobs.email import EMAIL, create_email_sender, email_handler
 from app.domains.orders.events import ORDER_EVENT
 from app.domains.webhooks.delivery import WEBHOOK_DELIVERY, WebhookSender, fan_out
 

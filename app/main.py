@@ -9,21 +9,22 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.api import health
 from app.api.router import include_v1
-from app.core import telemetry as otel
 from app.core.config import InsecureConfigurationError, Settings, get_settings
-from app.core.docs import install_docs
-from app.core.error_handlers import install_error_handlers
-from app.core.hardening import (
+from app.core.http.docs import install_docs
+from app.core.http.hardening import (
     BodySizeLimitMiddleware,
     HeaderSizeLimitMiddleware,
     SecurityHeadersMiddleware,
     TrustedHostMiddleware,
 )
-from app.core.http import GZipMiddleware, HeadMiddleware
-from app.core.logging import configure_logging
-from app.core.metrics import MetricsMiddleware, metrics_endpoint, pool_usage_refresh
-from app.core.middleware import RequestContextMiddleware
-from app.core.openapi import install_openapi
+from app.core.http.methods import GZipMiddleware, HeadMiddleware
+from app.core.http.metrics import MetricsMiddleware, metrics_endpoint
+from app.core.http.middleware import RequestContextMiddleware
+from app.core.http.openapi import install_openapi
+from app.core.http.problems import install_error_handlers
+from app.core.observability import telemetry as otel
+from app.core.observability.logging import configure_logging
+from app.core.observability.metrics import pool_usage_refresh
 from app.core.resources import open_resources
 from app.domains.users.service import ensure_admin
 from app.jobs import register_handlers
@@ -67,7 +68,7 @@ TAGS = [
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     telemetry: otel.Telemetry | None = app.state.telemetry
-    async with open_resources(settings, register_handlers) as resources:
+    async with open_resources(settings, register_handlers, app.state.tracer) as resources:
         if settings.first_admin_email and settings.first_admin_password:
             await ensure_admin(
                 resources.sessionmaker,

@@ -3,8 +3,8 @@
 Alembic's autogenerate and the test set-up import this module.
 """
 
-from app.core.db import Base
-from app.core.outbox import OutboxMessage
+from app.core.db.base import Base
+from app.core.jobs import OutboxMessage
 from app.domains.audit.models import AuditEvent
 from app.domains.auth.models import ApiKey, AuthSession, RefreshToken
 from app.domains.items.models import Item

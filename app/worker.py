@@ -16,8 +16,8 @@ import signal
 from prometheus_client import start_http_server
 
 from app.core.config import InsecureConfigurationError, get_settings
-from app.core.db import create_engine, create_sessionmaker
-from app.core.logging import configure_logging
+from app.core.db.engine import create_engine, create_sessionmaker
+from app.core.observability.logging import configure_logging
 from app.core.resources import SHUTDOWN_GRACE_SECONDS, create_outbox
 from app.jobs import register_handlers
 

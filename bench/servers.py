@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKER_CLASS = "app.core.server.UvicornWorker"
+WORKER_CLASS = "app.core.http.server.UvicornWorker"
 SERVICE_CONFIG = "gunicorn.conf.py"
 BASELINE_CONFIG = "bench/baselines/gunicorn_conf.py"
 

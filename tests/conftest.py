@@ -20,9 +20,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import delete, text
 
-from app.core.cache import Cache
 from app.core.config import Environment, Settings
-from app.core.deps import get_cache
 from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base
@@ -111,12 +109,11 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Empty tables, Redis and the cache before each test that uses the shared app.
 
     Ids restart with the tables, so an in-process cache entry from an earlier test would
-    describe another row: each test gets a cache of its own through a dependency override.
+    describe another row: the app's cache forgets what it holds in process too.
     """
     if "app" not in request.fixturenames:
         yield
         return
-    application: FastAPI = request.getfixturevalue("app")
     resources: Resources = request.getfixturevalue("resources")
     async with resources.engine.begin() as connection:
         tables = Base.metadata.sorted_tables
@@ -128,14 +125,8 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
                 await connection.execute(delete(table))
     if resources.redis is not None:
         await resources.redis.flushdb()
-    cache = Cache.from_settings(resources.settings, resources.redis)
-
-    async def own_cache() -> Cache:
-        return cache
-
-    application.dependency_overrides[get_cache] = own_cache
+    resources.cache.forget_local()
     yield
-    del application.dependency_overrides[get_cache]
 
 
 def asgi_client(

@@ -146,7 +146,7 @@ def test_command_lines_pin_when_asked() -> None:
     assert command[-4:] == ["--", "/x/", "1", "9"]
     assert "--header=A: b" in command
     server = gunicorn_command("app.main:app", "gunicorn.conf.py", 8000, None, python="python")
-    assert "app.core.server.UvicornWorker" in server
+    assert "app.core.http.server.UvicornWorker" in server
     assert server[0] == "python"
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import update
 
 from app.core.config import Settings
-from app.core.db import utcnow
-from app.core.outbox import OutboxMessage, OutboxStatus
+from app.core.db.base import utcnow
+from app.core.jobs import OutboxMessage, OutboxStatus
 from app.core.resources import Resources
 from tests.core.outbox_helpers import commit_messages, stored
 

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from app.core import metrics
 from app.core.config import Settings
-from app.core.server import request_head_limit
+from app.core.http.server import request_head_limit
+from app.core.observability import metrics
 from deploy.healthcheck import host_header
 from tests.test_deployment import ROOT, dockerfile_cmd, dockerfile_instructions, setting_names
 from tests.test_server import environment, gunicorn_command, server
@@ -219,7 +219,7 @@ def test_prometheus_scrapes_every_replica_and_worker_directly(services: dict[str
 
 
 def exported_names(scrape: str) -> set[str]:
-    """Every sample name a scrape and the collectors of app.core.metrics can produce."""
+    """Every sample name a scrape and the metrics module's collectors can produce."""
     names = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", scrape, re.MULTILINE))
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     for collector in vars(metrics).values():

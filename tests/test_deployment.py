@@ -79,7 +79,7 @@ def test_dockerfile_installs_the_hashed_lock_and_copies_what_runs() -> None:
             assert (ROOT / source).exists(), source
     command = dockerfile_cmd()
     assert command[:2] == ["gunicorn", "app.main:app"]
-    assert command[command.index("--worker-class") + 1] == "app.core.server.UvicornWorker"
+    assert command[command.index("--worker-class") + 1] == "app.core.http.server.UvicornWorker"
     assert command[command.index("--config") + 1] == "gunicorn.conf.py"
 
 

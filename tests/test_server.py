@@ -46,7 +46,7 @@ def gunicorn_command(port: int) -> list[str]:
 
 def h11_command(port: int) -> list[str]:
     command = make_serve_command(port)
-    command[command.index("--http") + 1] = "app.core.server:H11Protocol"
+    command[command.index("--http") + 1] = "app.core.http.server:H11Protocol"
     return command
 
 

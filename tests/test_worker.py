@@ -6,8 +6,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.core.config import Settings
-from app.core.email import EmailMessage, enqueue_email
-from app.core.outbox import OutboxMessage, OutboxStatus
+from app.core.jobs import OutboxMessage, OutboxStatus
+from app.core.jobs.email import EmailMessage, enqueue_email
 from app.core.resources import Resources
 
 ROOT = Path(__file__).resolve().parent.parent

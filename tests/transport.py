@@ -31,7 +31,7 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 
 from app.core.config import Settings
-from app.core.server import UvicornWorker
+from app.core.http.server import UvicornWorker
 from scripts.stack import binary, start_nginx
 from tests.faults.servers import Process
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.core.db
+import app.core.db.base
 
 revision: str = "9a4d6e2f0b13"
 down_revision: str | None = "7c3e9b1d2a40"
@@ -29,13 +29,13 @@ def upgrade() -> None:
         sa.Column("owner_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "created_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),

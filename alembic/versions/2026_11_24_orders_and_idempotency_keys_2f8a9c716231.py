@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.core.db
+import app.core.db.base
 
 revision: str = "2f8a9c716231"
 down_revision: str | None = "b5e81c2d7f94"
@@ -28,8 +28,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("response_status", sa.Integer(), nullable=True),
         sa.Column("response_body", sa.JSON(), nullable=True),
-        sa.Column("created_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "status IN ('in_flight', 'completed')", name=op.f("ck_idempotency_keys_status")
         ),
@@ -56,13 +56,13 @@ def upgrade() -> None:
         sa.Column("address_country", sa.String(length=2), nullable=False),
         sa.Column(
             "created_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),

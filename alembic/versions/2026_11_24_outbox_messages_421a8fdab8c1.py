@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.core.db
+import app.core.db.base
 
 revision: str = "421a8fdab8c1"
 down_revision: str | None = None
@@ -41,19 +41,19 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column(
             "available_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column("locked_until", app.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("locked_until", app.core.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column(
             "created_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column("delivered_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", app.core.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_messages")),
     )
     op.create_index(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.core.db
+import app.core.db.base
 
 revision: str = "7c3e9b1d2a40"
 down_revision: str | None = "421a8fdab8c1"
@@ -29,13 +29,13 @@ def upgrade() -> None:
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column(
             "created_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -48,8 +48,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("scopes", sa.String(length=500), nullable=False),
-        sa.Column("created_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", app.core.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -65,9 +65,9 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("session_id", sa.String(length=32), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("spent_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("spent_at", app.core.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["session_id"],
             ["auth_sessions.id"],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.core.db
+import app.core.db.base
 
 revision: str = "881ff7f6be98"
 down_revision: str | None = "8e1f3a9c4d27"
@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.Column("ip", sa.String(length=45), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
-        sa.Column("created_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
     )
     op.create_index(op.f("ix_audit_events_action"), "audit_events", ["action"], unique=False)
@@ -48,9 +48,9 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(length=32), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
-        sa.Column("created_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("spent_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("spent_at", app.core.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "purpose IN ('email_verification', 'password_reset')",
             name=op.f("ck_account_tokens_purpose"),
@@ -76,9 +76,9 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=12), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("scopes", sa.String(length=500), nullable=False),
-        sa.Column("created_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_used_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", app.core.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", app.core.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_api_keys_user_id_users"), ondelete="CASCADE"
         ),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.core.db
+import app.core.db.base
 
 revision: str = "8e1f3a9c4d27"
 down_revision: str | None = "5d2c8e4a7b61"
@@ -31,13 +31,13 @@ def upgrade() -> None:
         sa.Column("secret", sa.String(length=100), nullable=False),
         sa.Column(
             "created_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            app.core.db.UTCDateTime(timezone=True),
+            app.core.db.base.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
@@ -53,8 +53,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
-        sa.Column("created_at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("delivered_at", app.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", app.core.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", app.core.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "status IN ('pending', 'delivered', 'failed', 'dead')",
             name=op.f("ck_webhook_deliveries_status"),

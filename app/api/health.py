@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.core.deps import EngineDep, RedisDep, SettingsDep
-from app.core.errors import Problem, problem_response
+from app.core.errors import Problem
+from app.core.http.problems import problem_response
 
 router = APIRouter(tags=["health"])
 

@@ -1,48 +1,91 @@
-"""Platform dependencies as `Annotated` aliases, below every domain: each names one thing.
+"""The one way code reaches platform objects: the dependencies declared here.
 
-Domain dependencies chain these (`ItemServiceDep` takes `SessionDep` and `CacheDep`); a
-signature says exactly what it needs, and a test swaps any of them with
-`app.dependency_overrides[get_cache] = ...`.
+Each platform object a request may use has an `Annotated` alias that names it (`SessionDep`,
+`CacheDep`, `SettingsDep`, ...). Domain dependencies chain them (`ItemServiceDep` takes
+`SessionDep` and `CacheDep`), so a signature says exactly what it needs and a test swaps any
+of them with `app.dependency_overrides[get_cache] = ...`.
+
+A dependency that needs several platform objects at once (the hot paths' readers, the
+principal) is marked `@uses_platform` and takes them all as its first parameter instead:
+every dependency FastAPI resolves costs a request about 70,000 instructions (~10 us) whatever
+it does, more than the attribute read most platform dependencies are, so one node instead of
+a chain of them is what keeps the busiest routes cheap. The aliases here are built the same
+way.
+
+Nothing else reads the app's state: `ruff` bans `app.core.resources` outside the platform
+and the composition root (`[tool.ruff.lint.flake8-tidy-imports]` in pyproject.toml), and
+tests/test_architecture.py fails on any other module reading `app.state`.
 """
 
+import functools
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.cache import Cache
 from app.core.config import Settings
-from app.core.db import after_commit, request_transaction
-from app.core.etag import ETagJSONRenderer, etag_json
-from app.core.outbox import OutboxDispatcher, take_enqueued
-from app.core.rate_limit import (
-    LimitSource,
-    client_ip,
-    parse_limit,
-    report_verdict,
-)
+from app.core.db.keyset import InvalidCursor, cursor_codec
+from app.core.db.transactions import after_commit, request_transaction
+from app.core.errors import raises
+from app.core.http.clients import client_address
+from app.core.http.etag import ETagJSONRenderer, etag_json
+from app.core.jobs import take_enqueued
+from app.core.observability.metrics import RATE_LIMIT_REJECTIONS
+from app.core.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT, MAX_OFFSET, PageParams
+from app.core.rate_limit import LimitSource, RateLimitExceeded, Verdict, parse_limit
 from app.core.resources import Resources
 from app.core.security import PasswordHasher, TokenCodec
 
 
-def resources_of(request: Request) -> Resources:
-    """The app's platform objects, for dependencies on the hot paths to read directly.
-
-    Each dependency FastAPI resolves costs a request about 70,000 instructions (~10 us)
-    whatever it does, far more than the attribute read most platform dependencies are: the
-    dependencies every API request runs (the rate limit, the bearer credential, the
-    principal, the item reader) take what they need from here instead.
-    """
+def _resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+# The parameter a platform dependency is given its request under when it declares none.
+_REQUEST_PARAMETER = "platform_request"
+
+
+def uses_platform(
+    dependency: Callable[Concatenate[Resources, P], Awaitable[T]],
+) -> Callable[P, Awaitable[T]]:
+    """Give a dependency the running app's platform objects as its first argument.
+
+    `async def get_item_reader(platform: Resources) -> ItemReader` marked with this is one
+    dependency for FastAPI to resolve, where taking `CacheDep`, `EngineDep` and
+    `SessionmakerDep` would be four. Its other parameters are FastAPI's as usual.
+    """
+    signature = inspect.signature(dependency)
+    parameters = list(signature.parameters.values())[1:]
+    request_name = next((p.name for p in parameters if p.annotation is Request), None)
+    if request_name is None:
+        parameters.append(
+            inspect.Parameter(
+                _REQUEST_PARAMETER, inspect.Parameter.KEYWORD_ONLY, annotation=Request
+            )
+        )
+
+    @functools.wraps(dependency)
+    async def with_platform(*args: P.args, **kwargs: P.kwargs) -> T:
+        request = kwargs[request_name] if request_name else kwargs.pop(_REQUEST_PARAMETER)
+        return await dependency(_resources(cast(Request, request)), *args, **kwargs)
+
+    with_platform.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters
+    )
+    return with_platform
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 # The dependencies that reach the database; the OpenAPI document gives every operation
-# using one of them, at any depth, its 503 (app.core.openapi).
+# using one of them, at any depth, its 503 (app.core.http.openapi).
 DATABASE_DEPENDENCIES: set[Callable[..., Any]] = set()
 
 
@@ -52,17 +95,18 @@ def reaches_database(dependency: F) -> F:
     return dependency
 
 
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+@uses_platform
+async def get_settings(platform: Resources) -> Settings:
+    return platform.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 @reaches_database
-async def get_engine(request: Request) -> AsyncEngine:
-    return resources_of(request).reads
+@uses_platform
+async def get_engine(platform: Resources) -> AsyncEngine:
+    return platform.reads
 
 
 # For the lean read paths that need one statement on a plain connection, not a session; in
@@ -71,8 +115,9 @@ EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 
 
 @reaches_database
-async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    return resources_of(request).sessionmaker
+@uses_platform
+async def get_sessionmaker(platform: Resources) -> async_sessionmaker[AsyncSession]:
+    return platform.sessionmaker
 
 
 # For reads that run concurrently, each on a session of its own, and for independent
@@ -80,22 +125,17 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
 
 
-async def get_redis(request: Request) -> Redis | None:
-    return resources_of(request).redis
+@uses_platform
+async def get_redis(platform: Resources) -> Redis | None:
+    return platform.redis
 
 
 # None when REDIS_URL is unset; code that uses it must work without it.
 RedisDep = Annotated[Redis | None, Depends(get_redis)]
 
 
-async def get_outbox(request: Request) -> OutboxDispatcher:
-    return resources_of(request).outbox
-
-
 @reaches_database
-async def get_session(
-    sessionmaker: SessionmakerDep, outbox: Annotated[OutboxDispatcher, Depends(get_outbox)]
-) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, in the transaction the request owns (`request_transaction`).
 
     Bound with `scope="function"` so the commit happens before the response is sent: a
@@ -103,11 +143,12 @@ async def get_session(
     request enqueued are committed with it, and only then announced to the dispatchers
     (this process's, and on PostgreSQL every replica's).
     """
-    async with request_transaction(sessionmaker) as session:
+    platform = _resources(request)
+    async with request_transaction(platform.sessionmaker) as session:
 
         async def announce_outbox() -> None:
             if take_enqueued(session):
-                await outbox.announce()
+                await platform.outbox.announce()
 
         after_commit(session, announce_outbox)
         yield session
@@ -116,25 +157,34 @@ async def get_session(
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_cache(request: Request) -> Cache:
-    return resources_of(request).cache
+@uses_platform
+async def get_cache(platform: Resources) -> Cache:
+    return platform.cache
 
 
 CacheDep = Annotated[Cache, Depends(get_cache)]
 
 
-async def get_password_hasher(request: Request) -> PasswordHasher:
-    return resources_of(request).passwords
+@uses_platform
+async def get_password_hasher(platform: Resources) -> PasswordHasher:
+    return platform.passwords
 
 
 PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 
 
-async def get_token_codec(request: Request) -> TokenCodec:
-    return resources_of(request).tokens
+@uses_platform
+async def get_token_codec(platform: Resources) -> TokenCodec:
+    return platform.tokens
 
 
 TokenCodecDep = Annotated[TokenCodec, Depends(get_token_codec)]
+
+
+@uses_platform
+async def client_ip(platform: Resources, request: Request) -> str:
+    """The calling client's IP address, honouring TRUSTED_PROXIES."""
+    return client_address(request, platform.settings.trusted_proxies)
 
 
 # The calling client's IP address (X-Forwarded-For only from TRUSTED_PROXIES).
@@ -143,10 +193,10 @@ ClientIPDep = Annotated[str, Depends(client_ip)]
 ETagJSON = Annotated[ETagJSONRenderer, Depends(etag_json)]
 
 
-async def get_tracer(request: Request) -> Tracer:
+@uses_platform
+async def get_tracer(platform: Resources) -> Tracer:
     """The tracer services use for domain spans; a no-op tracer when tracing is off."""
-    tracer: Tracer = request.app.state.tracer
-    return tracer
+    return platform.tracer
 
 
 TracerDep = Annotated[Tracer, Depends(get_tracer)]
@@ -168,16 +218,62 @@ def RateLimit(  # noqa: N802 - reads as the dependency it builds: Depends(RateLi
     if isinstance(limit, str):
         parse_limit(limit)
 
+    @uses_platform
     async def check_rate_limit(
-        request: Request,
-        response: Response,
-        identity: Annotated[str, Depends(key)],
+        platform: Resources, response: Response, identity: Annotated[str, Depends(key)]
     ) -> None:
-        resources = resources_of(request)
-        if not resources.settings.rate_limit_enabled:
+        if not platform.settings.rate_limit_enabled:
             return
-        value = limit if isinstance(limit, str) else limit(resources.settings)
-        verdict = await resources.rate_limiter.hit(parse_limit(value), scope, identity)
+        value = limit if isinstance(limit, str) else limit(platform.settings)
+        verdict = await platform.rate_limiter.hit(parse_limit(value), scope, identity)
         report_verdict(verdict, value, scope=scope, response=response)
 
     return check_rate_limit
+
+
+def report_verdict(verdict: Verdict, limit: str, *, scope: str, response: Response) -> None:
+    """Refuse a request over its limit, or put the remaining allowance on its response."""
+    if not verdict.allowed:
+        RATE_LIMIT_REJECTIONS.labels(scope).inc()
+        retry_after = max(1, verdict.reset_after)
+        raise RateLimitExceeded(
+            f"Rate limit of {limit} exceeded; retry in {retry_after} s.",
+            headers=verdict.headers() | {"Retry-After": str(retry_after)},
+        )
+    # With several limits on one route, the one closest to running out is reported.
+    reported = response.headers.get("RateLimit-Remaining")
+    if reported is None or verdict.remaining < int(reported):
+        for name, value in verdict.headers().items():
+            response.headers[name] = value
+
+
+@raises(InvalidCursor)
+async def get_page_params(
+    settings: SettingsDep,
+    offset: Annotated[
+        int | None, Query(ge=0, le=MAX_OFFSET, description="items to skip (default 0)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_CURSOR_LENGTH,
+            description="the `next_cursor` of the previous page, with the same filters",
+        ),
+    ] = None,
+) -> PageParams:
+    if cursor is not None and offset is not None:
+        raise InvalidCursor(
+            "Send either `cursor` or `offset`: a cursor says where the page starts."
+        )
+    return PageParams(
+        offset=offset or 0,
+        limit=limit,
+        cursor=cursor,
+        codec=cursor_codec(settings.secret_key.get_secret_value()),
+    )
+
+
+# The list's page: offset and limit, or a cursor from the previous page.
+PageParamsDep = Annotated[PageParams, Depends(get_page_params)]

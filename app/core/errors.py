@@ -1,20 +1,16 @@
-"""RFC 9457 problem details: the one shape of every error the API returns.
+"""Domain errors and the RFC 9457 problem they become: the one shape of every error.
 
 Domain errors subclass the status-carrying classes here (`class OutOfStock(Conflict)`), so a
-service raises a business failure and the single handler renders it.
+service raises a business failure and the single handler renders it (app.core.http.problems);
+`@raises` declares them where they are raised and `error_responses` lists them for the OpenAPI
+document. Nothing here knows HTTP beyond a status number: services import it freely.
 """
 
 import logging
 from collections.abc import Callable
-from http import HTTPStatus
 from typing import Any, ClassVar, TypeVar
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.types import Send
-
-from app.core.context import REQUEST_ID_HEADER, request_id_var
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -106,67 +102,6 @@ class TooManyRequests(DomainError):
 class ServiceUnavailable(DomainError):
     status_code = 503
     title = "Service Unavailable"
-
-
-def problem_response(
-    request: Request,
-    *,
-    status: int,
-    title: str | None = None,
-    detail: str,
-    type_: str = "about:blank",
-    headers: dict[str, str] | None = None,
-    errors: list[FieldError] | None = None,
-    extensions: dict[str, Any] | None = None,
-) -> JSONResponse:
-    """Render a problem; `extensions` adds RFC 9457 extension members."""
-    problem = Problem(
-        type=type_,
-        title=title or HTTPStatus(status).phrase,
-        status=status,
-        detail=detail,
-        instance=request.url.path,
-        request_id=request_id_var.get(),
-        errors=errors,
-    )
-    return JSONResponse(
-        problem.model_dump(mode="json", exclude_none=True) | (extensions or {}),
-        status_code=status,
-        headers=headers,
-        media_type=PROBLEM_JSON,
-    )
-
-
-async def send_problem(
-    send: Send,
-    *,
-    status: int,
-    detail: str,
-    instance: str,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Answer with a problem straight from ASGI middleware, outside any route."""
-    request_id = request_id_var.get()
-    body = Problem(
-        type="about:blank",
-        title=HTTPStatus(status).phrase,
-        status=status,
-        detail=detail,
-        instance=instance,
-        request_id=request_id,
-    ).model_dump_json(exclude_none=True)
-    raw_headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if request_id is not None:
-        raw_headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
-    raw_headers.extend(
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in (headers or {}).items()
-    )
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body.encode()})
 
 
 ErrorSource = type[DomainError] | Callable[..., Any]

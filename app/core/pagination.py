@@ -1,21 +1,19 @@
-"""The page envelope every list endpoint returns, and its bounded query parameters.
+"""The page envelope every list endpoint returns, and the bounds of its parameters.
 
 A list answers `offset`/`limit` pages and, through `next_cursor`, keyset pages
-(`app.core.keyset`). A list needs three lines for both: the service turns the parameters
+(`app.core.db.keyset`). A list needs three lines for both: the service turns the parameters
 into a `Window` bound to its filters, the repository reads a `Slice` with `keyset_page`, and
 `page_of` renders it.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
-from app.core.deps import SettingsDep
+from app.core.db.keyset import CursorCodec, InvalidCursor, Slice, Window, scope_of
 from app.core.errors import raises
-from app.core.keyset import CursorCodec, InvalidCursor, Slice, Window, cursor_codec, scope_of
 
 MAX_LIMIT = 100
 # Far beyond any real page, yet small enough for every database's integer type.
@@ -72,34 +70,3 @@ class PageParams:
         return Window(
             position.offset, self.limit, after=position.key, scope=scope, codec=self.codec
         )
-
-
-@raises(InvalidCursor)
-async def get_page_params(
-    settings: SettingsDep,
-    offset: Annotated[
-        int | None, Query(ge=0, le=MAX_OFFSET, description="items to skip (default 0)")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=MAX_CURSOR_LENGTH,
-            description="the `next_cursor` of the previous page, with the same filters",
-        ),
-    ] = None,
-) -> PageParams:
-    if cursor is not None and offset is not None:
-        raise InvalidCursor(
-            "Send either `cursor` or `offset`: a cursor says where the page starts."
-        )
-    return PageParams(
-        offset=offset or 0,
-        limit=limit,
-        cursor=cursor,
-        codec=cursor_codec(settings.secret_key.get_secret_value()),
-    )
-
-
-PageParamsDep = Annotated[PageParams, Depends(get_page_params)]

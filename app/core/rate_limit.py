@@ -10,7 +10,6 @@ When Redis fails, limits are counted in process (stricter per replica, never off
 Redis answers again; a limiter never turns a request into a 500.
 """
 
-import ipaddress
 import logging
 import math
 import secrets
@@ -18,9 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-from fastapi import Request, Response
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -29,13 +26,11 @@ from redis.commands.core import AsyncScript
 
 from app.core.config import Settings
 from app.core.errors import TooManyRequests
-from app.core.metrics import RATE_LIMIT_REJECTIONS
 from app.core.redis import REDIS_ERRORS, RedisBreaker
 from app.core.setting_types import check_rate_limit
 
 logger = logging.getLogger(__name__)
 
-Network = IPv4Network | IPv6Network
 LimitSource = str | Callable[[Settings], str]
 
 
@@ -145,73 +140,6 @@ async def _count_local(
     )
 
 
-def _parse_ip(value: str | None) -> IPv4Address | IPv6Address | None:
-    if value is None:
-        return None
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; compare them as IPv4.
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def resolve_client_ip(
-    peer: str | None, forwarded_for: Sequence[str], trusted_proxies: Sequence[Network]
-) -> str:
-    """The client address: the peer, or the right-most untrusted `X-Forwarded-For` hop.
-
-    `X-Forwarded-For` is read only when the peer is a trusted proxy, and only from the right,
-    since everything left of the last trusted hop was written by the client and can be forged.
-    """
-    address = _parse_ip(peer)
-    if address is None:
-        return peer or "unknown"
-
-    def trusted(candidate: IPv4Address | IPv6Address) -> bool:
-        return any(candidate in network for network in trusted_proxies)
-
-    if not trusted(address):
-        return str(address)
-    hops = [hop for header in forwarded_for for hop in header.split(",")]
-    for hop in reversed(hops):
-        hop_address = _parse_ip(hop)
-        if hop_address is None:
-            # A trusted proxy writes addresses only; the chain is unreliable from here on.
-            break
-        address = hop_address
-        if not trusted(address):
-            break
-    return str(address)
-
-
-async def client_ip(request: Request) -> str:
-    """The calling client's IP address, honouring TRUSTED_PROXIES."""
-    settings: Settings = request.app.state.settings
-    peer = request.client.host if request.client is not None else None
-    return resolve_client_ip(
-        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies
-    )
-
-
 @lru_cache(maxsize=64)
 def parse_limit(value: str) -> RateLimitItem:
     return parse(check_rate_limit(value))
-
-
-def report_verdict(verdict: Verdict, limit: str, *, scope: str, response: Response) -> None:
-    """Refuse a request over its limit, or put the remaining allowance on its response."""
-    if not verdict.allowed:
-        RATE_LIMIT_REJECTIONS.labels(scope).inc()
-        retry_after = max(1, verdict.reset_after)
-        raise RateLimitExceeded(
-            f"Rate limit of {limit} exceeded; retry in {retry_after} s.",
-            headers=verdict.headers() | {"Retry-After": str(retry_after)},
-        )
-    # With several limits on one route, the one closest to running out is reported.
-    reported = response.headers.get("RateLimit-Remaining")
-    if reported is None or verdict.remaining < int(reported):
-        for name, value in verdict.headers().items():
-            response.headers[name] = value

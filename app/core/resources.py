@@ -5,13 +5,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from opentelemetry.trace import NoOpTracer, Tracer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.cache import Cache
 from app.core.config import Settings
-from app.core.db import create_engine, create_sessionmaker
-from app.core.outbox import OutboxDispatcher, listen_dsn
+from app.core.db.engine import create_engine, create_sessionmaker, read_engine
+from app.core.jobs import OutboxDispatcher, listen_dsn
 from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisBreaker, create_redis
 from app.core.security import PasswordHasher, TokenCodec
@@ -33,6 +34,8 @@ class Resources:
     outbox: OutboxDispatcher
     cache: Cache
     rate_limiter: RateLimiter
+    # Services' domain spans; a no-op tracer when tracing is off.
+    tracer: Tracer
 
 
 # Fills a dispatcher with the handlers of every message type; app.core knows none of them,
@@ -63,21 +66,9 @@ def create_outbox(
     return outbox
 
 
-def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
-    """The engine for single-statement reads: the same pool in autocommit, so a read sends
-    no BEGIN and ROLLBACK around its statement.
-
-    Not behind PgBouncer in transaction mode, where a statement outside a transaction may be
-    prepared on one server connection and run on another: there, reads keep a transaction.
-    """
-    if settings.db_pgbouncer:
-        return engine
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
 @asynccontextmanager
 async def open_resources(
-    settings: Settings, register_handlers: RegisterHandlers
+    settings: Settings, register_handlers: RegisterHandlers, tracer: Tracer | None = None
 ) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
     redis = (
@@ -108,6 +99,7 @@ async def open_resources(
             outbox=outbox,
             cache=Cache.from_settings(settings, redis, breaker),
             rate_limiter=RateLimiter.from_settings(settings, redis, breaker),
+            tracer=tracer or NoOpTracer(),
         )
     finally:
         await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)

@@ -1,5 +1,6 @@
-"""Shared bases for request schemas, and the body of a 202 Accepted."""
+"""Shared bases for request schemas, the body of a 202 Accepted, and a JSON body rendered once."""
 
+from dataclasses import dataclass
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -35,3 +36,15 @@ class Accepted(BaseModel):
     )
 
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class JSONBody:
+    """A JSON response body rendered once, for reads that cache and serve it as it is: a
+    cached read then costs no decoding and re-encoding of the model it came from."""
+
+    data: bytes
+
+    @classmethod
+    def of(cls, model: BaseModel) -> "JSONBody":
+        return cls(model.model_dump_json(by_alias=True).encode())

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import utcnow
-from app.core.outbox import Delivery, MessageType, OutboxDispatcher, OutboxMessage, enqueue
+from app.core.db.base import utcnow
+from app.core.jobs import Delivery, MessageType, OutboxDispatcher, OutboxMessage, enqueue
 from app.core.resources import Resources
 
 

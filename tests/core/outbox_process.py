@@ -13,9 +13,9 @@ import signal
 import sys
 
 from app.core.config import Settings
-from app.core.db import create_engine, create_sessionmaker
-from app.core.email import EMAIL, EmailMessage
-from app.core.outbox import Delivery, OutboxDispatcher, listen_dsn
+from app.core.db.engine import create_engine, create_sessionmaker
+from app.core.jobs import Delivery, OutboxDispatcher, listen_dsn
+from app.core.jobs.email import EMAIL, EmailMessage
 from tests.core.outbox_helpers import NOTE, Note, commit_messages
 
 

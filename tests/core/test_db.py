@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.core.config import Settings
-from app.core.db import after_commit, create_engine
+from app.core.db.engine import create_engine
+from app.core.db.transactions import after_commit
 from app.core.deps import SessionDep
 from app.core.resources import create_outbox
 from app.main import create_app

@@ -7,9 +7,9 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import select
 
 from app.core.config import Settings
-from app.core.deps import SessionDep, get_outbox
-from app.core.email import EmailMessage, enqueue_email
-from app.core.outbox import OutboxDispatcher, OutboxMessage
+from app.core.deps import SessionDep, uses_platform
+from app.core.jobs import OutboxMessage
+from app.core.jobs.email import EmailMessage, enqueue_email
 from app.core.resources import Resources
 from app.main import create_app
 from tests.conftest import asgi_client, make_settings
@@ -49,11 +49,13 @@ async def mail_client(
         if fail:
             raise SignupFailed(address)
 
+    @uses_platform
+    async def outbox_running(platform: Resources) -> bool:
+        return platform.outbox.running
+
     @application.get("/outbox")
-    async def outbox_state(
-        outbox: Annotated[OutboxDispatcher, Depends(get_outbox)],
-    ) -> dict[str, bool]:
-        return {"running": outbox.running}
+    async def outbox_state(running: Annotated[bool, Depends(outbox_running)]) -> dict[str, bool]:
+        return {"running": running}
 
     async with application.router.lifespan_context(application), asgi_client(application) as c:
         yield c
@@ -92,7 +94,9 @@ async def test_an_email_from_a_failed_request_is_never_sent(
     assert [m.payload["to"] for m in messages] == ["ada@example.com"]
 
 
-async def test_outbox_dependency_is_the_running_dispatcher(mail_client: httpx.AsyncClient) -> None:
+async def test_a_platform_dependency_reads_the_running_apps_objects(
+    mail_client: httpx.AsyncClient,
+) -> None:
     assert (await mail_client.get("/outbox")).json() == {"running": True}
 
 

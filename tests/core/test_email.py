@@ -6,7 +6,8 @@ import pytest
 from pydantic import NameEmail, SecretStr
 
 from app.core.config import Settings
-from app.core.email import (
+from app.core.jobs import Delivery
+from app.core.jobs.email import (
     EMAIL,
     EmailMessage,
     LogEmailSender,
@@ -15,7 +16,6 @@ from app.core.email import (
     email_handler,
     enqueue_email,
 )
-from app.core.outbox import Delivery
 from app.core.resources import Resources
 from tests.conftest import make_settings
 from tests.core.outbox_helpers import stored
@@ -166,7 +166,7 @@ async def test_without_smtp_host_emails_are_logged_without_their_body(
     assert isinstance(sender, LogEmailSender)
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="app.core.email"):
+    with caplog.at_level(logging.INFO, logger="app.core.jobs.email"):
         await sender.send(WELCOME, message_id="<outbox-1@example.org>")
 
     [record] = caplog.records

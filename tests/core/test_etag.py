@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from app.core.config import Settings
 from app.core.deps import ETagJSON, RateLimit
-from app.core.etag import entity_tags, none_match, strong_etag
+from app.core.http.etag import entity_tags, none_match, strong_etag
 from app.main import create_app
 from tests.conftest import asgi_client
 

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.hardening import API_CONTENT_SECURITY_POLICY, BodySizeLimitMiddleware
+from app.core.http.hardening import API_CONTENT_SECURITY_POLICY, BodySizeLimitMiddleware
 from app.main import create_app
 from tests.conftest import asgi_client, running, variant
 from tests.transport import VIA_NGINX, replica_url

@@ -3,7 +3,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Select, select, text
 
-from app.core.keyset import CursorCodec, InvalidCursor, SortKey, Window, page_statement, scope_of
+from app.core.db.keyset import CursorCodec, InvalidCursor, SortKey, Window, page_statement, scope_of
 from app.core.resources import Resources
 from app.domains.items.models import Item
 from app.domains.orders.models import Order

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
-from app.core.metrics import UNMATCHED_ROUTE
+from app.core.http.metrics import UNMATCHED_ROUTE
 from app.main import create_app
 from tests.conftest import running, variant
 from tests.test_deployment import ROOT, dockerfile_cmd, free_port

@@ -5,7 +5,7 @@ import sys
 
 import httpx
 
-from app.core.logging import JsonFormatter, RequestContextFilter, TextFormatter
+from app.core.observability.logging import JsonFormatter, RequestContextFilter, TextFormatter
 
 
 async def test_well_formed_request_id_is_echoed(client: httpx.AsyncClient) -> None:

@@ -3,7 +3,7 @@ import logging
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.outbox import Delivery, OutboxStatus, backoff_delay, enqueue
+from app.core.jobs import Delivery, OutboxStatus, backoff_delay, enqueue
 from tests.core.outbox_helpers import (
     BACKOFF_BASE,
     BACKOFF_MAX,
@@ -102,7 +102,7 @@ async def test_a_failing_handler_is_retried_with_backoff_then_dead(
         assert await outbox.run_once() == 0
         clock.advance(delay)
 
-    with caplog.at_level(logging.ERROR, logger="app.core.outbox"):
+    with caplog.at_level(logging.ERROR, logger="app.core.jobs"):
         assert await outbox.run_once() == 1
 
     [message] = await stored(sessionmaker)

@@ -6,8 +6,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import utcnow
-from app.core.outbox import (
+from app.core.db.base import utcnow
+from app.core.jobs import (
     Delivery,
     OutboxDispatcher,
     OutboxMessage,

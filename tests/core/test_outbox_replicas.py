@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.outbox import OutboxStatus, listen_dsn
-from app.core.outbox.wakeups import APPLICATION_NAME
+from app.core.jobs import OutboxStatus, listen_dsn
+from app.core.jobs.wakeups import APPLICATION_NAME
 from app.core.resources import Resources
 from tests.core.outbox_helpers import Recorder, commit_messages, dispatcher, eventually, stored
 from tests.core.outbox_helpers import sessionmaker as sessionmaker  # a fixture, so pytest finds it

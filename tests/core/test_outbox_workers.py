@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.outbox import Delivery, OutboxDispatcher, OutboxStatus
+from app.core.jobs import Delivery, OutboxDispatcher, OutboxStatus
 from tests.core.outbox_helpers import (
     LEASE_SECONDS,
     Clock,
@@ -142,7 +142,7 @@ async def test_the_loop_survives_a_failing_batch(
 
     outbox = dispatcher(FlakySessions(), handler)  # type: ignore[arg-type]
     await commit_messages(sessionmaker, {"n": 1})
-    with caplog.at_level(logging.ERROR, logger="app.core.outbox"):
+    with caplog.at_level(logging.ERROR, logger="app.core.jobs"):
         outbox.start()
         try:
             async with asyncio.timeout(10):

@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.core.deps import RateLimit
-from app.core.rate_limit import RateLimiter, parse_limit, resolve_client_ip
+from app.core.http.clients import resolve_client_ip
+from app.core.rate_limit import RateLimiter, parse_limit
 from app.main import create_app
 from tests.conftest import TEST_REDIS_URL, asgi_client, make_settings
 from tests.problems import assert_problem

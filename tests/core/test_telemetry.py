@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from app.core.config import Settings
 from app.core.deps import SessionDep, TracerDep
-from app.core.logging import JsonFormatter, RequestContextFilter, TraceContextFilter
+from app.core.observability.logging import JsonFormatter, RequestContextFilter, TraceContextFilter
 from app.main import create_app
 from tests.conftest import running, variant
 

@@ -1,6 +1,6 @@
 import pytest
 
-from app.core.templates import render_email
+from app.core.jobs.templates import render_email
 
 
 def test_both_parts_carry_the_values_and_html_escapes_them() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from app.core.db import utcnow
+from app.core.db.base import utcnow
 from app.core.resources import Resources
 from app.domains.auth.schemas import ROLE_SCOPES, Principal
 from app.domains.users.models import Role

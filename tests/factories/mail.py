@@ -6,8 +6,8 @@ from email.message import EmailMessage
 
 from pydantic import NameEmail, SecretStr
 
-from app.core.email import EMAIL, SmtpEmailSender, email_handler
-from app.core.outbox import OutboxDispatcher
+from app.core.jobs import OutboxDispatcher
+from app.core.jobs.email import EMAIL, SmtpEmailSender, email_handler
 from app.core.resources import Resources
 from tests.smtp import SmtpServer
 

@@ -277,7 +277,7 @@ class Gunicorn(Process):
 
     def start(self) -> None:
         command = [str(BIN / "gunicorn"), "app.main:app", "--config", "gunicorn.conf.py"]
-        command += ["--worker-class", "app.core.server.UvicornWorker"]
+        command += ["--worker-class", "app.core.http.server.UvicornWorker"]
         command += ["--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
         command += ["--graceful-timeout", "20", "--timeout", "60"]
         self.spawn(command, log=self.log, env=self.environment)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import exc
 
-from app.core.db_errors import DatabaseNotAnswering, Unavailability, classify
+from app.core.db.errors import DatabaseNotAnswering, Unavailability, classify
 from app.core.resources import Resources
 from app.main import create_app
 from tests.conftest import RUNS_WITH_POSTGRES, asgi_client, make_settings

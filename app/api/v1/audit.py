@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.core.deps import PageParamsDep
 from app.core.errors import error_responses
-from app.core.pagination import Page, PageParamsDep
+from app.core.pagination import Page
 from app.domains.audit.dependencies import AuditServiceDep
 from app.domains.audit.schemas import AuditEventRead, AuditFilter
 from app.domains.audit.service import AuditService

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, Security, status
 
-from app.core.deps import ETagJSON
+from app.core.deps import ETagJSON, PageParamsDep
 from app.core.errors import error_responses
-from app.core.pagination import Page, PageParamsDep
+from app.core.pagination import Page
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_writer
 from app.domains.auth.schemas import Principal, Scope

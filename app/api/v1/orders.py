@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
+from app.core.deps import PageParamsDep
 from app.core.errors import error_responses
-from app.core.pagination import Page, PageParamsDep
+from app.core.pagination import Page
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_admin, get_principal, get_writer
 from app.domains.orders.dependencies import (

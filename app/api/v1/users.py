@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
 
-from app.core.deps import RateLimit
+from app.core.deps import PageParamsDep, RateLimit
 from app.core.errors import error_responses
-from app.core.pagination import Page, PageParamsDep
+from app.core.pagination import Page
 from app.core.schemas import Accepted
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import (

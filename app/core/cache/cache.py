@@ -14,7 +14,7 @@ from app.core.cache.entries import FRESH_UNTIL, Entry, decode
 from app.core.cache.flight import SingleFlight
 from app.core.cache.local import LocalStore
 from app.core.config import Settings
-from app.core.metrics import CACHE_HITS, CACHE_MISSES
+from app.core.observability.metrics import CACHE_HITS, CACHE_MISSES
 from app.core.redis import REDIS_ERRORS, RedisBreaker
 
 # Every module of the package logs as `app.core.cache`, so its warnings are found and
@@ -88,6 +88,14 @@ class Cache:
             enabled=settings.cache_enabled,
             breaker=breaker,
         )
+
+    def forget_local(self) -> None:
+        """Drop what this process holds (the in-process store and namespace versions).
+
+        Redis is left as it is: this is for a process whose view may no longer be trusted.
+        """
+        self._local.clear()
+        self._versions.clear()
 
     async def delete(self, *keys: str) -> None:
         full_keys = [self._key(key) for key in keys]

@@ -30,3 +30,6 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()

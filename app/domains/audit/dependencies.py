@@ -2,8 +2,8 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.core.context import request_id_var
 from app.core.deps import ClientIPDep, SessionDep, SessionmakerDep
+from app.core.observability.context import request_id_var
 from app.domains.audit.service import AuditService, AuditTrail
 
 

@@ -4,7 +4,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, BigIntId, utcnow
+from app.core.db.base import Base, BigIntId, utcnow
 
 # The longest textual IP address: an IPv4-mapped IPv6 address in full.
 IP_LENGTH = 45

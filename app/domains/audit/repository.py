@@ -1,7 +1,7 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.keyset import Slice, SortKey, Window, keyset_page
 from app.domains.audit.models import AuditEvent
 from app.domains.audit.schemas import AuditFilter
 

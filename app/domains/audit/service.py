@@ -3,7 +3,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import after_rollback, independent_transaction
+from app.core.db.transactions import after_rollback, independent_transaction
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
 from app.domains.audit.models import IP_LENGTH, AuditEvent

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import utcnow
+from app.core.db.base import utcnow
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
 from app.core.security import fingerprint

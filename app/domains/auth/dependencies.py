@@ -13,10 +13,11 @@ from app.core.deps import (
     SettingsDep,
     TokenCodecDep,
     reaches_database,
-    resources_of,
+    uses_platform,
 )
 from app.core.errors import raises
-from app.core.rate_limit import client_ip
+from app.core.http.clients import client_address
+from app.core.resources import Resources
 from app.core.security import AccessClaims, InvalidToken, fingerprint
 from app.domains.audit.dependencies import AuditTrailDep
 from app.domains.auth.api_keys import API_KEY_PREFIX, ApiKeyService, minted_here
@@ -63,7 +64,8 @@ class ApiKeyBearer:
 Bearer = AccessClaims | ApiKeyBearer
 
 
-async def get_bearer(request: Request) -> Bearer | None:
+@uses_platform
+async def get_bearer(platform: Resources, request: Request) -> Bearer | None:
     """The request's bearer credential: an API key's hash, or a verified access token's
     claims; None when absent or invalid.
 
@@ -73,15 +75,14 @@ async def get_bearer(request: Request) -> Bearer | None:
     scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
     if scheme.lower() != "bearer" or not token:
         return None
-    resources = resources_of(request)
-    settings = resources.settings
+    settings = platform.settings
     if token.startswith(API_KEY_PREFIX):
         signing_keys = [
             key.get_secret_value() for key in (settings.secret_key, *settings.previous_secret_keys)
         ]
         return ApiKeyBearer(fingerprint(token), minted_here(token, signing_keys))
     try:
-        return resources.tokens.verify(token)
+        return platform.tokens.verify(token)
     except InvalidToken:
         return None
 
@@ -91,9 +92,10 @@ BearerDep = Annotated[Bearer | None, Depends(get_bearer)]
 
 @raises(NotAuthenticated, InvalidAccessToken, InsufficientScope)
 @reaches_database
+@uses_platform
 async def get_principal(
+    platform: Resources,
     security_scopes: SecurityScopes,
-    request: Request,
     response: Response,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     _: Annotated[object, Depends(api_key_scheme)],
@@ -103,7 +105,7 @@ async def get_principal(
         raise NotAuthenticated
     if bearer is None:
         raise InvalidAccessToken
-    async with resources_of(request).reads.connect() as connection:
+    async with platform.reads.connect() as connection:
         if isinstance(bearer, ApiKeyBearer):
             principal = await find_key_principal(connection, bearer.key_hash)
         else:
@@ -172,7 +174,8 @@ async def profile_user_key(principal: ProfileUser) -> str:
     return f"user:{principal.id}"
 
 
-async def caller_rate_key(request: Request, bearer: BearerDep) -> str:
+@uses_platform
+async def caller_rate_key(platform: Resources, request: Request, bearer: BearerDep) -> str:
     """The user behind a valid access token, the API key this service minted, else the
     client address.
 
@@ -183,7 +186,7 @@ async def caller_rate_key(request: Request, bearer: BearerDep) -> str:
         return f"user:{bearer.user_id}"
     if isinstance(bearer, ApiKeyBearer) and bearer.minted_here:
         return f"key:{bearer.key_hash}"
-    return f"ip:{await client_ip(request)}"
+    return f"ip:{client_address(request, platform.settings.trusted_proxies)}"
 
 
 async def get_auth_service(

@@ -1,10 +1,4 @@
-from app.core.errors import (
-    BadRequest,
-    BusinessRuleViolation,
-    Forbidden,
-    NotFound,
-    Unauthorized,
-)
+from app.core.errors import BadRequest, BusinessRuleViolation, Forbidden, NotFound, Unauthorized
 
 
 class InvalidCredentials(Unauthorized):

@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, BigIntId, utcnow
+from app.core.db.base import Base, BigIntId, utcnow
 
 
 class AuthSession(Base):

@@ -5,8 +5,8 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.core.db import utcnow
-from app.core.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.base import utcnow
+from app.core.db.keyset import Slice, SortKey, Window, keyset_page
 from app.domains.auth.models import ApiKey, AuthSession, RefreshToken
 from app.domains.auth.schemas import ROLE_SCOPES, Principal
 from app.domains.users.models import Role, User

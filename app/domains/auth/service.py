@@ -3,9 +3,10 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import after_rollback, independent_transaction, utcnow
-from app.core.email import enqueue_email
+from app.core.db.base import utcnow
+from app.core.db.transactions import after_rollback, independent_transaction
 from app.core.errors import raises
+from app.core.jobs.email import enqueue_email
 from app.core.security import PasswordHasher, TokenCodec, fingerprint, new_opaque_token
 from app.domains.audit.schemas import AuditAction
 from app.domains.audit.service import AuditTrail

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.keyset import Slice, Window
+from app.core.db.keyset import Slice, Window
 from app.domains.auth.schemas import Principal
 from app.domains.dashboard.schemas import Dashboard, DashboardStats
 from app.domains.orders.models import Order

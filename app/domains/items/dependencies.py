@@ -1,15 +1,16 @@
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from app.core.deps import CacheDep, SessionDep, reaches_database, resources_of
+from app.core.deps import CacheDep, SessionDep, reaches_database, uses_platform
+from app.core.resources import Resources
 from app.domains.items.service import ItemReader, ItemService
 
 
 @reaches_database
-async def get_item_reader(request: Request, cache: CacheDep) -> ItemReader:
-    resources = resources_of(request)
-    return ItemReader(resources.reads, resources.sessionmaker, cache)
+@uses_platform
+async def get_item_reader(platform: Resources) -> ItemReader:
+    return ItemReader(platform.reads, platform.sessionmaker, platform.cache)
 
 
 # The public reads: no request session, so a cached read never creates one.

@@ -3,7 +3,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, BigIntId, TimestampMixin
+from app.core.db.base import Base, BigIntId, TimestampMixin
 
 
 def _trigram_index(column: str) -> Index:

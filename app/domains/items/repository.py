@@ -4,7 +4,7 @@ from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.core.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.keyset import Slice, SortKey, Window, keyset_page
 from app.core.types import MAX_INT32
 from app.domains.items.models import Item
 from app.domains.items.schemas import ItemQuery, ItemSort, ReservedItem, SortOrder

@@ -5,11 +5,11 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.cache import RAW, Cache
-from app.core.db import after_commit
+from app.core.db.keyset import Window
+from app.core.db.transactions import after_commit
 from app.core.errors import raises
-from app.core.etag import JSONBody
-from app.core.keyset import Window
 from app.core.pagination import PageParams, page_of
+from app.core.schemas import JSONBody
 from app.domains.auth.schemas import Principal
 from app.domains.items.exceptions import ItemNotFound, NotItemOwner, OutOfStock, UnknownItems
 from app.domains.items.models import Item

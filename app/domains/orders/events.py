@@ -10,10 +10,10 @@ from enum import StrEnum
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import utcnow
-from app.core.email import EmailMessage, enqueue_email
-from app.core.outbox import MessageType
-from app.core.templates import render_email
+from app.core.db.base import utcnow
+from app.core.jobs import MessageType
+from app.core.jobs.email import EmailMessage, enqueue_email
+from app.core.jobs.templates import render_email
 from app.domains.orders.schemas import OrderRead
 from app.domains.users.repository import UserRepository
 

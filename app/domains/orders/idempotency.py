@@ -19,7 +19,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import after_rollback, independent_transaction, utcnow
+from app.core.db.base import utcnow
+from app.core.db.transactions import after_rollback, independent_transaction
 from app.core.errors import raises
 from app.domains.orders.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused
 from app.domains.orders.models import IdempotencyKey, IdempotencyStatus

@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, composite, mapped_column, relationship
 
-from app.core.db import Base, BigIntId, TimestampMixin, utcnow
+from app.core.db.base import Base, BigIntId, TimestampMixin, utcnow
 
 
 class OrderStatus(StrEnum):

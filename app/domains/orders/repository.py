@@ -4,8 +4,8 @@ from sqlalchemy import ColumnElement, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.core.db import utcnow
-from app.core.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.base import utcnow
+from app.core.db.keyset import Slice, SortKey, Window, keyset_page
 from app.domains.orders.models import Order, OrderStatus
 
 NEWEST_FIRST = SortKey(Order.created_at, Order.id, descending=True)

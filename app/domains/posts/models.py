@@ -1,7 +1,7 @@
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, BigIntId, TimestampMixin
+from app.core.db.base import Base, BigIntId, TimestampMixin
 
 
 class Post(TimestampMixin, Base):

@@ -4,7 +4,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, BigIntId, TimestampMixin, utcnow
+from app.core.db.base import Base, BigIntId, TimestampMixin, utcnow
 
 
 class Role(StrEnum):

@@ -5,8 +5,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import utcnow
-from app.core.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.base import utcnow
+from app.core.db.keyset import Slice, SortKey, Window, keyset_page
 from app.domains.users.exceptions import EmailTaken
 from app.domains.users.models import AccountToken, TokenPurpose, User
 

@@ -6,12 +6,13 @@ from urllib.parse import urlencode
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.db import independent_transaction, utcnow
-from app.core.email import EmailMessage, enqueue_email
+from app.core.db.base import utcnow
+from app.core.db.transactions import independent_transaction
 from app.core.errors import raises
+from app.core.jobs.email import EmailMessage, enqueue_email
+from app.core.jobs.templates import render_email
 from app.core.pagination import Page, PageParams, page_of
 from app.core.security import PasswordHasher, fingerprint, new_opaque_token
-from app.core.templates import render_email
 from app.domains.audit.schemas import AuditAction
 from app.domains.audit.service import AuditTrail
 from app.domains.users.exceptions import (

@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import independent_transaction, utcnow
-from app.core.outbox import Delivery, MessageType
+from app.core.db.base import utcnow
+from app.core.db.transactions import independent_transaction
+from app.core.jobs import Delivery, MessageType
 from app.domains.orders.events import OrderEvent
 from app.domains.webhooks.exceptions import WebhookTargetNotAllowed
 from app.domains.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint

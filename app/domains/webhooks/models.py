@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, BigIntId, TimestampMixin, utcnow
+from app.core.db.base import Base, BigIntId, TimestampMixin, utcnow
 
 
 class DeliveryStatus(StrEnum):

@@ -5,7 +5,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.keyset import Slice, SortKey, Window, keyset_page
 from app.domains.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 DELIVERIES_NEWEST_FIRST = SortKey(WebhookDelivery.created_at, WebhookDelivery.id, descending=True)

@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import event, select, update
 
 from app.core.config import Settings
-from app.core.db import utcnow
+from app.core.db.base import utcnow
 from app.core.resources import Resources
 from app.domains.auth.models import ApiKey
 from tests.api.v1.auth_helpers import ME

@@ -4,7 +4,7 @@ import httpx
 from sqlalchemy import update
 
 from app.core.config import Settings
-from app.core.db import utcnow
+from app.core.db.base import utcnow
 from app.core.resources import Resources
 from app.domains.users.models import AccountToken
 from tests.api.v1.auth_helpers import ME

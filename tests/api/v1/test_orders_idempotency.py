@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from app.core.db import utcnow
+from app.core.db.base import utcnow
 from app.core.resources import Resources
 from app.domains.items.models import Item
 from app.domains.orders.exceptions import IdempotencyKeyInFlight

@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sqlalchemy import select
 
 from app.core.config import Settings
-from app.core.outbox import OutboxMessage
+from app.core.jobs import OutboxMessage
 from app.core.resources import Resources
 from app.main import create_app
 from tests.conftest import running, serve, variant

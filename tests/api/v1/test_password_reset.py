@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from app.core.config import Settings
-from app.core.db import utcnow
+from app.core.db.base import utcnow
 from app.core.resources import Resources
 from app.domains.users.models import AccountToken, User
 from app.main import create_app

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from app.core.config import Settings
-from app.core.outbox import OutboxMessage
+from app.core.jobs import OutboxMessage
 from app.core.resources import Resources
 from tests.conftest import serve
 from tests.factories import PASSWORD, admin, log_in, register, token, unique_email, user

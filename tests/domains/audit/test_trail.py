@@ -1,6 +1,6 @@
 import pytest
 
-from app.core.db import request_transaction
+from app.core.db.transactions import request_transaction
 from app.core.resources import Resources
 from app.domains.audit.schemas import AuditAction
 from app.domains.audit.service import AuditTrail

@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 
-from app.core.db import request_transaction
+from app.core.db.transactions import request_transaction
 from app.core.resources import Resources
 from app.core.types import MAX_INT32
 from app.domains.items.exceptions import OutOfStock, UnknownItems

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.core.keyset import Window
+from app.core.db.keyset import Window
 from app.domains.items.repository import escape_like
 from app.domains.items.schemas import ItemQuery, ItemSort, SortOrder
 from app.domains.items.service import page_key

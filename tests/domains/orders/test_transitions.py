@@ -7,8 +7,8 @@ import httpx
 import pytest
 from opentelemetry.trace import NoOpTracer
 
-from app.core.db import request_transaction
-from app.core.keyset import CursorCodec
+from app.core.db.keyset import CursorCodec
+from app.core.db.transactions import request_transaction
 from app.core.pagination import PageParams
 from app.core.resources import Resources
 from app.domains.audit.service import AuditTrail

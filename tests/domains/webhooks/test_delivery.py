@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from app.core.config import Settings
-from app.core.outbox import OutboxMessage, OutboxStatus
+from app.core.jobs import OutboxMessage, OutboxStatus
 from app.core.resources import Resources
 from app.main import create_app
 from tests.conftest import running, variant

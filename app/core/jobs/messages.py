@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.outbox.models import enqueue
+from app.core.jobs.models import enqueue
 
 P = TypeVar("P", bound=BaseModel)
 

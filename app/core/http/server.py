@@ -4,7 +4,7 @@
   protocol buffers headers of any size (32 MB were accepted), and its h11 protocol answers
   an oversized head with a plain-text 400. Both answer a head over
   MAX_REQUEST_HEADER_BYTES plus a request-line allowance with a 431 problem and close the
-  connection; app.core.hardening holds the exact header limit below that.
+  connection; app.core.http.hardening holds the exact header limit below that.
 - Proxy headers are the app's business: the rate limiter trusts `X-Forwarded-For` only
   from TRUSTED_PROXIES, and uvicorn's own handling (which trusts 127.0.0.1 by default)
   would rewrite the client address before that rule sees it.
@@ -24,9 +24,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpTool
 from uvicorn_worker import UvicornWorker as _UvicornWorker
 
 from app.core.config import Settings, get_settings
-from app.core.context import REQUEST_ID_HEADER, choose_request_id
 from app.core.errors import PROBLEM_JSON, Problem
-from app.core.logging import JsonFormatter, TextFormatter
+from app.core.observability.context import REQUEST_ID_HEADER, choose_request_id
+from app.core.observability.logging import JsonFormatter, TextFormatter
 
 # Room for the request line on top of the header limit, as nginx's large header buffers
 # give; a longer URL is refused with the headers.

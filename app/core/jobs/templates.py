@@ -10,9 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from string import Template
 
-from app.core.email import EmailMessage
+from app.core.jobs.email import EmailMessage
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
 
 
 @lru_cache(maxsize=64)

@@ -11,7 +11,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import send_problem
+from app.core.http.problems import send_problem
 
 # Nothing an API response contains should ever run, load or be framed in a browser.
 API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
@@ -213,7 +213,7 @@ def header_bytes(headers: list[tuple[bytes, bytes]]) -> int:
 class HeaderSizeLimitMiddleware:
     """Answers 431 to requests whose header fields together exceed the limit.
 
-    The server's parser (app.core.server) already refuses a request head much larger than
+    The server's parser (app.core.http.server) already refuses a request head much larger than
     this before buffering it, which is what protects memory; this check holds the exact
     limit under any server. The connection is closed after the refusal: a client sending
     such headers is broken or hostile, and its next request would be no better.

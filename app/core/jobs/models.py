@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, utcnow
+from app.core.db.base import Base, utcnow
 
 # The channel every dispatcher LISTENs on.
 CHANNEL = "outbox_messages"

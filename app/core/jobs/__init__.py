@@ -1,4 +1,5 @@
-"""The job log: a transactional outbox of typed messages, each delivered by its handler.
+"""The job log: a transactional outbox of typed messages, each delivered by its handler;
+and the email it sends (`email`, bodies from `templates`).
 
 A request writes an `OutboxMessage` in its own transaction (`MessageType.enqueue`), so the
 message exists exactly when the change does; a dedup key makes enqueuing the same effect
@@ -20,11 +21,11 @@ email handler gives each message a stable Message-ID, webhooks a stable `webhook
 app.core knows no domain: the composition root (`app.jobs`) registers each topic's handler.
 """
 
-from app.core.outbox.dispatcher import OutboxDispatcher, backoff_delay
-from app.core.outbox.maintenance import dead_messages, purge_delivered, retry_dead
-from app.core.outbox.messages import Delivery, Handler, MessageType
-from app.core.outbox.models import OutboxMessage, OutboxStatus, enqueue, take_enqueued
-from app.core.outbox.wakeups import listen_dsn, notify
+from app.core.jobs.dispatcher import OutboxDispatcher, backoff_delay
+from app.core.jobs.maintenance import dead_messages, purge_delivered, retry_dead
+from app.core.jobs.messages import Delivery, Handler, MessageType
+from app.core.jobs.models import OutboxMessage, OutboxStatus, enqueue, take_enqueued
+from app.core.jobs.wakeups import listen_dsn, notify
 
 __all__ = [
     "Delivery",

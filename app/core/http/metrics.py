@@ -1,20 +1,7 @@
-"""Prometheus metrics: the HTTP middleware that records them and the `/metrics` scrape.
+"""The HTTP series of app.core.observability.metrics, recorded per request, and the
+`/metrics` scrape that serves every series, merged across workers in multiprocess mode."""
 
-Other code increments the counters defined here (cache hits and misses, rate-limit
-rejections) rather than defining its own, so every name is listed in one place.
-
-Under gunicorn every worker is a process with its own counters. With
-`PROMETHEUS_MULTIPROC_DIR` set (gunicorn.conf.py sets and empties it), prometheus_client
-writes each worker's values to files there and a scrape merges them, so any worker answers
-for all of them.
-"""
-
-import asyncio
-import contextlib
-import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi.routing import RouteContext, iter_route_contexts
 from prometheus_client import (
@@ -22,78 +9,28 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.observability.metrics import (
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS,
+    HTTP_REQUESTS_IN_FLIGHT,
+    multiprocess_mode,
+    record_pool_usage,
+)
+
 # Requests no route matched (404s, and those rejected before routing) share one label, so
 # scanners probing random paths cannot grow the number of series without bound.
 UNMATCHED_ROUTE = "<unmatched>"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# Refresh interval of each worker's pool gauges in multiprocess mode, where a scrape only
-# reaches the worker that answers it.
-POOL_REFRESH_SECONDS = 5.0
-
-HTTP_REQUESTS = Counter(
-    "http_requests",
-    "HTTP requests answered, by method, route template and status.",
-    ["method", "route", "status"],
-)
-HTTP_REQUEST_DURATION = Histogram(
-    "http_request_duration_seconds",
-    "Time from receiving a request to sending the last of its response.",
-    ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
-HTTP_REQUESTS_IN_FLIGHT = Gauge(
-    "http_requests_in_flight",
-    "Requests being handled now.",
-    multiprocess_mode="livesum",
-)
-DB_POOL_CHECKED_OUT = Gauge(
-    "db_pool_checked_out_connections",
-    "Database connections in use by requests.",
-    multiprocess_mode="livesum",
-)
-DB_POOL_SIZE = Gauge(
-    "db_pool_size_connections",
-    "Database connections the pool keeps open (overflow connections come on top).",
-    multiprocess_mode="livesum",
-)
-CACHE_HITS = Counter("cache_hits", "Cache look-ups answered from the cache.", ["namespace"])
-CACHE_MISSES = Counter("cache_misses", "Cache look-ups that fell through.", ["namespace"])
-RATE_LIMIT_REJECTIONS = Counter(
-    "rate_limit_rejections", "Requests refused with 429, by limit scope.", ["scope"]
-)
-
-# The job log (app.core.outbox), by topic: one series per message type, a handful in all.
-OUTBOX_DELIVERED = Counter(
-    "outbox_messages_delivered", "Job log messages their handler completed.", ["topic"]
-)
-OUTBOX_RETRIED = Counter(
-    "outbox_messages_retried", "Failed job log attempts scheduled for a retry.", ["topic"]
-)
-OUTBOX_DEAD = Counter(
-    "outbox_messages_dead", "Job log messages given up after their last attempt.", ["topic"]
-)
-OUTBOX_BACKLOG_AGE = Histogram(
-    "outbox_backlog_age_seconds",
-    "How long each claimed job log message had been due and waiting.",
-    ["topic"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
-)
-
-
-def multiprocess_mode() -> bool:
-    return "PROMETHEUS_MULTIPROC_DIR" in os.environ
 
 
 class RouteTemplates:
@@ -173,35 +110,6 @@ class MetricsMiddleware:
             requests, duration = series
             requests.inc()
             duration.observe(time.perf_counter() - started)
-
-
-def record_pool_usage(engine: AsyncEngine) -> None:
-    pool = engine.sync_engine.pool
-    # Only a queue pool has a size; SQLite's in-memory or null pools report nothing.
-    if isinstance(pool, QueuePool):
-        DB_POOL_CHECKED_OUT.set(pool.checkedout())
-        DB_POOL_SIZE.set(pool.size())
-
-
-@asynccontextmanager
-async def pool_usage_refresh(engine: AsyncEngine) -> AsyncIterator[None]:
-    """Keep this worker's pool gauges current while the application runs (multiprocess)."""
-    if not multiprocess_mode():
-        yield
-        return
-
-    async def refresh() -> None:
-        while True:
-            record_pool_usage(engine)
-            await asyncio.sleep(POOL_REFRESH_SECONDS)
-
-    task = asyncio.create_task(refresh())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def metrics_endpoint(request: Request) -> Response:

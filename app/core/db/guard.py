@@ -24,7 +24,7 @@ from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from app.core.db_errors import DatabaseNotAnswering
+from app.core.db.errors import DatabaseNotAnswering
 
 logger = logging.getLogger(__name__)
 

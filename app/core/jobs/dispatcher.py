@@ -13,12 +13,17 @@ from pydantic import BaseModel
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import utcnow
-from app.core.metrics import OUTBOX_BACKLOG_AGE, OUTBOX_DEAD, OUTBOX_DELIVERED, OUTBOX_RETRIED
-from app.core.outbox.maintenance import purge_delivered
-from app.core.outbox.messages import Delivery, Handler, MessageType
-from app.core.outbox.models import OutboxMessage, OutboxStatus
-from app.core.outbox.wakeups import Listener
+from app.core.db.base import utcnow
+from app.core.jobs.maintenance import purge_delivered
+from app.core.jobs.messages import Delivery, Handler, MessageType
+from app.core.jobs.models import OutboxMessage, OutboxStatus
+from app.core.jobs.wakeups import Listener
+from app.core.observability.metrics import (
+    OUTBOX_BACKLOG_AGE,
+    OUTBOX_DEAD,
+    OUTBOX_DELIVERED,
+    OUTBOX_RETRIED,
+)
 
 # Every module of the package logs as `app.core.outbox`, so operators filter one name.
 logger = logging.getLogger(__package__)

@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from app.core.context import request_id_var
+from app.core.observability.context import request_id_var
 
 # `trace` is the text formatter's rendering of the two ids.
 _CONTEXT = {"request_id", "trace_id", "span_id", "trace"}

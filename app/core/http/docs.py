@@ -20,7 +20,7 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "static" / "docs"
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "static" / "docs"
 ASSETS_URL = "/static/docs"
 DOCS_URL = "/docs"
 OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"

@@ -8,8 +8,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.context import REQUEST_ID_HEADER, choose_request_id, request_id_var
-from app.core.errors import send_problem
+from app.core.http.problems import send_problem
+from app.core.observability.context import REQUEST_ID_HEADER, choose_request_id, request_id_var
 
 logger = logging.getLogger("app.request")
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.lower().encode()

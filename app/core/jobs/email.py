@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, NameEmail, SecretSt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.outbox import Delivery, MessageType
+from app.core.jobs import Delivery, MessageType
 
 logger = logging.getLogger(__name__)
 

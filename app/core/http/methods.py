@@ -18,7 +18,7 @@ from starlette.middleware.gzip import GZipMiddleware as StarletteGZipMiddleware
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.etag import entity_tags
+from app.core.http.etag import entity_tags
 
 # Types Starlette never compresses (already compressed, or streamed event by event).
 _UNCOMPRESSED_TYPES = frozenset(DEFAULT_EXCLUDED_CONTENT_TYPES)

@@ -7,8 +7,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db import utcnow
-from app.core.outbox.models import OutboxMessage, OutboxStatus
+from app.core.db.base import utcnow
+from app.core.jobs.models import OutboxMessage, OutboxStatus
 
 # Small enough that each delete holds its locks only briefly, even on a busy table.
 PURGE_BATCH_SIZE = 500

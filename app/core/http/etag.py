@@ -7,10 +7,11 @@ a client that already holds that body gets a 304 with no body instead.
 
 import hashlib
 import re
-from dataclasses import dataclass
 
 from fastapi import Request, Response
 from pydantic import BaseModel
+
+from app.core.schemas import JSONBody
 
 ANY = "*"
 # etagc of RFC 9110 8.8.3: visible ASCII but DQUOTE, plus obs-text.
@@ -73,18 +74,6 @@ def none_match(if_none_match: str, etag: str) -> bool:
         return True
     opaque = opaque_tag(etag)
     return any(opaque_tag(tag) == opaque for tag in tags)
-
-
-@dataclass(frozen=True, slots=True)
-class JSONBody:
-    """A JSON response body rendered once, for reads that cache and serve it as it is: a
-    cached read then costs no decoding and re-encoding of the model it came from."""
-
-    data: bytes
-
-    @classmethod
-    def of(cls, model: BaseModel) -> "JSONBody":
-        return cls(model.model_dump_json(by_alias=True).encode())
 
 
 class ETagJSONRenderer:

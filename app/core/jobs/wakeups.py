@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.outbox.models import CHANNEL
+from app.core.jobs.models import CHANNEL
 
 logger = logging.getLogger(__package__)
 

@@ -1,5 +1,7 @@
-"""The exception handlers that render every error as a problem: domain errors, HTTP errors,
-validation errors and an unavailable database, installed once by `install_error_handlers`."""
+"""Every error rendered as an RFC 9457 problem: the exception handlers for domain errors,
+HTTP errors, validation errors and an unavailable database, installed once by
+`install_error_handlers`, and `send_problem` for answers from ASGI middleware, outside any
+route."""
 
 import logging
 from http import HTTPStatus
@@ -11,12 +13,75 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
-from app.core.db_errors import Unavailability, classify
-from app.core.errors import DomainError, FieldError, problem_response
-from app.core.http import allowed_methods
+from app.core.db.errors import Unavailability, classify
+from app.core.errors import PROBLEM_JSON, DomainError, FieldError, Problem
+from app.core.http.methods import allowed_methods
+from app.core.observability.context import REQUEST_ID_HEADER, request_id_var
 
 logger = logging.getLogger(__name__)
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str | None = None,
+    detail: str,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    errors: list[FieldError] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """Render a problem; `extensions` adds RFC 9457 extension members."""
+    problem = Problem(
+        type=type_,
+        title=title or HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request_id_var.get(),
+        errors=errors,
+    )
+    return JSONResponse(
+        problem.model_dump(mode="json", exclude_none=True) | (extensions or {}),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+async def send_problem(
+    send: Send,
+    *,
+    status: int,
+    detail: str,
+    instance: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer with a problem straight from ASGI middleware, outside any route."""
+    request_id = request_id_var.get()
+    body = Problem(
+        type="about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=instance,
+        request_id=request_id,
+    ).model_dump_json(exclude_none=True)
+    raw_headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if request_id is not None:
+        raw_headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
+    raw_headers.extend(
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in (headers or {}).items()
+    )
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body.encode()})
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:

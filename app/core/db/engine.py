@@ -1,0 +1,91 @@
+"""Engines and session factories, one shape per backend: SQLite as embedded, PostgreSQL
+bounded against a failing server (app.core.db.guard)."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from app.core.config import Settings
+from app.core.db.guard import guard_engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # WAL lets readers proceed during a write; the busy timeout turns lock contention
+    # between concurrent requests into a short wait instead of "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.uses_sqlite:
+        if settings.database_url is None:
+            settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(settings.sqlalchemy_url, echo=settings.db_echo)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        return engine
+    url = make_url(settings.sqlalchemy_url)
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout,
+        "command_timeout": settings.db_command_timeout,
+    }
+    if settings.db_pgbouncer:
+        # In transaction mode consecutive transactions of one client connection run on
+        # different server connections, so a statement prepared on one is unknown (or, by
+        # name, another's) on the next: no statement caches, and unique names for the
+        # statements asyncpg still prepares for each query.
+        url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+        connect_args |= {
+            "statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
+    engine = create_async_engine(
+        url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        # A failed connection attempt frees its pool slot without waking the requests queued
+        # for one, so while the database is down they wait out the whole pool timeout: capped
+        # at the connect timeout, they are refused as soon as those that reached the server.
+        pool_timeout=min(settings.db_pool_timeout, settings.db_connect_timeout),
+        pool_recycle=settings.db_pool_recycle,
+        # Bounds on every wait for the server, so an unreachable or silent database is
+        # refused within seconds instead of holding requests until the client gives up.
+        connect_args=connect_args,
+    )
+    # In place of pool_pre_ping: the same check on checkout, bounded by the connect timeout.
+    guard_engine(engine, connect_timeout=settings.db_connect_timeout)
+    return engine
+
+
+def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
+    """The engine for single-statement reads: the same pool in autocommit, so a read sends
+    no BEGIN and ROLLBACK around its statement.
+
+    Not behind PgBouncer in transaction mode, where a statement outside a transaction may be
+    prepared on one server connection and run on another: there, reads keep a transaction.
+    """
+    if settings.db_pgbouncer:
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Objects stay readable after commit so responses can be rendered from them.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
