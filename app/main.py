@@ -125,7 +125,7 @@ def create_app(
     if docs:
         install_docs(app, openapi_url="/openapi.json")
     if settings.metrics_enabled:
-        app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+        app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     add_middleware(app, settings)
     return app
 

@@ -13,12 +13,11 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.deps import EngineDep
 from app.core.observability.metrics import (
     HTTP_REQUEST_DURATION,
     HTTP_REQUESTS,
@@ -112,9 +111,8 @@ class MetricsMiddleware:
             duration.observe(time.perf_counter() - started)
 
 
-async def metrics_endpoint(request: Request) -> Response:
+async def metrics_endpoint(engine: EngineDep) -> Response:
     """The Prometheus text exposition of every metric, merged across workers."""
-    engine: AsyncEngine = request.app.state.resources.engine
     record_pool_usage(engine)
     if multiprocess_mode():
         registry = CollectorRegistry()
