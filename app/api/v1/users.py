@@ -42,8 +42,8 @@ async def register_user(data: UserCreate, users: UserServiceDep) -> UserRead:
 
 @router.get("/me", summary="Your account", responses=error_responses(get_principal))
 async def read_me(principal: CurrentUser) -> UserRead:
-    # The principal already holds the account, read on this request: no second query.
-    return UserRead.model_validate(principal)
+    # The principal is the account's public view, read on this request: no second query.
+    return principal
 
 
 @router.patch(

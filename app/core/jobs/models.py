@@ -6,11 +6,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Enum, Index, Integer, String, Text, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db.base import Base, utcnow
+from app.core.db.repository import insert_ignoring
 
 # The channel every dispatcher LISTENs on.
 CHANNEL = "outbox_messages"
@@ -78,14 +78,12 @@ async def enqueue(
     (the request session dependency does); without it the message still goes out at the
     next poll.
     """
-    dialect = session.get_bind().dialect.name
     statement = (
-        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(OutboxMessage)
+        insert_ignoring(session, OutboxMessage, [OutboxMessage.dedup_key])
         .values(topic=topic, payload=dict(payload), dedup_key=dedup_key)
-        .on_conflict_do_nothing(index_elements=[OutboxMessage.dedup_key])
         .returning(OutboxMessage.id)
     )
-    if dialect == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # The wake-up for every listening dispatcher, in the same statement: a NOTIFY is
         # part of its transaction, delivered if and only if it commits (and once however
         # many messages the transaction holds), so no second round trip is needed after it.

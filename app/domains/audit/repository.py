@@ -1,16 +1,15 @@
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.keyset import Slice, SortKey, Window
+from app.core.db.repository import Repository
 from app.domains.audit.models import AuditEvent
 from app.domains.audit.schemas import AuditFilter
 
 NEWEST_FIRST = SortKey(AuditEvent.created_at, AuditEvent.id, descending=True)
 
 
-class AuditEventRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class AuditEventRepository(Repository[AuditEvent]):
+    model = AuditEvent
 
     def append(self, event: AuditEvent) -> None:
         # Flushed with the change it describes, when the request's transaction commits.
@@ -23,4 +22,4 @@ class AuditEventRepository:
             for field, value in filters.model_dump(exclude_none=True).items()
         ]
         statement = select(AuditEvent).where(*criteria)
-        return await keyset_page(self.session, statement, NEWEST_FIRST, window)
+        return await self.page(NEWEST_FIRST, window, statement)

@@ -3,30 +3,29 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.db.base import utcnow
-from app.core.db.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.keyset import Slice, SortKey, Window
+from app.core.db.repository import Repository
 from app.domains.auth.models import ApiKey, AuthSession, RefreshToken
 from app.domains.auth.schemas import ROLE_SCOPES, Principal
-from app.domains.users.models import Role, User
+from app.domains.users.models import User
+from app.domains.users.repository import PUBLIC_COLUMNS
+from app.domains.users.schemas import UserRead
 
 # How stale `last_used_at` may get: at most one write per key and minute, not per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-class AuthSessionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class AuthSessionRepository(Repository[AuthSession]):
+    model = AuthSession
 
     async def open(self, *, session_id: str, user_id: int, scopes: frozenset[str]) -> AuthSession:
         auth_session = AuthSession(id=session_id, user_id=user_id, scopes=" ".join(sorted(scopes)))
         self.session.add(auth_session)
         await self.session.flush()
         return auth_session
-
-    async def get(self, session_id: str) -> AuthSession | None:
-        return await self.session.get(AuthSession, session_id)
 
     async def add_refresh_token(
         self, *, session_id: str, token_hash: str, expires_at: datetime
@@ -85,19 +84,13 @@ class AuthSessionRepository:
 NEWEST_KEYS_FIRST = SortKey(ApiKey.created_at, ApiKey.id, descending=True)
 
 
-class ApiKeyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def add(self, api_key: ApiKey) -> ApiKey:
-        self.session.add(api_key)
-        await self.session.flush()
-        return api_key
+class ApiKeyRepository(Repository[ApiKey]):
+    model = ApiKey
 
     async def list_for_user(self, user_id: int, window: Window) -> Slice[ApiKey]:
         """Newest first."""
         statement = select(ApiKey).where(ApiKey.user_id == user_id)
-        return await keyset_page(self.session, statement, NEWEST_KEYS_FIRST, window)
+        return await self.page(NEWEST_KEYS_FIRST, window, statement)
 
     async def delete_for_user(self, key_id: int, user_id: int) -> bool:
         """Delete the user's key; False when the user has no key with this id."""
@@ -109,19 +102,10 @@ class ApiKeyRepository:
         return result.first() is not None
 
 
-_USER_COLUMNS = (
-    User.id,
-    User.email,
-    User.full_name,
-    User.role,
-    User.is_active,
-    User.email_verified,
-    User.created_at,
-)
 # Built once with bound parameters: every authenticated request runs one of these, and
 # building and hashing a new statement each time would cost more than running it.
 _PRINCIPAL_QUERY = (
-    select(*_USER_COLUMNS, AuthSession.id.label("session_id"))
+    select(*PUBLIC_COLUMNS, AuthSession.id.label("session_id"))
     .join(AuthSession, AuthSession.user_id == User.id)
     .where(
         AuthSession.revoked_at.is_(None),
@@ -131,7 +115,7 @@ _PRINCIPAL_QUERY = (
 )
 _KEY_PRINCIPAL_QUERY = (
     select(
-        *_USER_COLUMNS,
+        *PUBLIC_COLUMNS,
         ApiKey.id.label("api_key_id"),
         ApiKey.scopes.label("key_scopes"),
         ApiKey.expires_at,
@@ -149,14 +133,9 @@ def _principal(
     session_id: str | None = None,
     api_key_id: int | None = None,
 ) -> Principal:
+    public = {field: getattr(row, field) for field in UserRead.model_fields}
     return Principal(
-        id=row.id,
-        email=row.email,
-        full_name=row.full_name,
-        role=Role(row.role),
-        is_active=row.is_active,
-        email_verified=row.email_verified,
-        created_at=row.created_at,
+        **public,
         scopes=scopes,
         session_id=session_id,
         api_key_id=api_key_id,

@@ -1,4 +1,3 @@
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -21,6 +20,7 @@ from app.domains.users.schemas import (
     AccountTokenValue,
     Email,
     Password,
+    UserRead,
     normalize_email,
 )
 
@@ -54,21 +54,16 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated caller, as every protected route receives it.
+class Principal(UserRead):
+    """The authenticated caller, as every protected route receives it: the user's public
+    view (so `/users/me` renders it as it is), and how this request is authorised.
 
     Signed in with a password (`session_id` set) or through an API key (`api_key_id` set);
     `scopes` are what this request may do: the token's, or the key's within the role.
     """
 
-    id: int
-    email: str
-    full_name: str
-    role: Role
-    is_active: bool
-    email_verified: bool
-    created_at: datetime
+    model_config = ConfigDict(frozen=True)
+
     scopes: frozenset[str]
     session_id: str | None = None
     api_key_id: int | None = None

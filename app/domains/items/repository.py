@@ -2,9 +2,10 @@ from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.db.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.keyset import Slice, SortKey, Window
+from app.core.db.repository import Repository
 from app.core.types import MAX_INT32
 from app.domains.items.models import Item
 from app.domains.items.schemas import ItemQuery, ItemSort, ReservedItem, SortOrder
@@ -44,21 +45,8 @@ def _conditions(query: ItemQuery) -> list[ColumnElement[bool]]:
     return conditions
 
 
-class ItemRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, item_id: int) -> Item | None:
-        return await self.session.get(Item, item_id)
-
-    async def add(self, item: Item) -> Item:
-        self.session.add(item)
-        await self.session.flush()
-        return item
-
-    async def delete(self, item: Item) -> None:
-        await self.session.delete(item)
-        await self.session.flush()
+class ItemRepository(Repository[Item]):
+    model = Item
 
     async def search(self, query: ItemQuery, window: Window) -> Slice[Item]:
         """A page of items matching `query`, and how many match in all.
@@ -67,7 +55,7 @@ class ItemRepository:
         appear on two pages or on none.
         """
         key = SortKey(_SORT_COLUMNS[query.sort], Item.id, descending=query.order is SortOrder.DESC)
-        return await keyset_page(self.session, select(Item).where(*_conditions(query)), key, window)
+        return await self.page(key, window, select(Item).where(*_conditions(query)))
 
     async def existing_ids(self, item_ids: Iterable[int]) -> set[int]:
         rows = await self.session.scalars(select(Item.id).where(Item.id.in_(list(item_ids))))

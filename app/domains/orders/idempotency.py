@@ -10,20 +10,16 @@ A request that fails releases its key after its rollback, so the client can retr
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.db.base import utcnow
 from app.core.db.transactions import after_rollback, independent_transaction
 from app.core.errors import raises
 from app.domains.orders.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused
-from app.domains.orders.models import IdempotencyKey, IdempotencyStatus
+from app.domains.orders.models import IdempotencyStatus
+from app.domains.orders.repository import IdempotencyKeyRepository, KeyRecord
 from app.domains.orders.schemas import OrderCreate, OrderRead, PlacedOrder
 
 # How long a completed key answers repeats with its stored response.
@@ -40,15 +36,6 @@ def request_fingerprint(data: OrderCreate) -> str:
     """SHA-256 of the request as parsed: key order, spacing and defaults do not matter."""
     canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    id: str
-    fingerprint: str
-    status: str
-    response_status: int | None
-    response_body: dict[str, Any] | None
 
 
 class IdempotencyKeys:
@@ -106,56 +93,14 @@ class IdempotencyKeys:
         key is reused as if new and a user's keys do not pile up. (None, None) means the
         existing record vanished between the insert and the read: the caller may try again.
         """
-        now = utcnow()
         claim_id = uuid.uuid4().hex
         async with independent_transaction(self.sessionmaker) as session:
-            await session.execute(
-                delete(IdempotencyKey).where(
-                    IdempotencyKey.user_id == user_id, IdempotencyKey.expires_at <= now
-                )
-            )
-            values = {
-                "id": claim_id,
-                "user_id": user_id,
-                "key": key,
-                "fingerprint": fingerprint,
-                "status": IdempotencyStatus.IN_FLIGHT,
-                "created_at": now,
-                "expires_at": now + lease,
-            }
-            dialect = (await session.connection()).dialect.name
-            insert = (
-                postgresql.insert(IdempotencyKey)
-                if dialect == "postgresql"
-                else sqlite.insert(IdempotencyKey)
-            )
-            inserted = await session.scalar(
-                insert.values(values)
-                .on_conflict_do_nothing(index_elements=["user_id", "key"])
-                .returning(IdempotencyKey.id)
-            )
-            if inserted is not None:
+            keys = IdempotencyKeyRepository(session)
+            if await keys.insert_claim(
+                claim_id, user_id=user_id, key=key, fingerprint=fingerprint, lease=lease
+            ):
                 return claim_id, None
-            row = (
-                await session.execute(
-                    select(
-                        IdempotencyKey.id,
-                        IdempotencyKey.fingerprint,
-                        IdempotencyKey.status,
-                        IdempotencyKey.response_status,
-                        IdempotencyKey.response_body,
-                    ).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-                )
-            ).first()
-        if row is None:
-            return None, None
-        return None, KeyRecord(
-            id=row.id,
-            fingerprint=row.fingerprint,
-            status=row.status,
-            response_status=row.response_status,
-            response_body=row.response_body,
-        )
+            return None, await keys.find(user_id, key)
 
     @raises(IdempotencyKeyInFlight)
     async def complete(self, claim_id: str, placed: PlacedOrder) -> None:
@@ -164,30 +109,16 @@ class IdempotencyKeys:
         A claim that is gone outlived its lease, and another request took the key: this
         one must not also succeed.
         """
-        result = await self.session.execute(
-            update(IdempotencyKey)
-            .where(
-                IdempotencyKey.id == claim_id,
-                IdempotencyKey.status == IdempotencyStatus.IN_FLIGHT,
-            )
-            .values(
-                status=IdempotencyStatus.COMPLETED,
-                response_status=placed.status_code,
-                response_body=placed.order.model_dump(mode="json"),
-                expires_at=utcnow() + IDEMPOTENCY_KEY_TTL,
-            )
-            .returning(IdempotencyKey.id)
-            .execution_options(synchronize_session=False)
+        completed = await IdempotencyKeyRepository(self.session).complete(
+            claim_id,
+            response_status=placed.status_code,
+            response_body=placed.order.model_dump(mode="json"),
+            ttl=IDEMPOTENCY_KEY_TTL,
         )
-        if result.first() is None:
+        if not completed:
             raise IdempotencyKeyInFlight
 
     async def _release(self, claim_id: str) -> None:
         """Forget an in-flight claim whose request failed, so the key can be retried."""
         async with independent_transaction(self.sessionmaker) as session:
-            await session.execute(
-                delete(IdempotencyKey).where(
-                    IdempotencyKey.id == claim_id,
-                    IdempotencyKey.status == IdempotencyStatus.IN_FLIGHT,
-                )
-            )
+            await IdempotencyKeyRepository(session).release(claim_id)

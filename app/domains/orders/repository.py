@@ -1,26 +1,23 @@
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, true, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, delete, func, select, true, update
 from sqlalchemy.orm import selectinload
 
 from app.core.db.base import utcnow
-from app.core.db.keyset import Slice, SortKey, Window, keyset_page
-from app.domains.orders.models import Order, OrderStatus
+from app.core.db.keyset import Slice, SortKey, Window
+from app.core.db.repository import Repository, insert_ignoring
+from app.domains.orders.models import IdempotencyKey, IdempotencyStatus, Order, OrderStatus
 
 NEWEST_FIRST = SortKey(Order.created_at, Order.id, descending=True)
 
 
-class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class OrderRepository(Repository[Order]):
+    model = Order
 
-    async def add(self, order: Order) -> Order:
-        self.session.add(order)
-        await self.session.flush()
-        return order
-
-    async def get(self, order_id: int, *, user_id: int | None) -> Order | None:
+    async def get_with_lines(self, order_id: int, *, user_id: int | None) -> Order | None:
         """The order with its lines; with `user_id`, only if that user placed it."""
         statement = (
             select(Order)
@@ -67,13 +64,8 @@ class OrderRepository:
             criteria.append(Order.user_id == user_id)
         if status is not None:
             criteria.append(Order.status == status)
-        return await keyset_page(
-            self.session,
-            select(Order).where(*criteria),
-            NEWEST_FIRST,
-            window,
-            options=[selectinload(Order.lines)],
-        )
+        statement = select(Order).where(*criteria)
+        return await self.page(NEWEST_FIRST, window, statement, options=[selectinload(Order.lines)])
 
     async def spent_by(self, user_id: int) -> Decimal:
         """What a user's orders cost, cancelled ones excepted."""
@@ -88,3 +80,106 @@ class OrderRepository:
 def _owned_by(user_id: int | None) -> ColumnElement[bool]:
     """The ownership rule: None means every order (administrators)."""
     return Order.user_id == user_id if user_id is not None else true()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    fingerprint: str
+    status: str
+    response_status: int | None
+    response_body: dict[str, Any] | None
+
+
+class IdempotencyKeyRepository(Repository[IdempotencyKey]):
+    """The idempotency keys of order requests, one per user and key."""
+
+    model = IdempotencyKey
+
+    async def insert_claim(
+        self, claim_id: str, *, user_id: int, key: str, fingerprint: str, lease: timedelta
+    ) -> bool:
+        """Store the key as in flight under `claim_id`; False when the user has it already.
+
+        The user's expired keys, this one's included, are removed first, so an expired key is
+        reused as if new and a user's keys do not pile up.
+        """
+        now = utcnow()
+        await self.session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.user_id == user_id, IdempotencyKey.expires_at <= now
+            )
+        )
+        inserted = await self.session.scalar(
+            insert_ignoring(
+                self.session, IdempotencyKey, [IdempotencyKey.user_id, IdempotencyKey.key]
+            )
+            .values(
+                id=claim_id,
+                user_id=user_id,
+                key=key,
+                fingerprint=fingerprint,
+                status=IdempotencyStatus.IN_FLIGHT,
+                created_at=now,
+                expires_at=now + lease,
+            )
+            .returning(IdempotencyKey.id)
+        )
+        return inserted is not None
+
+    async def find(self, user_id: int, key: str) -> KeyRecord | None:
+        row = (
+            await self.session.execute(
+                select(
+                    IdempotencyKey.id,
+                    IdempotencyKey.fingerprint,
+                    IdempotencyKey.status,
+                    IdempotencyKey.response_status,
+                    IdempotencyKey.response_body,
+                ).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+            )
+        ).first()
+        if row is None:
+            return None
+        return KeyRecord(
+            id=row.id,
+            fingerprint=row.fingerprint,
+            status=row.status,
+            response_status=row.response_status,
+            response_body=row.response_body,
+        )
+
+    async def complete(
+        self,
+        claim_id: str,
+        *,
+        response_status: int,
+        response_body: dict[str, Any],
+        ttl: timedelta,
+    ) -> bool:
+        """Store the answer with an in-flight claim; False when the claim is gone."""
+        result = await self.session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.id == claim_id,
+                IdempotencyKey.status == IdempotencyStatus.IN_FLIGHT,
+            )
+            .values(
+                status=IdempotencyStatus.COMPLETED,
+                response_status=response_status,
+                response_body=response_body,
+                expires_at=utcnow() + ttl,
+            )
+            .returning(IdempotencyKey.id)
+            .execution_options(synchronize_session=False)
+        )
+        return result.first() is not None
+
+    async def release(self, claim_id: str) -> None:
+        """Forget an in-flight claim."""
+        await self.session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.id == claim_id,
+                IdempotencyKey.status == IdempotencyStatus.IN_FLIGHT,
+            )
+        )

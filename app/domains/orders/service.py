@@ -137,7 +137,7 @@ class OrderService:
         return shipped
 
     async def _order_for(self, principal: Principal, order_id: int) -> Order:
-        order = await self.orders.get(order_id, user_id=owner_filter(principal))
+        order = await self.orders.get_with_lines(order_id, user_id=owner_filter(principal))
         if order is None:
             raise OrderNotFound
         return order

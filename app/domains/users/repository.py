@@ -6,17 +6,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db.base import utcnow
-from app.core.db.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.keyset import Slice, SortKey, Window
+from app.core.db.repository import Repository
 from app.domains.users.exceptions import EmailTaken
 from app.domains.users.models import AccountToken, TokenPurpose, User
+from app.domains.users.schemas import UserRead
+
+# The user's public view, column for column as `UserRead` names its fields: every query for it
+# (the principal behind each authenticated request among them) selects these.
+PUBLIC_COLUMNS = tuple(getattr(User, field) for field in UserRead.model_fields)
 
 
-class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, user_id: int) -> User | None:
-        return await self.session.get(User, user_id)
+class UserRepository(Repository[User]):
+    model = User
 
     async def get_by_email(self, email: str) -> User | None:
         result = await self.session.scalars(select(User).where(User.email == email))
@@ -42,7 +44,7 @@ class UserRepository:
 
     async def list_page(self, window: Window) -> Slice[User]:
         """Oldest account first: the id is the order, and the primary key the index."""
-        return await keyset_page(self.session, select(User), SortKey(User.id, User.id), window)
+        return await self.page(SortKey(User.id, User.id), window)
 
 
 @dataclass(frozen=True, slots=True)

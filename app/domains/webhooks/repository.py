@@ -2,34 +2,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db.keyset import Slice, SortKey, Window, keyset_page
+from app.core.db.repository import Repository, insert_ignoring
 from app.domains.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 DELIVERIES_NEWEST_FIRST = SortKey(WebhookDelivery.created_at, WebhookDelivery.id, descending=True)
 
 
-class WebhookRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def get(self, endpoint_id: int) -> WebhookEndpoint | None:
-        return await self.session.get(WebhookEndpoint, endpoint_id)
-
-    async def add(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
-        self.session.add(endpoint)
-        await self.session.flush()
-        return endpoint
-
-    async def delete(self, endpoint: WebhookEndpoint) -> None:
-        await self.session.delete(endpoint)
-        await self.session.flush()
+class WebhookRepository(Repository[WebhookEndpoint]):
+    model = WebhookEndpoint
 
     async def list_page(self, window: Window) -> Slice[WebhookEndpoint]:
-        key = SortKey(WebhookEndpoint.id, WebhookEndpoint.id)
-        return await keyset_page(self.session, select(WebhookEndpoint), key, window)
+        return await self.page(SortKey(WebhookEndpoint.id, WebhookEndpoint.id), window)
 
     async def subscribed(self, event_type: str) -> list[WebhookEndpoint]:
         active = await self.session.scalars(
@@ -43,18 +28,14 @@ class WebhookRepository:
         self, *, endpoint_id: int, event_id: str, event_type: str, payload: dict[str, Any]
     ) -> int | None:
         """The new delivery's id; None when this endpoint already has this event."""
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        conflict = [WebhookDelivery.endpoint_id, WebhookDelivery.event_id]
         return await self.session.scalar(
-            insert(WebhookDelivery)
+            insert_ignoring(self.session, WebhookDelivery, conflict)
             .values(
                 endpoint_id=endpoint_id,
                 event_id=event_id,
                 event_type=event_type,
                 payload=payload,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[WebhookDelivery.endpoint_id, WebhookDelivery.event_id]
             )
             .returning(WebhookDelivery.id)
         )
