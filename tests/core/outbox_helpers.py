@@ -1,6 +1,5 @@
 """A hand-driven clock, a recording handler and builders shared by the outbox tests."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,12 +89,3 @@ async def commit_messages(
 async def stored(sessionmaker: async_sessionmaker[AsyncSession]) -> list[OutboxMessage]:
     async with sessionmaker() as session:
         return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, seconds: float = 10.0) -> None:
-    """Wait until `check()` holds, for what another task or process does in its own time."""
-    async with asyncio.timeout(seconds):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.02)

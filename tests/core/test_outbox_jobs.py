@@ -23,10 +23,10 @@ from tests.core.outbox_helpers import (
     Recorder,
     commit_messages,
     dispatcher,
-    eventually,
     stored,
 )
 from tests.core.outbox_helpers import sessionmaker as sessionmaker  # a fixture, so pytest finds it
+from tests.waiting import eventually
 
 
 async def test_a_dedup_key_already_stored_adds_nothing(

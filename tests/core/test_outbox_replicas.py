@@ -17,9 +17,10 @@ from app.core.config import Settings
 from app.core.jobs import OutboxStatus, listen_dsn
 from app.core.jobs.wakeups import APPLICATION_NAME
 from app.core.resources import Resources
-from tests.core.outbox_helpers import Recorder, commit_messages, dispatcher, eventually, stored
+from tests.core.outbox_helpers import Recorder, commit_messages, dispatcher, stored
 from tests.core.outbox_helpers import sessionmaker as sessionmaker  # a fixture, so pytest finds it
 from tests.factories import register
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTENING = "listening on channel"

@@ -3,7 +3,9 @@
 `request_transaction` is the one transaction a request has (behind `SessionDep`): it commits
 when the handler returns and rolls back when it raises; an error never commits. What must
 follow the outcome is a callback registered with `after_commit` or `after_rollback`; what
-must not share the request's fate runs in `independent_transaction`. Nothing else commits.
+must not share the request's fate runs in `independent_transaction`, either before the
+response (an idempotency claim) or after it, as a background task the response does not wait
+for (recording an API key's last use). Nothing else commits, and no read writes.
 """
 
 import logging

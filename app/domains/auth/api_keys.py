@@ -11,13 +11,16 @@ key is dropped from PREVIOUS_SECRET_KEYS).
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db.base import utcnow
+from app.core.db.transactions import independent_transaction
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
 from app.core.security import fingerprint
@@ -27,6 +30,8 @@ from app.domains.auth.exceptions import ApiKeyNotFound, PasswordSessionRequired,
 from app.domains.auth.models import ApiKey
 from app.domains.auth.repository import ApiKeyRepository
 from app.domains.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, Principal
+
+logger = logging.getLogger(__name__)
 
 API_KEY_PREFIX = "fsk_"
 PREFIX_LENGTH = 12
@@ -108,3 +113,14 @@ class ApiKeyService:
         await self.audit.record(
             AuditAction.API_KEY_REVOKED, actor_id=principal.id, target=("api_key", key_id)
         )
+
+
+async def record_key_use(sessionmaker: async_sessionmaker[AsyncSession], key_id: int) -> None:
+    """Note that a key was used, after the response that used it, in a transaction of its
+    own: the request neither waits for this write nor shares its fate, and a failure here
+    costs only a stale `last_used_at`."""
+    try:
+        async with independent_transaction(sessionmaker) as session:
+            await ApiKeyRepository(session).record_use(key_id)
+    except SQLAlchemyError as error:
+        logger.warning("could not record the use of API key %s: %s", key_id, error)

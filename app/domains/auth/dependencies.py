@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Form, Request, Response, Security
+from fastapi import BackgroundTasks, Depends, Form, Request, Response, Security
 from fastapi.security import HTTPBearer, OAuth2PasswordBearer, SecurityScopes
 from fastapi.security.utils import get_authorization_scheme_param
 
@@ -20,7 +20,7 @@ from app.core.http.clients import client_address
 from app.core.resources import Resources
 from app.core.security import AccessClaims, InvalidToken, fingerprint
 from app.domains.audit.dependencies import AuditTrailDep
-from app.domains.auth.api_keys import API_KEY_PREFIX, ApiKeyService, minted_here
+from app.domains.auth.api_keys import API_KEY_PREFIX, ApiKeyService, minted_here, record_key_use
 from app.domains.auth.exceptions import (
     AdminRequired,
     EmailUnverified,
@@ -97,6 +97,7 @@ async def get_principal(
     platform: Resources,
     security_scopes: SecurityScopes,
     response: Response,
+    background: BackgroundTasks,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     _: Annotated[object, Depends(api_key_scheme)],
     bearer: BearerDep,
@@ -107,7 +108,10 @@ async def get_principal(
         raise InvalidAccessToken
     async with platform.reads.connect() as connection:
         if isinstance(bearer, ApiKeyBearer):
-            principal = await find_key_principal(connection, bearer.key_hash)
+            found = await find_key_principal(connection, bearer.key_hash)
+            principal = found.principal if found is not None else None
+            if found is not None and found.stale_last_use:
+                background.add_task(record_key_use, platform.sessionmaker, found.key_id)
         else:
             principal = await find_principal(
                 connection,

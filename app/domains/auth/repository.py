@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,6 +88,24 @@ NEWEST_KEYS_FIRST = SortKey(ApiKey.created_at, ApiKey.id, descending=True)
 class ApiKeyRepository(Repository[ApiKey]):
     model = ApiKey
 
+    async def record_use(self, key_id: int) -> None:
+        """Set `last_used_at` to now, unless it is already within `LAST_USED_RESOLUTION`.
+
+        Conditional, so of many concurrent requests with one key only the first writes.
+        """
+        now = utcnow()
+        await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(
+                    ApiKey.last_used_at.is_(None),
+                    ApiKey.last_used_at <= now - LAST_USED_RESOLUTION,
+                ),
+            )
+            .values(last_used_at=now)
+        )
+
     async def list_for_user(self, user_id: int, window: Window) -> Slice[ApiKey]:
         """Newest first."""
         statement = select(ApiKey).where(ApiKey.user_id == user_id)
@@ -159,7 +178,15 @@ async def find_principal(
     return _principal(row, session_id=row.session_id, scopes=scopes)
 
 
-async def find_key_principal(connection: AsyncConnection, key_hash: str) -> Principal | None:
+@dataclass(frozen=True, slots=True)
+class KeyPrincipal:
+    principal: Principal
+    key_id: int
+    # `last_used_at` is older than its resolution: the request should record this use.
+    stale_last_use: bool
+
+
+async def find_key_principal(connection: AsyncConnection, key_hash: str) -> KeyPrincipal | None:
     """The caller behind an API key, if the key exists, has not expired and its user is
     active; in one indexed query, like `find_principal`.
 
@@ -170,20 +197,10 @@ async def find_key_principal(connection: AsyncConnection, key_hash: str) -> Prin
     now = utcnow()
     if row is None or not row.is_active or (row.expires_at is not None and row.expires_at <= now):
         return None
-    if row.last_used_at is None or row.last_used_at <= now - LAST_USED_RESOLUTION:
-        await _touch(connection, row.api_key_id, now)
     scopes = frozenset(row.key_scopes.split()) & ROLE_SCOPES[row.role]
-    return _principal(row, api_key_id=row.api_key_id, scopes=scopes)
+    principal = _principal(row, api_key_id=row.api_key_id, scopes=scopes)
+    return KeyPrincipal(principal, row.api_key_id, stale_last_use=_stale(row.last_used_at, now))
 
 
-async def _touch(connection: AsyncConnection, key_id: int, now: datetime) -> None:
-    # Conditional, so of many concurrent requests with one key only the first writes.
-    await connection.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == key_id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_RESOLUTION),
-        )
-        .values(last_used_at=now)
-    )
-    await connection.commit()
+def _stale(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or last_used_at <= now - LAST_USED_RESOLUTION
