@@ -5,7 +5,7 @@ import platform
 import subprocess
 from importlib import metadata
 
-from bench.servers import ROOT
+from support.processes import ROOT
 
 PACKAGES = (
     "fastapi",

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from bench.baselines.database import asyncpg_dsn
 from bench.baselines.insert import SCRATCH_TABLE_DDL
-from bench.servers import ROOT
+from support.processes import ROOT
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"

@@ -5,7 +5,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from support.processes import ROOT, children, free_port
+
 WORKER_CLASS = "app.core.http.server.UvicornWorker"
 SERVICE_CONFIG = "gunicorn.conf.py"
 BASELINE_CONFIG = "bench/baselines/gunicorn_conf.py"
@@ -22,13 +22,6 @@ BASELINE_CONFIG = "bench/baselines/gunicorn_conf.py"
 
 class ServerError(RuntimeError):
     """A server did not start or answer."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def gunicorn_command(
@@ -139,7 +132,7 @@ class Server:
     def worker_pids(self) -> list[int]:
         if self.process is None:
             return []
-        return child_pids(self.process.pid)
+        return children(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -152,22 +145,6 @@ class Server:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
-
-
-def child_pids(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        return [int(part) for part in children.read_text().split()]
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The command name may hold spaces or parentheses; fields resume after the last ")".
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def rss_megabytes(pid: int) -> float:

@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.faults.conftest import BASE_ENVIRONMENT, wait_until_ready
-from tests.faults.ledger import PASSWORD, Ledger
-from tests.faults.servers import Gunicorn, PostgresServer, RedisServer, migrate
+from support.ledger import PASSWORD, Ledger
+from support.servers import (
+    OUTAGE_SETTINGS,
+    Gunicorn,
+    PostgresServer,
+    RedisServer,
+    migrate,
+    wait_until_ready,
+)
 
 ITEMS = 5
 INITIAL_STOCK = 1_000_000
@@ -100,7 +106,7 @@ async def soak(seconds: float, clients: int, workers: int) -> int:
     redis.start()
     database_url = postgres.create_database("soak")
     migrate(database_url)
-    environment = BASE_ENVIRONMENT | {
+    environment = OUTAGE_SETTINGS | {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis.url,
         "DB_CONNECT_TIMEOUT": "2",

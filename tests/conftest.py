@@ -24,8 +24,8 @@ from app.core.config import Environment, Settings
 from app.core.resources import Resources
 from app.main import create_app
 from app.models import Base
+from support.processes import Unavailable
 from tests.factories.mail import Inbox
-from tests.faults.servers import Unavailable
 from tests.migrations import upgrade_to_head
 from tests.smtp import SmtpServer, smtp_server
 from tests.transport import NGINX_NETWORK, VIA_NGINX, NginxClient, require_nginx, shared_front

@@ -11,7 +11,7 @@ from app.core.config import Settings
 from app.core.db.base import utcnow
 from app.core.jobs import OutboxMessage, OutboxStatus
 from app.core.resources import Resources
-from tests.core.outbox_helpers import commit_messages, stored
+from tests.core.jobs.outbox_helpers import commit_messages, stored
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,8 +22,9 @@ from app.core.config import Settings
 from app.core.http.server import request_head_limit
 from app.core.observability import metrics
 from deploy.healthcheck import host_header
-from tests.test_deployment import ROOT, dockerfile_cmd, dockerfile_instructions, setting_names
-from tests.test_server import environment, gunicorn_command, server
+from support.deployment import dockerfile_command, dockerfile_instructions, setting_names
+from support.processes import ROOT
+from support.serving import environment, gunicorn_command, server
 from tests.transport import replica_url
 
 APP_SERVICES = ("migrate", "api", "worker")
@@ -40,7 +41,7 @@ def services() -> dict[str, Any]:
 
 
 def graceful_timeout() -> int:
-    command = dockerfile_cmd()
+    command = dockerfile_command()
     return int(command[command.index("--graceful-timeout") + 1])
 
 
@@ -68,7 +69,7 @@ def test_every_app_command_exists(services: dict[str, Any]) -> None:
     assert (ROOT / "alembic.ini").exists()
     # api runs the image's CMD: gunicorn with the project's config and worker class.
     assert "command" not in services["api"]
-    command = dockerfile_cmd()
+    command = dockerfile_command()
     assert (ROOT / command[command.index("--config") + 1]).exists()
     module, _, name = command[command.index("--worker-class") + 1].rpartition(".")
     assert hasattr(importlib.import_module(module), name)

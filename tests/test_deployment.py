@@ -1,46 +1,28 @@
 """The deployment files stay true to the code: what Docker and Compose run, runs."""
 
 import asyncio
-import json
 import os
 import re
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from app.core.config import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def dockerfile_instructions(name: str) -> list[str]:
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    return [line.split(None, 1)[1] for line in text.splitlines() if line.startswith(f"{name} ")]
-
-
-def dockerfile_cmd() -> list[str]:
-    command: list[str] = json.loads(dockerfile_instructions("CMD")[-1])
-    return command
+from support.deployment import (
+    compose,
+    dockerfile_command,
+    dockerfile_instructions,
+    setting_names,
+    with_compose_defaults,
+)
+from support.processes import ROOT, free_port
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    return document
-
-
-def with_compose_defaults(value: object) -> str:
-    """Resolve `${NAME:-default}` the way Compose does when NAME is unset."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
-
-
-def setting_names() -> set[str]:
-    return {name.upper() for name in Settings.model_fields}
+@pytest.fixture(scope="module", name="compose")
+def compose_file() -> dict[str, Any]:
+    return compose()
 
 
 def test_env_example_documents_every_setting() -> None:
@@ -77,17 +59,10 @@ def test_dockerfile_installs_the_hashed_lock_and_copies_what_runs() -> None:
         if not copy.startswith("--from"):
             source = copy.split()[-2]
             assert (ROOT / source).exists(), source
-    command = dockerfile_cmd()
+    command = dockerfile_command()
     assert command[:2] == ["gunicorn", "app.main:app"]
     assert command[command.index("--worker-class") + 1] == "app.core.http.server.UvicornWorker"
     assert command[command.index("--config") + 1] == "gunicorn.conf.py"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -120,7 +95,7 @@ async def test_the_image_commands_migrate_and_serve(container_environment: dict[
     assert await migrate.wait() == 0
 
     port = free_port()
-    command = [part.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for part in dockerfile_cmd()]
+    command = [part.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for part in dockerfile_command()]
     server = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=container_environment)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Route, async_playwright
 
-from tests.test_deployment import ROOT, free_port
+from support.processes import ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from app.core.config import Settings
-from tests.test_deployment import ROOT, dockerfile_cmd, dockerfile_instructions, setting_names
+from support.deployment import dockerfile_command, dockerfile_instructions, setting_names
+from support.processes import ROOT
 
 K8S = ROOT / "deploy/k8s"
 KUBERNETES_VERSION = "1.31.0"
@@ -118,7 +119,7 @@ def test_the_api_runs_one_process_per_pod_and_drains_before_it_stops() -> None:
     (container,) = spec["containers"]
     sleep = container["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep[0] == "sleep"
-    command = dockerfile_cmd()
+    command = dockerfile_command()
     graceful = int(command[command.index("--graceful-timeout") + 1])
     assert spec["terminationGracePeriodSeconds"] > int(sleep[1]) + graceful
 

@@ -32,8 +32,8 @@ from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 
 from app.core.config import Settings
 from app.core.http.server import UvicornWorker
-from scripts.stack import binary, start_nginx
-from tests.faults.servers import Process
+from support.nginx import start_nginx
+from support.processes import Process, binary
 
 VIA_NGINX = os.environ.get("TEST_VIA_NGINX", "") not in ("", "0")
 # nginx connects to the app from this address; the app must trust it with X-Forwarded-For.

@@ -5,40 +5,25 @@ test; a test may stop, freeze or restart them. Each test gets a database of its 
 from one migrated with Alembic, and starts the service against it with the settings it needs.
 """
 
-import asyncio
 import itertools
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
 import pytest
 
-from tests.faults.servers import Gunicorn, PostgresServer, RedisServer, Unavailable, migrate
+from support.processes import Unavailable
+from support.servers import (
+    OUTAGE_SETTINGS,
+    Gunicorn,
+    PostgresServer,
+    RedisServer,
+    migrate,
+    wait_until_ready,
+)
 
 TEMPLATE = "faults_template"
 _databases = itertools.count(1)
-
-# Short timeouts keep outages quick to observe; the bounds tests assert derive from them.
-DB_CONNECT_TIMEOUT = 1.0
-REDIS_TIMEOUT = 0.25
-BASE_ENVIRONMENT = {
-    "ENVIRONMENT": "test",
-    "LOG_LEVEL": "WARNING",
-    "LOG_FORMAT": "text",
-    "PASSWORD_HASH_MEMORY_KIB": "1024",
-    "PASSWORD_HASH_ITERATIONS": "1",
-    "RATE_LIMIT_DEFAULT": "100000/minute",
-    "RATE_LIMIT_LOGIN": "100000/minute",
-    "RATE_LIMIT_REGISTER": "100000/hour",
-    "RATE_LIMIT_ORDERS": "100000/minute",
-    "DB_CONNECT_TIMEOUT": str(DB_CONNECT_TIMEOUT),
-    "DB_COMMAND_TIMEOUT": "3",
-    "HEALTH_CHECK_TIMEOUT": "1",
-    "REDIS_TIMEOUT": str(REDIS_TIMEOUT),
-    "REDIS_FAILURE_COOLDOWN_SECONDS": "1",
-    "OUTBOX_POLL_INTERVAL": "0.5",
-}
 
 
 @pytest.fixture(scope="package")
@@ -106,7 +91,7 @@ def service(database_url: str) -> Service:
     async def start(
         workers: int = 1, **settings: str
     ) -> AsyncIterator[tuple[Gunicorn, httpx.AsyncClient]]:
-        environment = BASE_ENVIRONMENT | {"DATABASE_URL": database_url} | settings
+        environment = OUTAGE_SETTINGS | {"DATABASE_URL": database_url} | settings
         app = Gunicorn(environment, workers=workers)
         app.start()
         try:
@@ -121,15 +106,3 @@ def service(database_url: str) -> Service:
             app.destroy()
 
     return start
-
-
-async def wait_until_ready(http: httpx.AsyncClient, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if (await http.get("/health/ready")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"the service was not ready within {seconds:g}s")

@@ -18,8 +18,8 @@ from sqlalchemy import exc
 from app.core.db.errors import DatabaseNotAnswering, Unavailability, classify
 from app.core.resources import Resources
 from app.main import create_app
+from support.processes import free_port
 from tests.conftest import RUNS_WITH_POSTGRES, asgi_client, make_settings
-from tests.faults.servers import free_port
 
 pytestmark = RUNS_WITH_POSTGRES
 

@@ -9,10 +9,16 @@ from typing import Any
 import asyncpg
 import httpx
 
+from support.ledger import Ledger, customer, stocked_item
+from support.servers import (
+    DB_CONNECT_TIMEOUT,
+    REDIS_TIMEOUT,
+    PostgresServer,
+    RedisServer,
+    wait_until_ready,
+)
 from tests.conftest import RUNS_WITH_POSTGRES
-from tests.faults.conftest import DB_CONNECT_TIMEOUT, REDIS_TIMEOUT, Service, wait_until_ready
-from tests.faults.ledger import PASSWORD, Ledger
-from tests.faults.servers import PostgresServer, RedisServer
+from tests.faults.conftest import Service
 
 pytestmark = RUNS_WITH_POSTGRES
 
@@ -27,27 +33,6 @@ async def timed(
     started = time.perf_counter()
     response = await http.request(method, path, **kwargs)
     return response, time.perf_counter() - started
-
-
-async def customer(http: httpx.AsyncClient, ledger: Ledger) -> dict[str, str]:
-    registered = await ledger.register(http)
-    assert registered.status_code == 201, registered.text
-    email = registered.json()["email"]
-    form = {"username": email, "password": PASSWORD}
-    tokens = await http.post("/api/v1/auth/token", data=form)
-    assert tokens.status_code == 200, tokens.text
-    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
-
-
-async def stocked_item(
-    http: httpx.AsyncClient, ledger: Ledger, headers: dict[str, str], stock: int = 1000
-) -> int:
-    body = {"name": "Widget", "description": "", "price": "10.00", "stock": stock}
-    created = await http.post("/api/v1/items", json=body, headers=headers)
-    assert created.status_code == 201, created.text
-    item_id: int = created.json()["id"]
-    ledger.initial_stock[item_id] = stock
-    return item_id
 
 
 async def data_requests(

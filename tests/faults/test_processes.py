@@ -9,10 +9,9 @@ import time
 import asyncpg
 import httpx
 
+from support.ledger import Ledger, customer, stocked_item
 from tests.conftest import RUNS_WITH_POSTGRES
 from tests.faults.conftest import Service
-from tests.faults.ledger import Ledger
-from tests.faults.test_outages import customer, stocked_item
 
 pytestmark = RUNS_WITH_POSTGRES
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.stack import Stack
-from tests.faults.servers import Unavailable
+from support.processes import Unavailable
+from support.stack import Stack
 
 PASSWORD = "scale-out-pass-1"
 LOGIN_LIMIT = 5

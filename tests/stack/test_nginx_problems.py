@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from app.core.errors import PROBLEM_JSON
-from scripts.stack import start_nginx
+from support.nginx import start_nginx
+from support.processes import Unavailable, free_port
 from tests.conftest import RUNS_WITH_POSTGRES
-from tests.faults.servers import Unavailable, free_port
 
 pytestmark = RUNS_WITH_POSTGRES
 

@@ -11,7 +11,7 @@ import socket
 import httpx
 
 from app.core.errors import PROBLEM_JSON
-from scripts.stack import Stack
+from support.stack import Stack
 from tests.conftest import RUNS_WITH_POSTGRES
 
 pytestmark = RUNS_WITH_POSTGRES

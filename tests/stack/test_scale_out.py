@@ -11,7 +11,7 @@ import uuid
 import httpx
 from redis.asyncio import Redis
 
-from scripts.stack import Stack
+from support.stack import Stack
 from tests.conftest import RUNS_WITH_POSTGRES
 from tests.stack.conftest import LOGIN_LIMIT, PASSWORD
 

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.jobs import Delivery, OutboxDispatcher, OutboxStatus
-from tests.core.outbox_helpers import (
+from tests.core.jobs.outbox_helpers import (
     LEASE_SECONDS,
     Clock,
     Note,
@@ -16,7 +16,9 @@ from tests.core.outbox_helpers import (
     dispatcher,
     stored,
 )
-from tests.core.outbox_helpers import sessionmaker as sessionmaker  # a fixture, so pytest finds it
+from tests.core.jobs.outbox_helpers import (
+    sessionmaker as sessionmaker,  # a fixture, so pytest finds it
+)
 
 
 async def test_an_expired_lease_is_claimed_again(

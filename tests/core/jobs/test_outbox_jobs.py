@@ -15,7 +15,7 @@ from app.core.jobs import (
     purge_delivered,
     retry_dead,
 )
-from tests.core.outbox_helpers import (
+from tests.core.jobs.outbox_helpers import (
     NOTE,
     TOPIC,
     Clock,
@@ -25,7 +25,9 @@ from tests.core.outbox_helpers import (
     dispatcher,
     stored,
 )
-from tests.core.outbox_helpers import sessionmaker as sessionmaker  # a fixture, so pytest finds it
+from tests.core.jobs.outbox_helpers import (
+    sessionmaker as sessionmaker,  # a fixture, so pytest finds it
+)
 from tests.waiting import eventually
 
 

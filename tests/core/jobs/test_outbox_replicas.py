@@ -17,12 +17,14 @@ from app.core.config import Settings
 from app.core.jobs import OutboxStatus, listen_dsn
 from app.core.jobs.wakeups import APPLICATION_NAME
 from app.core.resources import Resources
-from tests.core.outbox_helpers import Recorder, commit_messages, dispatcher, stored
-from tests.core.outbox_helpers import sessionmaker as sessionmaker  # a fixture, so pytest finds it
+from tests.core.jobs.outbox_helpers import Recorder, commit_messages, dispatcher, stored
+from tests.core.jobs.outbox_helpers import (
+    sessionmaker as sessionmaker,  # a fixture, so pytest finds it
+)
 from tests.factories import register
 from tests.waiting import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LISTENING = "listening on channel"
 
 pytestmark = pytest.mark.postgres
@@ -70,7 +72,7 @@ async def replica(settings: Settings, *arguments: str) -> AsyncIterator[Replica]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.core.outbox_process",
+        "tests.core.jobs.outbox_process",
         *arguments,
         cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "DATABASE_URL": settings.database_url, "ENVIRONMENT": "test"},

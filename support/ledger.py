@@ -115,3 +115,24 @@ class Ledger:
         if wrong:
             problems.append(f"accounts without exactly one welcome email: {wrong}")
         return problems
+
+
+async def customer(http: httpx.AsyncClient, ledger: Ledger) -> dict[str, str]:
+    registered = await ledger.register(http)
+    assert registered.status_code == 201, registered.text
+    email = registered.json()["email"]
+    form = {"username": email, "password": PASSWORD}
+    tokens = await http.post("/api/v1/auth/token", data=form)
+    assert tokens.status_code == 200, tokens.text
+    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+
+
+async def stocked_item(
+    http: httpx.AsyncClient, ledger: Ledger, headers: dict[str, str], stock: int = 1000
+) -> int:
+    body = {"name": "Widget", "description": "", "price": "10.00", "stock": stock}
+    created = await http.post("/api/v1/items", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    item_id: int = created.json()["id"]
+    ledger.initial_stock[item_id] = stock
+    return item_id

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.jobs import Delivery, OutboxStatus, backoff_delay, enqueue
-from tests.core.outbox_helpers import (
+from tests.core.jobs.outbox_helpers import (
     BACKOFF_BASE,
     BACKOFF_MAX,
     TOPIC,
@@ -15,7 +15,9 @@ from tests.core.outbox_helpers import (
     dispatcher,
     stored,
 )
-from tests.core.outbox_helpers import sessionmaker as sessionmaker  # a fixture, so pytest finds it
+from tests.core.jobs.outbox_helpers import (
+    sessionmaker as sessionmaker,  # a fixture, so pytest finds it
+)
 
 
 async def test_a_message_in_a_rolled_back_transaction_is_never_sent(

@@ -1,103 +1,47 @@
-"""Private PostgreSQL, Redis and gunicorn processes that fault tests may stop, freeze and kill.
+"""Private PostgreSQL, Redis and gunicorn processes that tests may stop, freeze and kill.
 
 The shared servers other tests use are never touched: each process here runs from a temporary
-directory on a free port, in a session of its own, so a signal reaches it and its children
-(PostgreSQL's backends, gunicorn's workers) and nothing else.
+directory on a free port (support.processes).
 """
 
+import asyncio
 import contextlib
 import glob
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+import httpx
 
+from support.processes import BIN, ROOT, Process, Unavailable, children, free_port, wait_for_port
 
-class Unavailable(RuntimeError):
-    """A binary or account a server needs is missing; the reason says which."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, *, timeout: float = 15.0, process: "Process | None" = None) -> None:
-    """Wait until something listens on `port`; stop early if `process`, the listener, exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        if process is not None and not process.running:
-            raise RuntimeError(f"the process meant to listen on port {port} exited")
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout:g}s")
-
-
-class Process:
-    """A server process in its own session, so signals reach its whole process group."""
-
-    def __init__(self) -> None:
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def spawn(
-        self,
-        command: list[str],
-        *,
-        log: Path,
-        env: Mapping[str, str] | None = None,
-        user: str | None = None,
-    ) -> None:
-        with log.open("ab") as output:
-            self.popen = subprocess.Popen(  # noqa: S603 - fixed commands of the test suite
-                command,
-                cwd=ROOT,
-                env=env,
-                user=user,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def signal_group(self, signum: signal.Signals) -> None:
-        assert self.popen is not None
-        os.killpg(self.popen.pid, signum)
-
-    def pause(self) -> None:
-        """Freeze the server: its port still accepts connections, nothing ever answers."""
-        self.signal_group(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.signal_group(signal.SIGCONT)
-
-    def stop(self, signum: signal.Signals = signal.SIGTERM, *, timeout: float = 30.0) -> int:
-        """Stop the process and wait for it; its exit code."""
-        assert self.popen is not None
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.signal_group(signal.SIGCONT)
-                self.popen.send_signal(signum)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            return self.popen.wait(timeout)
+# The service's settings while its servers fail: short timeouts keep outages quick to observe
+# (the bounds the fault tests assert derive from them), rate limits out of the way.
+DB_CONNECT_TIMEOUT = 1.0
+REDIS_TIMEOUT = 0.25
+OUTAGE_SETTINGS = {
+    "ENVIRONMENT": "test",
+    "LOG_LEVEL": "WARNING",
+    "LOG_FORMAT": "text",
+    "PASSWORD_HASH_MEMORY_KIB": "1024",
+    "PASSWORD_HASH_ITERATIONS": "1",
+    "RATE_LIMIT_DEFAULT": "100000/minute",
+    "RATE_LIMIT_LOGIN": "100000/minute",
+    "RATE_LIMIT_REGISTER": "100000/hour",
+    "RATE_LIMIT_ORDERS": "100000/minute",
+    "DB_CONNECT_TIMEOUT": str(DB_CONNECT_TIMEOUT),
+    "DB_COMMAND_TIMEOUT": "3",
+    "HEALTH_CHECK_TIMEOUT": "1",
+    "REDIS_TIMEOUT": str(REDIS_TIMEOUT),
+    "REDIS_FAILURE_COOLDOWN_SECONDS": "1",
+    "OUTBOX_POLL_INTERVAL": "0.5",
+}
 
 
 def _postgres_bin() -> Path:
@@ -187,7 +131,7 @@ class PostgresServer(Process):
         # holds only the postmaster: its children are signalled one by one.
         assert self.popen is not None
         os.kill(self.popen.pid, signum)
-        for child in _children(self.popen.pid):
+        for child in children(self.popen.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
@@ -285,7 +229,7 @@ class Gunicorn(Process):
 
     def worker_pids(self) -> list[int]:
         assert self.popen is not None
-        return _children(self.popen.pid)
+        return children(self.popen.pid)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -294,17 +238,6 @@ class Gunicorn(Process):
         if self.running:
             self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # The command name is in parentheses and may hold spaces; the parent id follows.
-            fields = stat.read_text().rpartition(")")[2].split()
-            if int(fields[1]) == pid:
-                children.append(int(stat.parent.name))
-    return sorted(children)
 
 
 def migrate(database_url: str) -> None:
@@ -318,10 +251,14 @@ def migrate(database_url: str) -> None:
     )
 
 
-@contextlib.contextmanager
-def paused(process: Process) -> Iterator[None]:
-    process.pause()
-    try:
-        yield
-    finally:
-        process.resume()
+async def wait_until_ready(http: httpx.AsyncClient, seconds: float = 30.0) -> None:
+    """Wait until the service behind `http` answers its readiness probe."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if (await http.get("/health/ready")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"the service was not ready within {seconds:g}s")

@@ -13,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.core.config import Settings
 from app.core.http.metrics import UNMATCHED_ROUTE
 from app.main import create_app
+from support.deployment import dockerfile_command
+from support.processes import ROOT, free_port
 from tests.conftest import running, variant
-from tests.test_deployment import ROOT, dockerfile_cmd, free_port
 from tests.transport import replica_url
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -92,7 +93,7 @@ def test_gunicorn_workers_report_one_merged_total(tmp_path: Path) -> None:
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"left over from an earlier run")
     port = free_port()
-    command = [part.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for part in dockerfile_cmd()]
+    command = [part.replace("0.0.0.0:8000", f"127.0.0.1:{port}") for part in dockerfile_command()]
     environment = {
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "HOME": str(tmp_path),

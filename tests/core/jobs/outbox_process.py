@@ -1,5 +1,5 @@
 """A dispatcher in a process of its own, for the tests of several replicas sharing the job log:
-`python -m tests.core.outbox_process --mode deliver|hang [--enqueue N] ...`.
+`python -m tests.core.jobs.outbox_process --mode deliver|hang [--enqueue N] ...`.
 
 It reads DATABASE_URL like the service and prints one line per event to stdout: `delivered
 <n> <attempt>` or `claimed <n>` for test notes, `email <to>` for emails, and its log lines
@@ -16,7 +16,7 @@ from app.core.config import Settings
 from app.core.db.engine import create_engine, create_sessionmaker
 from app.core.jobs import Delivery, OutboxDispatcher, listen_dsn
 from app.core.jobs.email import EMAIL, EmailMessage
-from tests.core.outbox_helpers import NOTE, Note, commit_messages
+from tests.core.jobs.outbox_helpers import NOTE, Note, commit_messages
 
 
 def say(line: str) -> None:

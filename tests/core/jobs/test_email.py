@@ -18,7 +18,7 @@ from app.core.jobs.email import (
 )
 from app.core.resources import Resources
 from tests.conftest import make_settings
-from tests.core.outbox_helpers import stored
+from tests.core.jobs.outbox_helpers import stored
 from tests.smtp import SmtpServer
 
 SENDER = NameEmail("Reference Service", "no-reply@example.org")
