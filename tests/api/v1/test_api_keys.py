@@ -240,8 +240,15 @@ async def test_an_authenticated_request_is_one_query(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:
     account = await user(client)
-    key = bearer((await create_api_key(client, account))["key"])
-    await client.get(ME, headers=key)  # the first use records last_used_at
+    created = await create_api_key(client, account)
+    key = bearer(created["key"])
+    await client.get(ME, headers=key)
+
+    async def first_use_recorded() -> bool:
+        return (await stored_key(resources, created["id"])).last_used_at is not None
+
+    # The first use records last_used_at, after its response.
+    await eventually(first_use_recorded)
     for headers in (account.headers, key):
         with counted_statements(resources) as statements:
             me = await client.get(ME, headers=headers)
