@@ -5,21 +5,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
-from starlette.middleware.cors import CORSMiddleware
 
 from app.api import health
 from app.api.router import include_v1
 from app.core.config import InsecureConfigurationError, Settings, get_settings
 from app.core.http.docs import install_docs
-from app.core.http.hardening import (
-    BodySizeLimitMiddleware,
-    HeaderSizeLimitMiddleware,
-    SecurityHeadersMiddleware,
-    TrustedHostMiddleware,
-)
-from app.core.http.methods import GZipMiddleware, HeadMiddleware
-from app.core.http.metrics import MetricsMiddleware, metrics_endpoint
-from app.core.http.middleware import RequestContextMiddleware
+from app.core.http.edge import Edge
+from app.core.http.metrics import metrics_endpoint
 from app.core.http.openapi import install_openapi
 from app.core.http.problems import install_error_handlers
 from app.core.observability import telemetry as otel
@@ -126,52 +118,9 @@ def create_app(
         install_docs(app, openapi_url="/openapi.json")
     if settings.metrics_enabled:
         app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
-    add_middleware(app, settings)
+    # The one middleware: everything between the server and the routes (app.core.http.edge).
+    app.add_middleware(Edge, settings=settings)
     return app
-
-
-def add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Wrap the app, innermost first: each `add_middleware` goes outside the previous one.
-
-    From the outside in: metrics see every request, rejected ones included; security
-    headers land on every response, the last-resort 500 included; the request id is set
-    before anything below can refuse a request, so those refusals carry it; CORS headers
-    reach the browser on 413s too, so a page can read why its upload failed.
-    """
-    app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size)
-    app.add_middleware(HeadMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
-    app.add_middleware(
-        HeaderSizeLimitMiddleware, max_header_bytes=settings.max_request_header_bytes
-    )
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "Idempotency-Key",
-                "If-None-Match",
-                "X-Request-ID",
-            ],
-            expose_headers=[
-                "ETag",
-                "Idempotent-Replayed",
-                "Location",
-                "Retry-After",
-                "X-Request-ID",
-            ],
-            max_age=600,
-        )
-    if settings.allowed_hosts != ["*"]:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
-    if settings.metrics_enabled:
-        app.add_middleware(MetricsMiddleware)
 
 
 def _create_default_app() -> FastAPI:

@@ -1,12 +1,10 @@
 """Mounts every versioned router under /api/v1."""
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from app.api.v1 import api_keys, audit, auth, dashboard, items, orders, posts, users, webhooks
-from app.core.deps import RateLimit
 from app.core.errors import error_responses
 from app.core.rate_limit import RateLimitExceeded
-from app.domains.auth.dependencies import caller_rate_key
 
 V1_PREFIX = "/api/v1"
 # Every request is matched against the routers in this order, each router's routes tried
@@ -22,19 +20,18 @@ V1_ROUTERS = (
     webhooks.router,
     audit.router,
 )
-# Every API route shares the default limit per caller; some routes add a stricter one.
-DEFAULT_LIMIT = Depends(
-    RateLimit(lambda settings: settings.rate_limit_default, scope="api", key=caller_rate_key)
-)
 
 
 def include_v1(app: FastAPI) -> None:
     """Mount the v1 routers on the app itself, not under a router of their own: each level
-    of nesting costs every request another walk through its routes."""
+    of nesting costs every request another walk through its routes.
+
+    Every v1 route is an `ApiRoute`, which spends its caller's default limit once (some
+    routes add a stricter limit of their own); its 429 is declared here, once.
+    """
     for router in V1_ROUTERS:
         app.include_router(
             router,
             prefix=V1_PREFIX,
-            dependencies=[DEFAULT_LIMIT],
             responses=error_responses(RateLimitExceeded),
         )

@@ -175,6 +175,16 @@ class Settings(BaseSettings):
     )
     gzip_minimum_size: int = Field(default=1024, ge=0, le=1024 * 1024)
     hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
+    max_concurrent_requests: int = Field(
+        default=128, ge=1, le=10_000, description="requests one worker runs at once; more wait"
+    )
+    request_queue_timeout_ms: int = Field(
+        default=1000,
+        ge=10,
+        le=60_000,
+        description="the longest a request waits for a worker or a database connection "
+        "before it is answered 503 overloaded",
+    )
 
     @model_validator(mode="after")
     def _credentials_need_explicit_origins(self) -> Self:

@@ -12,9 +12,11 @@ it does, more than the attribute read most platform dependencies are, so one nod
 a chain of them is what keeps the busiest routes cheap. The aliases here are built the same
 way.
 
-Nothing else reads the app's state: `ruff` bans `app.core.resources` outside the platform
-and the composition root (`[tool.ruff.lint.flake8-tidy-imports]` in pyproject.toml), and
-tests/test_architecture.py fails on any other module reading `app.state`.
+Nothing else reads the app's state: `platform_of(request)` is the platform's own door (the
+edge, the API's route class and the limits use it), and `ruff` bans it and
+`app.core.resources` outside the platform and the composition root
+(`[tool.ruff.lint.flake8-tidy-imports]` in pyproject.toml); tests/test_architecture.py fails
+on any other module reading `app.state`.
 """
 
 import functools
@@ -22,28 +24,27 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request
+from fastapi.security.base import SecurityBase
 from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 
 from app.core.cache import Cache
 from app.core.config import Settings
-from app.core.db.keyset import InvalidCursor, cursor_codec
 from app.core.db.transactions import after_commit, request_transaction
 from app.core.errors import raises
 from app.core.http.clients import client_address
-from app.core.http.etag import ETagJSONRenderer, etag_json
 from app.core.jobs import take_enqueued
-from app.core.observability.metrics import RATE_LIMIT_REJECTIONS
-from app.core.pagination import MAX_CURSOR_LENGTH, MAX_LIMIT, MAX_OFFSET, PageParams
-from app.core.rate_limit import LimitSource, RateLimitExceeded, Verdict, parse_limit
+from app.core.pagination import PageParams, PageQuery
 from app.core.resources import Resources
 from app.core.security import PasswordHasher, TokenCodec
 
 
-def _resources(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
+def platform_of(connection: HTTPConnection) -> Resources:
+    """The running app's platform objects; for app.core only (a lint rule keeps it there)."""
+    resources: Resources = connection.app.state.resources
     return resources
 
 
@@ -75,7 +76,7 @@ def uses_platform(
     @functools.wraps(dependency)
     async def with_platform(*args: P.args, **kwargs: P.kwargs) -> T:
         request = kwargs[request_name] if request_name else kwargs.pop(_REQUEST_PARAMETER)
-        return await dependency(_resources(cast(Request, request)), *args, **kwargs)
+        return await dependency(platform_of(cast(Request, request)), *args, **kwargs)
 
     with_platform.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=parameters
@@ -93,6 +94,27 @@ def reaches_database(dependency: F) -> F:
     """Mark a dependency that uses the database, directly or through a dependency of its own."""
     DATABASE_DEPENDENCIES.add(dependency)
     return dependency
+
+
+# The dependencies that authenticate the caller, each with the security schemes it reads. The
+# OpenAPI document declares those schemes on every operation using one (app.core.http.openapi),
+# and the API's routes leave the default limit to them (app.core.http.routes): they spend it
+# per user once they know the caller, instead of per address.
+AUTHENTICATING_DEPENDENCIES: dict[Callable[..., Any], tuple[SecurityBase, ...]] = {}
+
+
+def authenticates(*schemes: SecurityBase) -> Callable[[F], F]:
+    """Mark the dependency that authenticates callers, reading the credentials of `schemes`.
+
+    It reads the header itself instead of depending on the schemes: each would be one more
+    dependency for every authenticated request to resolve.
+    """
+
+    def mark(dependency: F) -> F:
+        AUTHENTICATING_DEPENDENCIES[dependency] = schemes
+        return dependency
+
+    return mark
 
 
 @uses_platform
@@ -143,7 +165,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     request enqueued are committed with it, and only then announced to the dispatchers
     (this process's, and on PostgreSQL every replica's).
     """
-    platform = _resources(request)
+    platform = platform_of(request)
     async with request_transaction(platform.sessionmaker) as session:
 
         async def announce_outbox() -> None:
@@ -189,8 +211,6 @@ async def client_ip(platform: Resources, request: Request) -> str:
 
 # The calling client's IP address (X-Forwarded-For only from TRUSTED_PROXIES).
 ClientIPDep = Annotated[str, Depends(client_ip)]
-# `return etag_json(model)` renders a JSON body with a strong ETag, or a 304 on a match.
-ETagJSON = Annotated[ETagJSONRenderer, Depends(etag_json)]
 
 
 @uses_platform
@@ -201,78 +221,11 @@ async def get_tracer(platform: Resources) -> Tracer:
 
 TracerDep = Annotated[Tracer, Depends(get_tracer)]
 
-RateLimitKey = Callable[..., Awaitable[str]]
 
-
-def RateLimit(  # noqa: N802 - reads as the dependency it builds: Depends(RateLimit(...))
-    limit: LimitSource, *, scope: str, key: RateLimitKey = client_ip
-) -> Callable[..., Awaitable[None]]:
-    """A dependency limiting requests per key within a scope.
-
-    `limit` is a literal ("5/minute") or a function of the settings
-    (`lambda settings: settings.rate_limit_login`), read on each request so an app built
-    from other settings gets its own limits. `key` is any dependency returning a string
-    (the client IP by default; a user id, or IP and username for a login form). `scope`
-    separates limits that share a key.
-    """
-    if isinstance(limit, str):
-        parse_limit(limit)
-
-    @uses_platform
-    async def check_rate_limit(
-        platform: Resources, response: Response, identity: Annotated[str, Depends(key)]
-    ) -> None:
-        if not platform.settings.rate_limit_enabled:
-            return
-        value = limit if isinstance(limit, str) else limit(platform.settings)
-        verdict = await platform.rate_limiter.hit(parse_limit(value), scope, identity)
-        report_verdict(verdict, value, scope=scope, response=response)
-
-    return check_rate_limit
-
-
-def report_verdict(verdict: Verdict, limit: str, *, scope: str, response: Response) -> None:
-    """Refuse a request over its limit, or put the remaining allowance on its response."""
-    if not verdict.allowed:
-        RATE_LIMIT_REJECTIONS.labels(scope).inc()
-        retry_after = max(1, verdict.reset_after)
-        raise RateLimitExceeded(
-            f"Rate limit of {limit} exceeded; retry in {retry_after} s.",
-            headers=verdict.headers() | {"Retry-After": str(retry_after)},
-        )
-    # With several limits on one route, the one closest to running out is reported.
-    reported = response.headers.get("RateLimit-Remaining")
-    if reported is None or verdict.remaining < int(reported):
-        for name, value in verdict.headers().items():
-            response.headers[name] = value
-
-
-@raises(InvalidCursor)
-async def get_page_params(
-    settings: SettingsDep,
-    offset: Annotated[
-        int | None, Query(ge=0, le=MAX_OFFSET, description="items to skip (default 0)")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=MAX_CURSOR_LENGTH,
-            description="the `next_cursor` of the previous page, with the same filters",
-        ),
-    ] = None,
-) -> PageParams:
-    if cursor is not None and offset is not None:
-        raise InvalidCursor(
-            "Send either `cursor` or `offset`: a cursor says where the page starts."
-        )
-    return PageParams(
-        offset=offset or 0,
-        limit=limit,
-        cursor=cursor,
-        codec=cursor_codec(settings.secret_key.get_secret_value()),
-    )
+@raises(PageParams.of)
+@uses_platform
+async def get_page_params(platform: Resources, query: Annotated[PageQuery, Query()]) -> PageParams:
+    return PageParams.of(query, platform.cursors)
 
 
 # The list's page: offset and limit, or a cursor from the previous page.

@@ -27,7 +27,9 @@ T = TypeVar("T")
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    total: int
+    total: int | None = Field(
+        description="how many match in all; null when asked for with include_total=false"
+    )
     offset: int
     limit: int
     next_cursor: str | None = Field(
@@ -50,12 +52,40 @@ def page_of(read: type[ModelT], rows: Slice[Any], window: Window) -> Page[ModelT
     )
 
 
+class PageQuery(BaseModel):
+    """The query parameters of every list: where its page starts and how long it is."""
+
+    offset: int | None = Field(
+        default=None, ge=0, le=MAX_OFFSET, description="items to skip (default 0)"
+    )
+    limit: int = Field(default=20, ge=1, le=MAX_LIMIT, description="page size")
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CURSOR_LENGTH,
+        description="the `next_cursor` of the previous page, with the same filters",
+    )
+    include_total: bool = Field(
+        default=True, description="false: `total` is null and no count is made, which is faster"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PageParams:
     offset: int
     limit: int
     cursor: str | None
     codec: CursorCodec
+    include_total: bool = True
+
+    @classmethod
+    @raises(InvalidCursor)
+    def of(cls, query: PageQuery, codec: CursorCodec) -> "PageParams":
+        if query.cursor is not None and query.offset is not None:
+            raise InvalidCursor(
+                "Send either `cursor` or `offset`: a cursor says where the page starts."
+            )
+        return cls(query.offset or 0, query.limit, query.cursor, codec, query.include_total)
 
     @raises(InvalidCursor)
     def window(self, name: str, filters: BaseModel | Mapping[str, Any] | None = None) -> Window:
@@ -65,8 +95,15 @@ class PageParams:
         """
         scope = scope_of(name, filters)
         if self.cursor is None:
-            return Window(self.offset, self.limit, scope=scope, codec=self.codec)
+            return Window(
+                self.offset, self.limit, scope=scope, codec=self.codec, counted=self.include_total
+            )
         position = self.codec.decode(self.cursor, scope)
         return Window(
-            position.offset, self.limit, after=position.key, scope=scope, codec=self.codec
+            position.offset,
+            self.limit,
+            after=position.key,
+            scope=scope,
+            codec=self.codec,
+            counted=self.include_total,
         )

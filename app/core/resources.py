@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.db.engine import create_engine, create_sessionmaker, read_engine
+from app.core.db.keyset import CursorCodec, cursor_codec
 from app.core.jobs import OutboxDispatcher, listen_dsn
-from app.core.rate_limit import RateLimiter
+from app.core.rate_limit import LeasedLimiter, RateLimiter
 from app.core.redis import RedisBreaker, create_redis
 from app.core.security import PasswordHasher, TokenCodec
 
@@ -34,8 +35,12 @@ class Resources:
     outbox: OutboxDispatcher
     cache: Cache
     rate_limiter: RateLimiter
+    # The default limit every API request spends, from per-worker leases.
+    default_limiter: LeasedLimiter
     # Services' domain spans; a no-op tracer when tracing is off.
     tracer: Tracer
+    # Signs and reads the lists' cursors (SECRET_KEY's, derived).
+    cursors: CursorCodec
 
 
 # Fills a dispatcher with the handlers of every message type; app.core knows none of them,
@@ -87,6 +92,9 @@ async def open_resources(
     outbox = create_outbox(settings, sessionmaker, register_handlers)
     if settings.outbox_enabled:
         outbox.start()
+    default_limiter = LeasedLimiter(
+        redis, key_prefix=f"{settings.redis_key_prefix}:lease", breaker=breaker
+    )
     try:
         yield Resources(
             settings=settings,
@@ -99,10 +107,13 @@ async def open_resources(
             outbox=outbox,
             cache=Cache.from_settings(settings, redis, breaker),
             rate_limiter=RateLimiter.from_settings(settings, redis, breaker),
+            default_limiter=default_limiter,
             tracer=tracer or NoOpTracer(),
+            cursors=cursor_codec(settings.secret_key.get_secret_value()),
         )
     finally:
         await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)
+        await default_limiter.aclose()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()

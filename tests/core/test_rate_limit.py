@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from app.core.config import Settings
-from app.core.deps import RateLimit
 from app.core.http.clients import resolve_client_ip
+from app.core.http.limits import RateLimit
 from app.core.rate_limit import RateLimiter, parse_limit
 from app.main import create_app
 from tests.conftest import TEST_REDIS_URL, asgi_client, make_settings

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Path, status
 
 from app.core.deps import PageParamsDep
 from app.core.errors import error_responses
+from app.core.http.routes import ApiRoute
 from app.core.pagination import Page
 from app.core.types import MAX_ID
 from app.domains.auth.api_keys import ApiKeyService
 from app.domains.auth.dependencies import ApiKeyServiceDep, ProfileUser, get_principal
 from app.domains.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 
-router = APIRouter(prefix="/users/me/api-keys", tags=["api-keys"])
+router = APIRouter(prefix="/users/me/api-keys", tags=["api-keys"], route_class=ApiRoute)
 
 ApiKeyId = Annotated[int, Path(ge=1, le=MAX_ID, description="the API key's id")]
 

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Query
 
 from app.core.deps import PageParamsDep
 from app.core.errors import error_responses
+from app.core.http.routes import ApiRoute
 from app.core.pagination import Page
 from app.domains.audit.dependencies import AuditServiceDep
 from app.domains.audit.schemas import AuditEventRead, AuditFilter
 from app.domains.audit.service import AuditService
 from app.domains.auth.dependencies import AdminUser, get_admin
 
-router = APIRouter(prefix="/audit-events", tags=["audit"])
+router = APIRouter(prefix="/audit-events", tags=["audit"], route_class=ApiRoute)
 
 
 @router.get(

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Response, status
 
-from app.core.deps import RateLimit
 from app.core.errors import error_responses
+from app.core.http.limits import RateLimit
+from app.core.http.routes import ApiRoute
 from app.core.schemas import Accepted
 from app.domains.auth.dependencies import (
     AuthServiceDep,
@@ -27,7 +28,7 @@ from app.domains.users.dependencies import UserServiceDep
 from app.domains.users.schemas import EmailVerification
 from app.domains.users.service import UserService
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=ApiRoute)
 
 # The one answer to a reset request, whether or not the address has an account.
 RESET_ACCEPTED = Accepted(

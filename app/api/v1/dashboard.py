@@ -3,11 +3,12 @@
 from fastapi import APIRouter
 
 from app.core.errors import error_responses
+from app.core.http.routes import ApiRoute
 from app.domains.auth.dependencies import get_principal
 from app.domains.dashboard.dependencies import DashboardReader, DashboardServiceDep
 from app.domains.dashboard.schemas import Dashboard
 
-router = APIRouter(prefix="/users/me/dashboard", tags=["users"])
+router = APIRouter(prefix="/users/me/dashboard", tags=["users"], route_class=ApiRoute)
 
 
 @router.get(

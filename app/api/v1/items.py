@@ -4,17 +4,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, Security, status
 
-from app.core.deps import ETagJSON, PageParamsDep
 from app.core.errors import error_responses
+from app.core.http.etag import etag_response
+from app.core.http.routes import ApiRoute
 from app.core.pagination import Page
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_writer
 from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.dependencies import ItemReaderDep, ItemServiceDep
-from app.domains.items.schemas import ItemCreate, ItemQuery, ItemRead, ItemUpdate
+from app.domains.items.schemas import ItemCreate, ItemRead, ItemSearch, ItemUpdate
 from app.domains.items.service import ItemReader, ItemService
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], route_class=ApiRoute)
 
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="the item's id")]
 ItemWriter = Annotated[Principal, Security(get_writer, scopes=[Scope.ITEMS_WRITE])]
@@ -26,13 +27,8 @@ ItemWriter = Annotated[Principal, Security(get_writer, scopes=[Scope.ITEMS_WRITE
     response_model=Page[ItemRead],
     responses=error_responses(ItemReader.search),
 )
-async def list_items(
-    query: Annotated[ItemQuery, Query()],
-    page: PageParamsDep,
-    items: ItemReaderDep,
-    etag_json: ETagJSON,
-) -> Response:
-    return etag_json(await items.search(query, page))
+async def list_items(search: Annotated[ItemSearch, Query()], items: ItemReaderDep) -> Response:
+    return etag_response(await items.search(search))
 
 
 @router.get(
@@ -41,8 +37,8 @@ async def list_items(
     response_model=ItemRead,
     responses=error_responses(ItemReader.get),
 )
-async def read_item(item_id: ItemId, items: ItemReaderDep, etag_json: ETagJSON) -> Response:
-    return etag_json(await items.get(item_id))
+async def read_item(item_id: ItemId, items: ItemReaderDep) -> Response:
+    return etag_response(await items.get(item_id))
 
 
 @router.post(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from app.core.deps import PageParamsDep
 from app.core.errors import error_responses
+from app.core.http.routes import ApiRoute
 from app.core.pagination import Page
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_admin, get_principal, get_writer
@@ -20,7 +21,7 @@ from app.domains.orders.dependencies import (
 from app.domains.orders.schemas import OrderCreate, OrderFilter, OrderRead
 from app.domains.orders.service import OrderService
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(prefix="/orders", tags=["orders"], route_class=ApiRoute)
 
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the order's id")]
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Request, Response, Security, status
 
 from app.core.deps import PageParamsDep
 from app.core.errors import error_responses
+from app.core.http.routes import ApiRoute
 from app.core.pagination import Page
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_writer
@@ -14,7 +15,7 @@ from app.domains.posts.dependencies import PostServiceDep
 from app.domains.posts.schemas import PostCreate, PostRead, PostUpdate
 from app.domains.posts.service import PostService
 
-router = APIRouter(prefix="/posts", tags=["posts"])
+router = APIRouter(prefix="/posts", tags=["posts"], route_class=ApiRoute)
 
 PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="the post's id")]
 PostWriter = Annotated[Principal, Security(get_writer, scopes=[Scope.POSTS_WRITE])]

@@ -4,8 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
 
-from app.core.deps import PageParamsDep, RateLimit
+from app.core.deps import PageParamsDep
 from app.core.errors import error_responses
+from app.core.http.limits import RateLimit
+from app.core.http.routes import ApiRoute
 from app.core.pagination import Page
 from app.core.schemas import Accepted
 from app.core.types import MAX_ID
@@ -24,7 +26,7 @@ from app.domains.users.dependencies import UserServiceDep
 from app.domains.users.schemas import UserAdminUpdate, UserCreate, UserRead, UserUpdate
 from app.domains.users.service import UserService
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=ApiRoute)
 
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="the user's id")]
 

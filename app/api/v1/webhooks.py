@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from app.core.deps import PageParamsDep
 from app.core.errors import error_responses
+from app.core.http.routes import ApiRoute
 from app.core.pagination import Page
 from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_admin
@@ -19,7 +20,7 @@ from app.domains.webhooks.schemas import (
 )
 from app.domains.webhooks.service import WebhookService
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=ApiRoute)
 
 WebhookId = Annotated[int, Path(ge=1, le=MAX_ID, description="the webhook's id")]
 

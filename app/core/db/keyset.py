@@ -113,6 +113,8 @@ class Window:
     after: Key | None = None
     scope: str = ""
     codec: CursorCodec | None = None
+    # False when the client does without `total`: the page then runs no count query.
+    counted: bool = True
 
     def cursor_after(self, key: Key | None, count: int) -> str | None:
         """The cursor of the page that follows one of `count` rows ending at `key`."""
@@ -126,7 +128,7 @@ class Slice(Generic[T]):
     """One page of rows, how many match in all, and the key to continue after (if any)."""
 
     rows: list[T]
-    total: int
+    total: int | None
     next_key: Key | None
 
 
@@ -219,8 +221,10 @@ async def keyset_page(
     options: Sequence[ExecutableOption] = (),
 ) -> Slice[T]:
     """The page of `statement` (filtered, not yet ordered) that `window` describes."""
-    count = statement.with_only_columns(func.count(), maintain_column_froms=True)
-    total = await session.scalar(count) or 0
+    total = None
+    if window.counted:
+        count = statement.with_only_columns(func.count(), maintain_column_froms=True)
+        total = await session.scalar(count) or 0
     rows = list(await session.scalars(page_statement(statement, key, window, options=options)))
     more = len(rows) > window.limit
     rows = rows[: window.limit]

@@ -1,15 +1,16 @@
 """Strong ETags and `If-None-Match` revalidation for cacheable JSON reads.
 
-A route renders its model through `ETagJSON` (see app.core.deps): the body gets a strong ETag
-hashed from its bytes, so every worker and replica gives the same tag for the same body, and
-a client that already holds that body gets a 304 with no body instead.
+A route renders its body with `etag_response`: the body gets a strong ETag hashed from its
+bytes, so every worker and replica gives the same tag for the same body, and a client that
+already holds that body gets a 304 with no body instead (`conditional`, run by the edge).
 """
 
 import hashlib
 import re
 
-from fastapi import Request, Response
+from fastapi import Response
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.schemas import JSONBody
 
@@ -20,7 +21,8 @@ _OPAQUE = re.compile(r"[\x21\x23-\x7e\x80-\xff]*")
 # scan below is linear in the length of the header.
 _SEPARATORS = re.compile(r"[ \t,]*")
 _OWS = re.compile(r"[ \t]*")
-_REVALIDATING_METHODS = frozenset({"GET", "HEAD"})
+# What a 304 leaves out: it describes the body it does not send.
+_BODY_HEADERS = frozenset({b"content-length", b"content-type"})
 
 
 def strong_etag(body: bytes) -> str:
@@ -76,34 +78,57 @@ def none_match(if_none_match: str, etag: str) -> bool:
     return any(opaque_tag(tag) == opaque for tag in tags)
 
 
-class ETagJSONRenderer:
-    """Renders a model as JSON with a strong ETag, or a 304 when the client has it.
+def etag_response(content: BaseModel | JSONBody) -> Response:
+    """A JSON response with a strong ETag hashed from its bytes.
 
-    Headers set on the route's `Response` by dependencies (rate-limit counters,
-    `Cache-Control`) are carried over, since FastAPI drops them when a route returns its
-    own response.
+    The edge answers a request whose `If-None-Match` lists the tag with a 304 instead
+    (`conditional`), so a route only renders.
     """
-
-    def __init__(self, request: Request, response: Response) -> None:
-        self._request = request
-        self._response = response
-
-    def __call__(self, content: BaseModel | JSONBody) -> Response:
-        body = (content if isinstance(content, JSONBody) else JSONBody.of(content)).data
-        etag = strong_etag(body)
-        if_none_match = self._request.headers.get("if-none-match")
-        if (
-            if_none_match is not None
-            and self._request.method in _REVALIDATING_METHODS
-            and none_match(if_none_match, etag)
-        ):
-            rendered = Response(status_code=304)
-        else:
-            rendered = Response(body, media_type="application/json")
-        rendered.headers.raw.extend(self._response.headers.raw)
-        rendered.headers["ETag"] = etag
-        return rendered
+    body = (content if isinstance(content, JSONBody) else JSONBody.of(content)).data
+    response = Response(body, media_type="application/json")
+    response.headers.raw.append((b"etag", strong_etag(body).encode()))
+    return response
 
 
-async def etag_json(request: Request, response: Response) -> ETagJSONRenderer:
-    return ETagJSONRenderer(request, response)
+def conditional(send: Send, if_none_match: str) -> Send:
+    """`send` for a GET or HEAD with `If-None-Match`: a 200 whose ETag it lists becomes a
+    304 with the same headers but the body's (RFC 9110 15.4.5), and no body."""
+    not_modified = False
+
+    async def send_or_304(message: Message) -> None:
+        nonlocal not_modified
+        if message["type"] == "http.response.start" and message["status"] == 200:
+            headers = message.get("headers", ())
+            etag = next((value for name, value in headers if name == b"etag"), None)
+            if etag is not None and none_match(if_none_match, etag.decode("latin-1")):
+                not_modified = True
+                message = {
+                    **message,
+                    "status": 304,
+                    "headers": [h for h in headers if h[0] not in _BODY_HEADERS],
+                }
+        elif message["type"] == "http.response.body" and not_modified:
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b""}
+        await send(message)
+
+    return send_or_304
+
+
+# The scope key by which the edge hands `Revalidating` a GET's `If-None-Match`.
+IF_NONE_MATCH = "app.if_none_match"
+
+
+class Revalidating:
+    """Answers a GET or HEAD with `If-None-Match` through `conditional`, innermost, so that a
+    304 is decided before anything (gzip) works on a body it will not send."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if_none_match = scope.get(IF_NONE_MATCH)
+        if if_none_match is not None:
+            send = conditional(send, if_none_match)
+        await self.app(scope, receive, send)

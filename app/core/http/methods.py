@@ -1,11 +1,12 @@
 """HTTP method and encoding semantics the router and Starlette's gzip leave out.
 
 - `HEAD` is answered wherever `GET` is: FastAPI routes list only the methods they declare,
-  so `HeadMiddleware` runs the `GET` and sends its status and headers without the body.
+  so the edge runs the `GET` (where `answers` says no route takes the HEAD itself) and sends
+  its status and headers without the body.
 - A 405's `Allow` lists every method of the path: the router stops at the first route whose
   path matches, so `allowed_methods` asks every route.
 - A gzip-encoded response is another representation of the same resource, so it must not
-  carry the strong ETag of the identity bytes: `GZipMiddleware` weakens it (as nginx does),
+  carry the strong ETag of the identity bytes: `GZipResponder` weakens it (as nginx does),
   and a 304 answers with the form of the tag the client holds.
 """
 
@@ -31,7 +32,8 @@ def _contexts(scope: Scope) -> Iterable[RouteContext]:
     return iter_route_contexts(routes)
 
 
-def _answers(scope: Scope, method: str) -> bool:
+def answers(scope: Scope, method: str) -> bool:
+    """Whether some route answers `method` on this request's path."""
     probe = {**scope, "method": method}
     return any(context.matches(probe)[0] is Match.FULL for context in _contexts(scope))
 
@@ -48,47 +50,18 @@ def allowed_methods(scope: Scope) -> list[str]:
     return known + sorted(methods.difference(_METHOD_ORDER))
 
 
-class HeadMiddleware:
-    """Answers `HEAD` on a path only `GET` answers: the GET's status and headers, no body.
-
-    Content-Length stays the GET's, as RFC 9110 9.3.2 allows. Routes that answer HEAD
-    themselves (static files) and paths with no GET (a 404 or 405) are left to the router.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "HEAD"
-            or _answers(scope, "HEAD")
-            or not _answers(scope, "GET")
-        ):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_headers_only(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                message = {**message, "body": b""}
-            await send(message)
-
-        # A copy: the server reads the method from its own scope to know no body follows.
-        get_scope = {**scope, "method": "GET"}
-        try:
-            await self.app(get_scope, receive, send_headers_only)
-        finally:
-            # What routing found (the route, for the metrics label) is visible outside.
-            scope.update((key, value) for key, value in get_scope.items() if key != "method")
+# The scope key by which the edge tells `GZipResponder` that the client accepts gzip.
+GZIP = "app.gzip"
 
 
-class GZipMiddleware:
-    """gzip compression with ETags that tell the encodings apart.
+class GZipResponder:
+    """gzip compression with ETags that tell the encodings apart, for clients that accept it
+    (the edge says so in the scope); every other response passes through untouched.
 
-    A client that accepts gzip gets Starlette's compressing responder. Every other response
-    passes through here untouched but for the `Vary: Accept-Encoding` that Starlette's
-    identity responder would add; that responder costs ~70,000 instructions a request
-    (it re-parses headers and content-type exclusions each time), the check here a tenth.
+    Starlette's compressing responder does the compression; the identity path costs nothing
+    here, and the edge asks `would_compress` to know whether such a response varies on
+    Accept-Encoding (Starlette's own identity responder costs ~70,000 instructions a request:
+    it re-parses headers and content-type exclusions each time).
     """
 
     def __init__(self, app: ASGIApp, *, minimum_size: int) -> None:
@@ -97,39 +70,12 @@ class GZipMiddleware:
         self.compressing = StarletteGZipMiddleware(app, minimum_size=minimum_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        accept_encoding = b""
-        for name, value in scope["headers"]:
-            if name == b"accept-encoding":
-                accept_encoding = value
-                break
-        if b"gzip" in accept_encoding:
+        if scope.get(GZIP):
             await self._compressing(scope, receive, send)
         else:
-            await self._identity(scope, receive, send)
+            await self.app(scope, receive, send)
 
-    async def _identity(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start: Message | None = None
-
-        async def send_identity(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if start is not None:
-                if message["type"] == "http.response.body" and self._varies(start, message):
-                    MutableHeaders(scope=start).add_vary_header("Accept-Encoding")
-                await send(start)
-                start = None
-            await send(message)
-
-        await self.app(scope, receive, send_identity)
-        if start is not None:  # a start that no body followed
-            await send(start)
-
-    def _varies(self, start: Message, first_body: Message) -> bool:
+    def would_compress(self, start: Message, first_body: Message) -> bool:
         """Whether a gzip-accepting client would have been sent this response compressed."""
         if start["status"] == 206:
             return False

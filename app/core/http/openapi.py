@@ -11,7 +11,11 @@ FastAPI documents its own defaults, which the error handlers and the schema base
 - a problem's schema belongs to `application/problem+json`, not to `application/json`
   where FastAPI puts the model of a `responses=` entry;
 - a PATCH body refuses an explicit null (app.core.schemas.PartialUpdate), so its fields
-  are optional but not nullable, although their Python type says `X | None`.
+  are optional but not nullable, although their Python type says `X | None`;
+- the dependency that authenticates callers reads their credentials itself rather than
+  through FastAPI's security scheme dependencies (each would cost every authenticated request
+  a resolution), so the schemes it reads and the scopes each route asks for are declared
+  here, as FastAPI would have declared them.
 """
 
 from collections.abc import Callable
@@ -19,9 +23,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.security.base import SecurityBase
 
-from app.core.deps import DATABASE_DEPENDENCIES
+from app.core.deps import AUTHENTICATING_DEPENDENCIES, DATABASE_DEPENDENCIES
 from app.core.errors import PROBLEM_JSON, Problem
 
 _NULL = {"type": "null"}
@@ -36,7 +42,9 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         nonlocal corrected
         if corrected is None:
-            corrected = correct(generate(), database_operations(app))
+            document = generate()
+            declare_security(document, app)
+            corrected = correct(document, database_operations(app))
         return corrected
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -51,6 +59,45 @@ def database_operations(app: FastAPI) -> set[tuple[str, str]]:
         and _reaches(route.dependant, DATABASE_DEPENDENCIES)
         for method in route.methods or ()
     }
+
+
+Requirement = dict[str, list[str]]
+
+
+def declare_security(document: dict[str, Any], app: FastAPI) -> None:
+    """The security schemes and scopes of every operation whose caller is authenticated."""
+    schemes: dict[str, Any] = {}
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        requirements: dict[str, list[str]] = {}
+        for scheme, scopes in _schemes(route.dependant, []):
+            schemes[scheme.scheme_name] = jsonable_encoder(
+                scheme.model, by_alias=True, exclude_none=True
+            )
+            merged = requirements.setdefault(scheme.scheme_name, [])
+            merged.extend(scope for scope in scopes if scope not in merged)
+        if not requirements:
+            continue
+        path_item = document.get("paths", {}).get(str(route.path_format), {})
+        for method in route.methods or ():
+            operation = path_item.get(method.lower())
+            if operation is not None:
+                operation["security"] = [{name: scopes} for name, scopes in requirements.items()]
+    if schemes:
+        document.setdefault("components", {}).setdefault("securitySchemes", {}).update(schemes)
+
+
+def _schemes(dependant: Dependant, inherited: list[str]) -> list[tuple[SecurityBase, list[str]]]:
+    """(scheme, scopes) for each authenticating dependency under `dependant`, with the scopes
+    that `Security(..., scopes=...)` gathered on the way down to it."""
+    found: list[tuple[SecurityBase, list[str]]] = []
+    for sub in dependant.dependencies:
+        scopes = inherited + [s for s in sub.own_oauth_scopes or [] if s not in inherited]
+        schemes = AUTHENTICATING_DEPENDENCIES.get(sub.call, ()) if sub.call else ()
+        found.extend((scheme, scopes) for scheme in schemes)
+        found.extend(_schemes(sub, scopes))
+    return found
 
 
 def _reaches(dependant: Dependant, calls: set[Callable[..., Any]]) -> bool:

@@ -4,7 +4,7 @@
   protocol buffers headers of any size (32 MB were accepted), and its h11 protocol answers
   an oversized head with a plain-text 400. Both answer a head over
   MAX_REQUEST_HEADER_BYTES plus a request-line allowance with a 431 problem and close the
-  connection; app.core.http.hardening holds the exact header limit below that.
+  connection; the edge (app.core.http.edge) holds the exact header limit below that.
 - Proxy headers are the app's business: the rate limiter trusts `X-Forwarded-For` only
   from TRUSTED_PROXIES, and uvicorn's own handling (which trusts 127.0.0.1 by default)
   would rewrite the client address before that rule sees it.

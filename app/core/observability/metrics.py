@@ -8,12 +8,19 @@ Under gunicorn every worker is a process with its own counters. With
 `PROMETHEUS_MULTIPROC_DIR` set (gunicorn.conf.py sets and empties it), prometheus_client
 writes each worker's values to files there and a scrape merges them, so any worker answers
 for all of them.
+
+That write takes a lock and touches a memory-mapped file on every update, a few
+microseconds each and several per request. The hot paths therefore count into `TALLY`, plain
+numbers in this process, and `TALLY.flush()` adds them to the metrics once a second (from
+`flushing()`, which the edge runs for the app's lifetime) and before every scrape. A scrape
+may be a second behind another worker; a worker that dies loses at most its last second.
 """
 
 import asyncio
+import bisect
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from prometheus_client import (
@@ -27,6 +34,8 @@ from sqlalchemy.pool import QueuePool
 # Refresh interval of each worker's pool gauges in multiprocess mode, where a scrape only
 # reaches the worker that answers it.
 POOL_REFRESH_SECONDS = 5.0
+FLUSH_SECONDS = 1.0
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 HTTP_REQUESTS = Counter(
     "http_requests",
@@ -37,7 +46,7 @@ HTTP_REQUEST_DURATION = Histogram(
     "http_request_duration_seconds",
     "Time from receiving a request to sending the last of its response.",
     ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=DURATION_BUCKETS,
 )
 HTTP_REQUESTS_IN_FLIGHT = Gauge(
     "http_requests_in_flight",
@@ -109,3 +118,78 @@ async def pool_usage_refresh(engine: AsyncEngine) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class _Durations:
+    """A histogram's observations since the last flush, by bucket."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self.total = 0.0
+
+
+class Tally:
+    """Counts and request durations kept in process until `flush()` (module docstring)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[Counter, tuple[str, ...]], int] = {}
+        self._durations: dict[tuple[str, str, str], _Durations] = {}
+        self._in_flight: Callable[[], int] | None = None
+
+    def count(self, counter: Counter, *labels: str) -> None:
+        key = (counter, labels)
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def request(self, method: str, route: str, status: str, seconds: float) -> None:
+        """One HTTP request answered: `http_requests` and `http_request_duration_seconds`."""
+        key = (method, route, status)
+        durations = self._durations.get(key)
+        if durations is None:
+            durations = self._durations[key] = _Durations()
+        durations.buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        durations.total += seconds
+
+    def watch_in_flight(self, read: Callable[[], int]) -> None:
+        """Sample `http_requests_in_flight` from `read()` at every flush."""
+        self._in_flight = read
+
+    def flush(self) -> None:
+        counts, self._counts = self._counts, {}
+        durations, self._durations = self._durations, {}
+        for (counter, labels), amount in counts.items():
+            (counter.labels(*labels) if labels else counter).inc(amount)
+        for labels, observed in durations.items():
+            HTTP_REQUESTS.labels(*labels).inc(sum(observed.buckets))
+            histogram = HTTP_REQUEST_DURATION.labels(*labels)
+            # What `observe()` does one sample at a time: the sum, and the first bucket
+            # whose bound holds the value (the last is +Inf).
+            histogram._sum.inc(observed.total)
+            for bucket, amount in zip(histogram._buckets, observed.buckets, strict=True):
+                if amount:
+                    bucket.inc(amount)
+        if self._in_flight is not None:
+            HTTP_REQUESTS_IN_FLIGHT.set(self._in_flight())
+
+
+TALLY = Tally()
+
+
+@asynccontextmanager
+async def flushing() -> AsyncIterator[None]:
+    """Flush `TALLY` every FLUSH_SECONDS while the block runs, and once more at its end."""
+
+    async def flush_forever() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            TALLY.flush()
+
+    task = asyncio.create_task(flush_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        TALLY.flush()

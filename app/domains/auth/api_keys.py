@@ -1,19 +1,13 @@
-"""Personal access tokens: minting, recognising this service's keys, and managing them.
+"""Personal access tokens: minting and managing them.
 
-A key is `fsk_` + 43 random url-safe characters + an 8-character tag, an HMAC of the random
-part under the signing key. The tag lets the rate limiter tell a key this service minted
-from an invented one without a database read, so inventing keys buys no fresh budgets; the
-key is still authenticated by its stored hash alone, so a key outlives a rotation of the
-signing key (only its per-key budget falls back to the client address once the old signing
-key is dropped from PREVIOUS_SECRET_KEYS).
+A key is `fsk_` and 54 random url-safe characters (320 bits); only its SHA-256 is stored, so
+a key is shown once, when it is created, and authenticated by its hash alone. The prefix
+lets people and secret scanners recognise a key, and its first 12 characters name it in
+lists.
 """
 
-import base64
-import hashlib
-import hmac
 import logging
 import secrets
-from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,36 +29,18 @@ logger = logging.getLogger(__name__)
 
 API_KEY_PREFIX = "fsk_"
 PREFIX_LENGTH = 12
-_TAG_LENGTH = 8
-_BODY_LENGTH = 43  # secrets.token_urlsafe(32)
 
 
-def _tag(signing_key: str, body: str) -> str:
-    digest = hmac.new(signing_key.encode(), f"api-key:{body}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode()[:_TAG_LENGTH]
-
-
-def mint_api_key(signing_key: str) -> str:
-    body = secrets.token_urlsafe(32)
-    return f"{API_KEY_PREFIX}{body}{_tag(signing_key, body)}"
-
-
-def minted_here(key: str, signing_keys: Iterable[str]) -> bool:
-    """Whether the key carries a tag from one of the signing keys (it may still be revoked)."""
-    rest = key.removeprefix(API_KEY_PREFIX)
-    if len(rest) != _BODY_LENGTH + _TAG_LENGTH:
-        return False
-    body, tag = rest[:_BODY_LENGTH], rest[_BODY_LENGTH:]
-    return any(hmac.compare_digest(tag, _tag(secret, body)) for secret in signing_keys)
+def mint_api_key() -> str:
+    return f"{API_KEY_PREFIX}{secrets.token_urlsafe(40)}"
 
 
 class ApiKeyService:
     """The caller's own keys. Creating, listing and deleting them needs a password session:
     a leaked key must not be able to mint itself successors or hide its siblings."""
 
-    def __init__(self, session: AsyncSession, *, signing_key: str, audit: AuditTrail) -> None:
+    def __init__(self, session: AsyncSession, *, audit: AuditTrail) -> None:
         self.keys = ApiKeyRepository(session)
-        self.signing_key = signing_key
         self.audit = audit
 
     @raises(PasswordSessionRequired, ScopeNotAllowed)
@@ -74,7 +50,7 @@ class ApiKeyService:
         beyond = sorted(requested - principal.scopes)
         if beyond:
             raise ScopeNotAllowed(beyond)
-        key = mint_api_key(self.signing_key)
+        key = mint_api_key()
         expires_at = (
             utcnow() + timedelta(days=data.expires_in_days)
             if data.expires_in_days is not None

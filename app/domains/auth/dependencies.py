@@ -1,4 +1,3 @@
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import BackgroundTasks, Depends, Form, Request, Response, Security
@@ -12,15 +11,17 @@ from app.core.deps import (
     SessionmakerDep,
     SettingsDep,
     TokenCodecDep,
+    authenticates,
     reaches_database,
     uses_platform,
 )
 from app.core.errors import raises
 from app.core.http.clients import client_address
+from app.core.http.limits import spend_default_limit
 from app.core.resources import Resources
-from app.core.security import AccessClaims, InvalidToken, fingerprint
+from app.core.security import InvalidToken, fingerprint
 from app.domains.audit.dependencies import AuditTrailDep
-from app.domains.auth.api_keys import API_KEY_PREFIX, ApiKeyService, minted_here, record_key_use
+from app.domains.auth.api_keys import API_KEY_PREFIX, ApiKeyService, record_key_use
 from app.domains.auth.exceptions import (
     AdminRequired,
     EmailUnverified,
@@ -54,71 +55,62 @@ api_key_scheme = HTTPBearer(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ApiKeyBearer:
-    key_hash: str
-    # Carries this service's tag: a key worth its own rate-limit budget.
-    minted_here: bool
-
-
-Bearer = AccessClaims | ApiKeyBearer
-
-
-@uses_platform
-async def get_bearer(platform: Resources, request: Request) -> Bearer | None:
-    """The request's bearer credential: an API key's hash, or a verified access token's
-    claims; None when absent or invalid.
-
-    A dependency, so FastAPI reads the header once per request however many dependencies
-    (the rate-limit key, the principal) need it.
-    """
+def _bearer_token(request: Request) -> str | None:
+    """The credential of `Authorization: Bearer ...`, an access token or an API key."""
     scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
-    if scheme.lower() != "bearer" or not token:
-        return None
-    settings = platform.settings
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def _find_principal(
+    platform: Resources, token: str, background: BackgroundTasks
+) -> Principal | None:
+    """The live caller behind a credential, in one indexed query; None when there is none."""
     if token.startswith(API_KEY_PREFIX):
-        signing_keys = [
-            key.get_secret_value() for key in (settings.secret_key, *settings.previous_secret_keys)
-        ]
-        return ApiKeyBearer(fingerprint(token), minted_here(token, signing_keys))
+        async with platform.reads.connect() as connection:
+            found = await find_key_principal(connection, fingerprint(token))
+        if found is None:
+            return None
+        if found.stale_last_use:
+            background.add_task(record_key_use, platform.sessionmaker, found.key_id)
+        return found.principal
     try:
-        return platform.tokens.verify(token)
+        claims = platform.tokens.verify(token)
     except InvalidToken:
         return None
-
-
-BearerDep = Annotated[Bearer | None, Depends(get_bearer)]
+    async with platform.reads.connect() as connection:
+        return await find_principal(
+            connection, session_id=claims.session_id, user_id=claims.user_id, scopes=claims.scopes
+        )
 
 
 @raises(NotAuthenticated, InvalidAccessToken, InsufficientScope)
+@authenticates(oauth2_scheme, api_key_scheme)
 @reaches_database
 @uses_platform
 async def get_principal(
     platform: Resources,
     security_scopes: SecurityScopes,
+    request: Request,
     response: Response,
     background: BackgroundTasks,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    _: Annotated[object, Depends(api_key_scheme)],
-    bearer: BearerDep,
 ) -> Principal:
+    """The authenticated caller, who has the scopes the route asks for.
+
+    One dependency for FastAPI to resolve on every authenticated request: it reads the
+    credential, finds the caller in one query, and spends the caller's default limit, per
+    user once the credential proves live, per address when it does not (so a revoked or
+    invented credential spends no one's budget but its sender's).
+    """
+    token = _bearer_token(request)
+    principal = await _find_principal(platform, token, background) if token else None
+    caller = (
+        f"user:{principal.id}"
+        if principal is not None
+        else f"ip:{client_address(request, platform.settings.trusted_proxies)}"
+    )
+    await spend_default_limit(platform, request.scope, caller)
     if token is None:
         raise NotAuthenticated
-    if bearer is None:
-        raise InvalidAccessToken
-    async with platform.reads.connect() as connection:
-        if isinstance(bearer, ApiKeyBearer):
-            found = await find_key_principal(connection, bearer.key_hash)
-            principal = found.principal if found is not None else None
-            if found is not None and found.stale_last_use:
-                background.add_task(record_key_use, platform.sessionmaker, found.key_id)
-        else:
-            principal = await find_principal(
-                connection,
-                session_id=bearer.session_id,
-                user_id=bearer.user_id,
-                scopes=bearer.scopes,
-            )
     if principal is None:
         raise InvalidAccessToken
     missing = [scope for scope in security_scopes.scopes if scope not in principal.scopes]
@@ -178,21 +170,6 @@ async def profile_user_key(principal: ProfileUser) -> str:
     return f"user:{principal.id}"
 
 
-@uses_platform
-async def caller_rate_key(platform: Resources, request: Request, bearer: BearerDep) -> str:
-    """The user behind a valid access token, the API key this service minted, else the
-    client address.
-
-    No database read: a limit key needs to be stable, not authoritative, and the route's
-    own authentication still decides access. An invented key gets the address's budget.
-    """
-    if isinstance(bearer, AccessClaims):
-        return f"user:{bearer.user_id}"
-    if isinstance(bearer, ApiKeyBearer) and bearer.minted_here:
-        return f"key:{bearer.key_hash}"
-    return f"ip:{client_address(request, platform.settings.trusted_proxies)}"
-
-
 async def get_auth_service(
     session: SessionDep,
     sessionmaker: SessionmakerDep,
@@ -219,7 +196,7 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 async def get_api_key_service(
     session: SessionDep, settings: SettingsDep, audit: AuditTrailDep
 ) -> ApiKeyService:
-    return ApiKeyService(session, signing_key=settings.secret_key.get_secret_value(), audit=audit)
+    return ApiKeyService(session, audit=audit)
 
 
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]

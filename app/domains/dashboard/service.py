@@ -33,7 +33,7 @@ class DashboardService:
             self._recent_orders(principal.id), self._spent(principal.id), self._posts(principal.id)
         )
         return Dashboard(
-            stats=DashboardStats(order_count=orders.total, total_spent=total_spent),
+            stats=DashboardStats(order_count=orders.total or 0, total_spent=total_spent),
             recent_orders=[OrderRead.model_validate(order) for order in orders.rows],
             recent_posts=[PostRead.model_validate(post) for post in newest_posts],
         )

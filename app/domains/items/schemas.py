@@ -6,6 +6,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.core.pagination import PageQuery
 from app.core.schemas import PartialUpdate
 from app.core.types import MAX_INT32, CleanStr, Money, NoNul
 
@@ -93,6 +94,17 @@ class ItemQuery(BaseModel):
         ):
             raise ValueError("min_price must not exceed max_price")
         return self
+
+
+class ItemSearch(ItemQuery, PageQuery):
+    """A page of the catalog's search: its query and where the page starts (one query-string
+    model, so the list route resolves no dependency for its parameters)."""
+
+    def query(self) -> ItemQuery:
+        """The search alone, what a cursor is bound to (already validated as part of this)."""
+        return ItemQuery.model_construct(
+            **{name: getattr(self, name) for name in ItemQuery.model_fields}
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.cache import RAW, Cache
-from app.core.db.keyset import Window
+from app.core.db.keyset import CursorCodec, Window
 from app.core.db.transactions import after_commit
 from app.core.errors import raises
 from app.core.pagination import PageParams, page_of
@@ -18,6 +18,7 @@ from app.domains.items.schemas import (
     ItemCreate,
     ItemQuery,
     ItemRead,
+    ItemSearch,
     ItemUpdate,
     ReservedItem,
     StockLine,
@@ -35,6 +36,7 @@ def page_key(query: ItemQuery, window: Window) -> str:
     # Hashed: a search text of up to 100 characters should not become part of a Redis key.
     canonical = (
         f"{query.model_dump_json()}|{window.offset}|{window.limit}|{json.dumps(window.after)}"
+        f"|{window.counted}"
     )
     return f"page:{hashlib.sha256(canonical.encode()).hexdigest()}"
 
@@ -55,11 +57,16 @@ class ItemReader:
     """
 
     def __init__(
-        self, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], cache: Cache
+        self,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: Cache,
+        cursors: CursorCodec,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self.cache = cache
+        self.cursors = cursors
 
     @raises(ItemNotFound)
     async def get(self, item_id: int) -> JSONBody:
@@ -72,9 +79,10 @@ class ItemReader:
 
         return JSONBody(await self.cache.get_or_set(item_key(item_id), load, codec=RAW))
 
-    @raises(PageParams.window)
-    async def search(self, query: ItemQuery, page: PageParams) -> JSONBody:
-        window = page.window(LISTS_NAMESPACE, query)
+    @raises(PageParams.of, PageParams.window)
+    async def search(self, search: ItemSearch) -> JSONBody:
+        query = search.query()
+        window = PageParams.of(search, self.cursors).window(LISTS_NAMESPACE, query)
 
         async def load() -> bytes:
             async with self.sessionmaker() as session:

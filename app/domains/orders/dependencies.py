@@ -2,7 +2,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Security
 
-from app.core.deps import RateLimit, SessionDep, SessionmakerDep, TracerDep
+from app.core.deps import SessionDep, SessionmakerDep, TracerDep
+from app.core.http.limits import RateLimit
 from app.domains.audit.dependencies import AuditTrailDep
 from app.domains.auth.dependencies import get_admin, get_principal, get_writer
 from app.domains.auth.schemas import Principal, Scope

@@ -1,6 +1,6 @@
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,8 +11,9 @@ from app.core.config import Settings
 from app.core.db.base import utcnow
 from app.core.resources import Resources
 from app.domains.auth.models import ApiKey
+from app.main import create_app
 from tests.api.v1.auth_helpers import ME
-from tests.conftest import serve, variant
+from tests.conftest import asgi_client, variant
 from tests.factories import (
     API_KEYS,
     ITEMS,
@@ -21,6 +22,7 @@ from tests.factories import (
     admin,
     bearer,
     create_api_key,
+    log_in,
     user,
 )
 from tests.problems import assert_problem
@@ -257,15 +259,46 @@ async def test_an_authenticated_request_is_one_query(
         assert len(statements) == 1, statements
 
 
-async def test_keys_this_service_minted_get_a_budget_of_their_own(migrated: Settings) -> None:
-    async with serve(variant(migrated, rate_limit_default="4/minute")) as limited:
-        # Registration, login and key creation spend part of the address's and user's budgets.
-        account = await user(limited)
-        key = bearer((await create_api_key(limited, account))["key"])
-        for _ in range(4):
-            assert (await limited.get(ME, headers=key)).status_code == 200
-        assert (await limited.get(ME, headers=key)).status_code == 429
-        # Invented keys count against the address, whose budget registration already spent.
-        invented = bearer("fsk_" + secrets.token_urlsafe(40))
-        responses = [await limited.get(ITEMS, headers=invented) for _ in range(3)]
-        assert [response.status_code for response in responses] == [200, 200, 429]
+@asynccontextmanager
+async def limited_app(settings: Settings, *peers: str) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """An app with a small default limit, and a client from each of `peers`."""
+    application = create_app(variant(settings, rate_limit_default="6/minute"))
+    async with application.router.lifespan_context(application), AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(asgi_client(application, peer)) for peer in peers
+        ]
+        yield clients
+
+
+async def test_a_users_keys_and_sessions_spend_one_budget(
+    migrated: Settings, empty_redis: None
+) -> None:
+    async with limited_app(migrated, "127.0.0.2") as (client,):
+        # Registering and logging in spend the address's budget; the rest is the user's.
+        account = await user(client)
+        keys = [bearer((await create_api_key(client, account))["key"]) for _ in range(2)]
+        statuses = [
+            (await client.get(ME, headers=headers)).status_code
+            for headers in (*keys, account.headers, *keys, account.headers)
+        ]
+    # Two keys created, then six reads with either key or the session: the user's six units.
+    assert statuses == [200, 200, 200, 200, 429, 429]
+
+
+async def test_a_revoked_or_malformed_credential_spends_only_its_senders_budget(
+    migrated: Settings, empty_redis: None
+) -> None:
+    async with limited_app(migrated, "127.0.0.2", "127.0.0.3") as (owner, attacker):
+        account = await user(owner)
+        assert (await owner.post("/api/v1/auth/logout", headers=account.headers)).status_code == 204
+        stolen = {b"Authorization": f"Bearer {account.access_token}".encode()}
+        # A key whose last characters are not ASCII is refused like any unknown key.
+        malformed = {b"Authorization": ("Bearer fsk_" + "a" * 43 + "é" * 8).encode()}
+        replies = [
+            await attacker.get(ME, headers=stolen if turn % 2 else malformed) for turn in range(7)
+        ]
+        assert [reply.status_code for reply in replies] == [401] * 6 + [429]
+        assert_problem(replies[0], 401)
+        # The owner's budget is untouched: logging in again and reading still work.
+        await log_in(account, owner)
+        assert (await owner.get(ME, headers=account.headers)).status_code == 200

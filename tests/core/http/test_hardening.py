@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 from app.core.config import Settings
-from app.core.http.hardening import API_CONTENT_SECURITY_POLICY, BodySizeLimitMiddleware
+from app.core.http.edge import API_CONTENT_SECURITY_POLICY, Edge
 from app.main import create_app
 from tests.conftest import asgi_client, running, variant
 from tests.transport import VIA_NGINX, replica_url
@@ -99,10 +99,26 @@ async def test_streamed_body_over_the_limit_is_refused(hardened: httpx.AsyncClie
 
 
 async def test_unknown_host_is_a_400_problem(hardened: httpx.AsyncClient) -> None:
-    assert (await hardened.get("/health", headers={"host": "db.internal.example.com"})).is_success
-    response = await hardened.get("/health", headers={"host": "evil.example.net"})
+    items = "/api/v1/items"
+    assert (await hardened.get(items, headers={"host": "db.internal.example.com"})).is_success
+    response = await hardened.get(items, headers={"host": "evil.example.net"})
     assert_problem(response, 400)
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_probes_and_scrapes_answer_the_pods_address(hardened: httpx.AsyncClient) -> None:
+    # Kubernetes probes and Prometheus address a pod by its IP, which no ALLOWED_HOSTS names.
+    for path in ("/health", "/health/ready", "/metrics"):
+        response = await hardened.get(path, headers={"host": "10.1.2.3:8000"})
+        assert response.status_code == 200, path
+
+
+async def test_a_missing_or_repeated_host_is_a_400_problem(migrated: Settings) -> None:
+    application = create_app(migrated)
+    for headers in ([], [(b"host", b"a.example"), (b"host", b"b.example")]):
+        sent = await call_edge(application, headers)
+        assert sent[0]["status"] == 400
+        assert dict(sent[0]["headers"])[b"content-type"] == b"application/problem+json"
 
 
 async def test_cors_allows_only_the_configured_origins(hardened: httpx.AsyncClient) -> None:
@@ -175,10 +191,26 @@ async def test_refusals_are_counted_in_metrics(migrated: Settings) -> None:
     assert 'route="<unmatched>",status="413"' in exposition
 
 
+async def call_edge(application: FastAPI, headers: list[tuple[bytes, bytes]]) -> list[Message]:
+    """One HTTP/1.1 GET with exactly these headers, as a server would pass it on."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/health"}
+    await application({**scope, "headers": headers, "query_string": b""}, receive, send)
+    return sent
+
+
 async def call_limited(
-    body: list[bytes], headers: dict[str, str], *, limit: int = 1024
+    settings: Settings, body: list[bytes], headers: dict[str, str]
 ) -> tuple[list[Message], int]:
-    """Run BodySizeLimitMiddleware alone: (what it sent, how many body chunks it read)."""
+    """Run the edge with a 1 KiB body limit in front of nothing: (what it sent, how many body
+    chunks it read)."""
     chunks = [
         {"type": "http.request", "body": chunk, "more_body": index < len(body) - 1}
         for index, chunk in enumerate(body)
@@ -202,30 +234,39 @@ async def call_limited(
     size = sum(map(len, body))
     scope = {
         "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
         "path": "/upload",
-        "headers": [(b"content-length", str(size).encode())]
+        "headers": [(b"host", b"testserver"), (b"content-length", str(size).encode())]
         + [(name.encode(), value.encode()) for name, value in headers.items()],
     }
-    await BodySizeLimitMiddleware(never_called, max_body_bytes=limit)(scope, receive, send)
+    edge = Edge(never_called, settings=variant(settings, max_request_body_bytes=1024))
+    await edge(scope, receive, send)
     return sent, read
 
 
-async def test_a_declared_oversize_body_is_read_before_the_413_so_the_connection_lives() -> None:
-    sent, read = await call_limited([b"x" * 1000] * 3, {})
+async def test_a_declared_oversize_body_is_read_before_the_413_so_the_connection_lives(
+    migrated: Settings,
+) -> None:
+    sent, read = await call_limited(migrated, [b"x" * 1000] * 3, {})
     assert read == 3
     assert sent[0]["status"] == 413
     assert b"connection" not in dict(sent[0]["headers"])
 
 
-async def test_a_body_past_the_discard_budget_gets_the_413_and_a_closed_connection() -> None:
+async def test_a_body_past_the_discard_budget_gets_the_413_and_a_closed_connection(
+    migrated: Settings,
+) -> None:
     chunk = b"x" * (1024 * 1024)
-    sent, read = await call_limited([chunk] * 8, {})
+    sent, read = await call_limited(migrated, [chunk] * 8, {})
     assert read < 8
     assert sent[0]["status"] == 413
     assert dict(sent[0]["headers"])[b"connection"] == b"close"
 
 
-async def test_a_client_waiting_for_100_continue_gets_the_413_without_a_read() -> None:
-    sent, read = await call_limited([b"x" * 5000], {"expect": "100-continue"})
+async def test_a_client_waiting_for_100_continue_gets_the_413_without_a_read(
+    migrated: Settings,
+) -> None:
+    sent, read = await call_limited(migrated, [b"x" * 5000], {"expect": "100-continue"})
     assert read == 0
     assert sent[0]["status"] == 413

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
 from app.core.http.metrics import UNMATCHED_ROUTE
+from app.core.observability.metrics import FLUSH_SECONDS
 from app.main import create_app
 from support.deployment import dockerfile_command
 from support.processes import ROOT, free_port
@@ -118,6 +119,8 @@ def test_gunicorn_workers_report_one_merged_total(tmp_path: Path) -> None:
                         pytest.fail("gunicorn did not start serving within 20 s")
                     time.sleep(0.1)
             responses = [http.get("/health") for _ in range(20)]
+            # Each worker adds what it counted to the shared files once a second.
+            time.sleep(FLUSH_SECONDS * 1.5)
             scrapes = [parse(http.get("/metrics").text) for _ in range(4)]
     finally:
         server.terminate()

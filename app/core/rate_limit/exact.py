@@ -1,4 +1,5 @@
-"""Rate limits per client, shared through Redis by every worker and replica.
+"""Exact limits, shared through Redis by every worker and replica: the strict ones (logging
+in, registering, resetting a password, verifying an email, placing orders).
 
 The strategy is the moving window: a hit counts for exactly one window length after it is
 made, so no client gets twice its limit by straddling a window boundary (as a fixed window
@@ -14,44 +15,19 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Sequence
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from app.core.config import Settings
-from app.core.errors import TooManyRequests
+from app.core.rate_limit.verdict import Verdict
 from app.core.redis import REDIS_ERRORS, RedisBreaker
-from app.core.setting_types import check_rate_limit
 
 logger = logging.getLogger(__name__)
-
-LimitSource = str | Callable[[Settings], str]
-
-
-class RateLimitExceeded(TooManyRequests):
-    type = "urn:problem-type:rate-limit-exceeded"
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_after: int
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(self.reset_after),
-        }
-
 
 # The moving window in one round trip, over a sorted set of hit times: forget the hits that
 # left the window, take a slot if fewer than `limit` remain, then report how many the window
@@ -84,7 +60,7 @@ class RateLimiter:
         failure_cooldown: float = 5.0,
         breaker: RedisBreaker | None = None,
     ) -> None:
-        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._local = in_process_counter()
         self._script = redis.register_script(_MOVING_WINDOW) if redis is not None else None
         self._prefix = key_prefix
         self._breaker = breaker or RedisBreaker("rate limits", failure_cooldown)
@@ -109,7 +85,7 @@ class RateLimiter:
             else:
                 self._breaker.succeeded()
                 return verdict
-        return await _count_local(self._local, item, identifiers)
+        return await count_in_process(self._local, item, identifiers)
 
     async def _count_shared(
         self, script: AsyncScript, item: RateLimitItem, identifiers: Sequence[str]
@@ -127,7 +103,12 @@ class RateLimiter:
         )
 
 
-async def _count_local(
+def in_process_counter() -> MovingWindowRateLimiter:
+    """Where a worker counts hits while Redis fails (or where there is none)."""
+    return MovingWindowRateLimiter(MemoryStorage())
+
+
+async def count_in_process(
     limiter: MovingWindowRateLimiter, item: RateLimitItem, identifiers: Sequence[str]
 ) -> Verdict:
     allowed = await limiter.hit(item, *identifiers)
@@ -138,8 +119,3 @@ async def _count_local(
         remaining=max(0, remaining),
         reset_after=max(0, math.ceil(reset_at - time.time())),
     )
-
-
-@lru_cache(maxsize=64)
-def parse_limit(value: str) -> RateLimitItem:
-    return parse(check_rate_limit(value))
