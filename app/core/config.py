@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     cache_lock_seconds: float = Field(default=5.0, gt=0, description="recompute lock lifetime")
     cache_lock_wait_seconds: float = Field(default=0.5, ge=0)
     cache_local_max_entries: int = Field(default=10_000, ge=1)
+    cache_near_enabled: bool = Field(
+        default=True,
+        description="each worker keeps what it reads from Redis, under a lease (needs one Redis, "
+        "not a cluster; every replica must have the same setting)",
+    )
+    cache_near_lease_ms: int = Field(
+        default=25,
+        ge=5,
+        le=1000,
+        description="how long a near copy may be served after its last proof of freshness; "
+        "every write that invalidates the cache waits this long before it answers",
+    )
+    cache_near_max_entries: int = Field(default=10_000, ge=1)
 
     rate_limit_enabled: bool = True
     rate_limit_default: RateLimitString = "100/minute"
@@ -201,6 +214,16 @@ class Settings(BaseSettings):
     @property
     def uses_sqlite(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def near_cache(self) -> bool:
+        """Whether workers keep near copies of the shared cache (and writers wait for them)."""
+        return (
+            self.cache_enabled
+            and self.cache_near_enabled
+            and self.redis_url is not None
+            and not self.redis_cluster
+        )
 
     @property
     def show_docs(self) -> bool:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.cache import Cache
+from app.core.cache.near import NearCache
 from app.core.config import Settings
 from app.core.db.engine import create_engine, create_sessionmaker, read_engine
 from app.core.db.keyset import CursorCodec, cursor_codec
@@ -92,6 +93,19 @@ async def open_resources(
     outbox = create_outbox(settings, sessionmaker, register_handlers)
     if settings.outbox_enabled:
         outbox.start()
+    near = (
+        NearCache(
+            settings.redis_url,
+            f"{settings.redis_key_prefix}:cache:",
+            lease_seconds=settings.cache_near_lease_ms / 1000,
+            max_entries=settings.cache_near_max_entries,
+            connect_timeout=settings.redis_timeout,
+        )
+        if settings.near_cache and settings.redis_url
+        else None
+    )
+    if near is not None:
+        near.start()
     default_limiter = LeasedLimiter(
         redis, key_prefix=f"{settings.redis_key_prefix}:lease", breaker=breaker
     )
@@ -105,7 +119,7 @@ async def open_resources(
             passwords=PasswordHasher(settings),
             tokens=TokenCodec(settings),
             outbox=outbox,
-            cache=Cache.from_settings(settings, redis, breaker),
+            cache=Cache.from_settings(settings, redis, breaker, near),
             rate_limiter=RateLimiter.from_settings(settings, redis, breaker),
             default_limiter=default_limiter,
             tracer=tracer or NoOpTracer(),
@@ -114,6 +128,8 @@ async def open_resources(
     finally:
         await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)
         await default_limiter.aclose()
+        if near is not None:
+            await near.stop()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()

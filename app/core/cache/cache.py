@@ -13,8 +13,9 @@ from app.core.cache.codecs import JSON, Codec
 from app.core.cache.entries import FRESH_UNTIL, Entry, decode
 from app.core.cache.flight import SingleFlight
 from app.core.cache.local import LocalStore
+from app.core.cache.near import NearCache
 from app.core.config import Settings
-from app.core.observability.metrics import CACHE_HITS, CACHE_MISSES
+from app.core.observability.metrics import CACHE_HITS, CACHE_MISSES, TALLY
 from app.core.redis import REDIS_ERRORS, RedisBreaker
 
 # Every module of the package logs as `app.core.cache`, so its warnings are found and
@@ -53,6 +54,8 @@ class Cache:
         clock: Callable[[], float] = time.time,
         enabled: bool = True,
         breaker: RedisBreaker | None = None,
+        near: NearCache | None = None,
+        settle_seconds: float = 0.0,
     ) -> None:
         self.hits = 0
         self.misses = 0
@@ -71,10 +74,17 @@ class Cache:
         self._flights = SingleFlight()
         self._breaker = breaker or RedisBreaker("cache", failure_cooldown)
         self._unlock = redis.register_script(_UNLOCK) if redis is not None else None
+        self._near = near
+        # How long an invalidation waits before its write answers: the near caches' lease.
+        self._settle = settle_seconds
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, redis: Redis | None, breaker: RedisBreaker | None = None
+        cls,
+        settings: Settings,
+        redis: Redis | None,
+        breaker: RedisBreaker | None = None,
+        near: NearCache | None = None,
     ) -> "Cache":
         return cls(
             redis,
@@ -87,6 +97,10 @@ class Cache:
             failure_cooldown=settings.redis_failure_cooldown_seconds,
             enabled=settings.cache_enabled,
             breaker=breaker,
+            near=near,
+            # Every replica's writers wait, whether or not their own near cache runs: any
+            # other replica's may hold what they invalidate.
+            settle_seconds=settings.cache_near_lease_ms / 1000 if settings.near_cache else 0.0,
         )
 
     def forget_local(self) -> None:
@@ -96,6 +110,8 @@ class Cache:
         """
         self._local.clear()
         self._versions.clear()
+        if self._near is not None:
+            self._near.forget()
 
     async def delete(self, *keys: str) -> None:
         full_keys = [self._key(key) for key in keys]
@@ -108,6 +124,8 @@ class Cache:
             await self._call(lambda: redis.delete(*full_keys))
         except _Unavailable:
             logger.warning("cache: could not delete %s; stale until its TTL ends", keys)
+            return
+        await self._settled()
 
     async def bump(self, namespace: str) -> None:
         """Invalidate every key stored under `namespace` by moving to a new version."""
@@ -126,6 +144,14 @@ class Cache:
             await self._call(increment)
         except _Unavailable:
             logger.warning("cache: could not bump %r; its lists stale until TTL ends", namespace)
+            return
+        await self._settled()
+
+    async def _settled(self) -> None:
+        """Wait out the near caches' lease, so none serves what was just invalidated once
+        the write answers (app.core.cache.near)."""
+        if self._settle:
+            await asyncio.sleep(self._settle)
 
     async def get_or_set(
         self,
@@ -144,6 +170,8 @@ class Cache:
         """
         if not self._enabled:
             return await loader()
+        if self._near is not None and (found := self._near_hit(self._near, key, namespace, codec)):
+            return found[0]
         return await self._flights.share(
             (namespace, key),
             lambda: self._load_through(key, namespace, loader, ttl or self._ttl, codec),
@@ -188,13 +216,44 @@ class Cache:
             if token is not None:
                 await self._release(full_key, token)
 
+    def _near_hit(
+        self, near: NearCache, key: str, namespace: str | None, codec: Codec[T]
+    ) -> tuple[T] | None:
+        """The value held in this process, while the near cache's lease proves it current."""
+        if namespace is None:
+            full_key = self._key(key)
+        else:
+            version = near.get(self._version_key(namespace))
+            if version is None:
+                return None
+            full_key = f"{self._prefix}:{namespace}:v{int(version)}:{key}"
+        raw = near.get(full_key)
+        if raw is None or len(raw) < FRESH_UNTIL.size:
+            return None
+        (fresh_until,) = FRESH_UNTIL.unpack_from(raw)
+        if self._clock() >= fresh_until:
+            return None
+        found = decode(codec, Entry(data=raw[FRESH_UNTIL.size :], fresh=True), full_key)
+        if found is not None:
+            self._count_hit(key, namespace)
+        return found
+
+    async def _get(self, redis: Redis, full_key: str) -> bytes | str | None:
+        """GET, keeping the value as a near copy unless an invalidation arrived meanwhile."""
+        near = self._near
+        epoch = near.epoch if near is not None else 0
+        raw: bytes | str | None = await self._call(lambda: redis.get(full_key))
+        if near is not None and isinstance(raw, bytes):
+            near.put(full_key, raw, epoch)
+        return raw
+
     def _count_hit(self, key: str, namespace: str | None) -> None:
         self.hits += 1
-        CACHE_HITS.labels(_metric_namespace(key, namespace)).inc()
+        TALLY.count(CACHE_HITS, _metric_namespace(key, namespace))
 
     def _count_miss(self, key: str, namespace: str | None) -> None:
         self.misses += 1
-        CACHE_MISSES.labels(_metric_namespace(key, namespace)).inc()
+        TALLY.count(CACHE_MISSES, _metric_namespace(key, namespace))
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}:{key}"
@@ -215,7 +274,7 @@ class Cache:
             return f"{self._prefix}:{namespace}:v{version}:{key}"
         redis, version_key = self._redis, self._version_key(namespace)
         try:
-            raw = await self._call(lambda: redis.get(version_key))
+            raw = await self._get(redis, version_key)
             if raw is None:
                 await self._call(lambda: redis.set(version_key, self._seed(), nx=True))
                 raw = await self._call(lambda: redis.get(version_key))
@@ -229,9 +288,8 @@ class Cache:
         if self._redis is None:
             raw: bytes | str | None = self._local.get(full_key)
         else:
-            redis = self._redis
             try:
-                raw = await self._call(lambda: redis.get(full_key))
+                raw = await self._get(self._redis, full_key)
             except _Unavailable:
                 return None
         if not isinstance(raw, bytes) or len(raw) < FRESH_UNTIL.size:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from app.core.cache import JSON, RAW, Cache
 from app.core.config import Settings
 from app.core.deps import CacheDep
+from app.core.observability.metrics import TALLY
 from app.main import create_app
 from tests.conftest import TEST_REDIS_URL, asgi_client
 
@@ -62,6 +63,8 @@ def counting_loader(value: V) -> tuple[list[int], Callable[[], Awaitable[V]]]:
 
 
 def exported(name: str, namespace: str) -> float:
+    """The metric as a scrape would show it (which adds what was counted in process)."""
+    TALLY.flush()
     return REGISTRY.get_sample_value(name, {"namespace": namespace}) or 0.0
 
 
