@@ -6,6 +6,7 @@ request-id middleware, so those responses carry `X-Request-ID` too.
 """
 
 import asyncio
+import sys
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -20,6 +21,9 @@ API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-
 # connection, and a proxy still sending them (nginx) reports its own 502, not the 413.
 DISCARD_MIN_BYTES = 4 * 1024 * 1024
 DISCARD_SECONDS = 5.0
+# A body past those bounds gets its 413 at once, and the connection is read for up to this
+# long more before it closes: long enough for a proxy to read the answer and hang up itself.
+LINGER_SECONDS = 5.0
 
 
 class SecurityHeadersMiddleware:
@@ -106,7 +110,9 @@ class BodySizeLimitMiddleware:
 
     A declared Content-Length is checked before the application runs; the body is then read
     and dropped (up to the limit again, at least DISCARD_MIN_BYTES) so the 413 reaches a
-    proxy that is still sending it, and the connection stays usable. A chunked body has no
+    proxy that is still sending it, and the connection stays usable. A body larger still is
+    answered at once and read on while the sender takes the answer (`_refuse_and_linger`),
+    so even then the 413 arrives instead of a reset connection. A chunked body has no
     length up front, so the chunks are counted as the application reads them, and reading
     past the limit raises a 413 `HTTPException`, which the error handlers render.
     """
@@ -141,16 +147,17 @@ class BodySizeLimitMiddleware:
                 )
                 return
             if int(declared) > limit:
+                instance = scope["path"]
                 # A client waiting for "100 Continue" has sent nothing and never will.
-                waiting = expect is not None and expect.lower() == b"100-continue"
-                read_all = not waiting and await _discard_body(receive, self.discard_bytes)
-                await send_problem(
-                    send,
-                    status=413,
-                    detail=detail,
-                    instance=scope["path"],
-                    headers=None if read_all else {"Connection": "close"},
-                )
+                if expect is not None and expect.lower() == b"100-continue":
+                    close = {"Connection": "close"}
+                    await send_problem(
+                        send, status=413, detail=detail, instance=instance, headers=close
+                    )
+                elif await _discard_body(receive, self.discard_bytes, DISCARD_SECONDS):
+                    await send_problem(send, status=413, detail=detail, instance=instance)
+                else:
+                    await _refuse_and_linger(send, receive, detail=detail, instance=instance)
                 return
             if not chunked:
                 # The server reads exactly the declared length, so no more can arrive.
@@ -188,11 +195,11 @@ class BodySizeLimitMiddleware:
             await send_problem(send, status=413, detail=detail, instance=scope["path"])
 
 
-async def _discard_body(receive: Receive, budget: int) -> bool:
+async def _discard_body(receive: Receive, budget: int, seconds: float) -> bool:
     """Read and drop a request body; True when all of it arrived within the bounds."""
     read = 0
     try:
-        async with asyncio.timeout(DISCARD_SECONDS):
+        async with asyncio.timeout(seconds):
             while read <= budget:
                 message = await receive()
                 if message["type"] != "http.request":
@@ -203,6 +210,26 @@ async def _discard_body(receive: Receive, budget: int) -> bool:
     except TimeoutError:
         return False
     return False
+
+
+async def _refuse_and_linger(send: Send, receive: Receive, *, detail: str, instance: str) -> None:
+    """Send the whole 413 while the body is still coming, then read on before closing.
+
+    The answer's last, empty chunk is held back, so the server keeps the connection and reads
+    the body while the sender (a proxy relaying a body it already holds) reads the 413 and
+    hangs up. Closing on unread bytes instead resets the connection, and the reset can reach
+    the sender before the answer: nginx then reports a 502, and marks the replica failed.
+    """
+
+    async def hold_open(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "more_body": True}
+        await send(message)
+
+    close = {"Connection": "close"}
+    await send_problem(hold_open, status=413, detail=detail, instance=instance, headers=close)
+    await _discard_body(receive, sys.maxsize, LINGER_SECONDS)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def header_bytes(headers: list[tuple[bytes, bytes]]) -> int:

@@ -1,3 +1,4 @@
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -177,14 +178,16 @@ async def test_refusals_are_counted_in_metrics(migrated: Settings) -> None:
 
 async def call_limited(
     body: list[bytes], headers: dict[str, str], *, limit: int = 1024
-) -> tuple[list[Message], int]:
-    """Run BodySizeLimitMiddleware alone: (what it sent, how many body chunks it read)."""
+) -> tuple[list[Message], int, list[int]]:
+    """Run BodySizeLimitMiddleware alone: what it sent, how many body chunks it read, and
+    how many it had read when it sent each message."""
     chunks = [
         {"type": "http.request", "body": chunk, "more_body": index < len(body) - 1}
         for index, chunk in enumerate(body)
     ]
     read = 0
     sent: list[Message] = []
+    reads_before: list[int] = []
 
     async def receive() -> Message:
         nonlocal read
@@ -195,6 +198,7 @@ async def call_limited(
 
     async def send(message: Message) -> None:
         sent.append(message)
+        reads_before.append(read)
 
     async def never_called(scope: Scope, receive: Receive, send: Send) -> None:
         raise AssertionError("the application must not see a refused body")
@@ -207,25 +211,31 @@ async def call_limited(
         + [(name.encode(), value.encode()) for name, value in headers.items()],
     }
     await BodySizeLimitMiddleware(never_called, max_body_bytes=limit)(scope, receive, send)
-    return sent, read
+    return sent, read, reads_before
 
 
 async def test_a_declared_oversize_body_is_read_before_the_413_so_the_connection_lives() -> None:
-    sent, read = await call_limited([b"x" * 1000] * 3, {})
+    sent, read, _ = await call_limited([b"x" * 1000] * 3, {})
     assert read == 3
     assert sent[0]["status"] == 413
     assert b"connection" not in dict(sent[0]["headers"])
 
 
-async def test_a_body_past_the_discard_budget_gets_the_413_and_a_closed_connection() -> None:
+async def test_a_body_past_the_discard_budget_gets_the_413_at_once_then_is_read_on() -> None:
     chunk = b"x" * (1024 * 1024)
-    sent, read = await call_limited([chunk] * 8, {})
-    assert read < 8
-    assert sent[0]["status"] == 413
-    assert dict(sent[0]["headers"])[b"connection"] == b"close"
+    sent, read, reads_before = await call_limited([chunk] * 8, {})
+    start, problem, end = sent
+    assert start["status"] == 413
+    assert dict(start["headers"])[b"connection"] == b"close"
+    # The whole problem goes out once the budget is spent, while the body still comes ...
+    assert json.loads(problem["body"])["status"] == 413
+    assert reads_before[0] == reads_before[1] < 8
+    # ... and the connection closes only after the rest was read (or the sender hung up).
+    assert read == reads_before[2] == 8
+    assert end == {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 async def test_a_client_waiting_for_100_continue_gets_the_413_without_a_read() -> None:
-    sent, read = await call_limited([b"x" * 5000], {"expect": "100-continue"})
+    sent, read, _ = await call_limited([b"x" * 5000], {"expect": "100-continue"})
     assert read == 0
     assert sent[0]["status"] == 413
