@@ -22,7 +22,13 @@ from app.core import metrics
 from app.core.config import Settings
 from app.core.server import request_head_limit
 from deploy.healthcheck import host_header
-from tests.test_deployment import ROOT, dockerfile_cmd, dockerfile_instructions, setting_names
+from tests.test_deployment import (
+    ROOT,
+    dockerfile_cmd,
+    dockerfile_instructions,
+    setting_names,
+    with_compose_defaults,
+)
 from tests.test_server import environment, gunicorn_command, server
 from tests.transport import replica_url
 
@@ -101,6 +107,30 @@ def test_smtp_goes_to_mailpit_with_its_ui(services: dict[str, Any]) -> None:
     assert environment["SMTP_HOST"] == "mailpit"
     assert "mailpit" in services["mailpit"]["image"]
     assert any(port.endswith(":8025") for port in services["mailpit"]["ports"])
+
+
+def published(port: str) -> tuple[str, str, str]:
+    """A short-syntax port with Compose's defaults filled in: (address, host port, port)."""
+    parts = with_compose_defaults(port).split(":")
+    # Without an address Compose publishes on every interface.
+    address = parts[0] if len(parts) == 3 else "0.0.0.0"  # noqa: S104 - what Compose does
+    return address, parts[-2], parts[-1]
+
+
+def test_only_nginx_is_published_beyond_this_machine(services: dict[str, Any]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    ports = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    # Mailpit holds every reset link, Grafana lets anyone in as a viewer: loopback only.
+    assert set(ports) == {"nginx", "mailpit", "jaeger", "prometheus", "grafana"}
+    for name, specs in ports.items():
+        for spec in specs:
+            address, host_port, _ = published(spec)
+            if name == "nginx":
+                assert host_port == "8000"
+            else:
+                assert address == "127.0.0.1", (name, spec)
+                # Where the README sends operators to look.
+                assert f"http://127.0.0.1:{host_port}" in readme, name
 
 
 def test_stop_grace_outlasts_gunicorns_graceful_timeout(services: dict[str, Any]) -> None:
