@@ -109,6 +109,18 @@ def test_smtp_goes_to_mailpit_with_its_ui(services: dict[str, Any]) -> None:
     assert any(port.endswith(":8025") for port in services["mailpit"]["ports"])
 
 
+def test_every_image_compose_pulls_is_pinned(services: dict[str, Any]) -> None:
+    # The app services run the image `migrate` builds here; everything else is pulled, and
+    # `latest` (or no tag) would change under a running deployment at the next pull.
+    for name, service in services.items():
+        if name in APP_SERVICES:
+            continue
+        repository, _, tag = service["image"].rpartition(":")
+        assert repository, (name, service["image"])
+        assert tag != "latest", name
+        assert re.fullmatch(r"v?\d+(\.\d+)*(-[a-z]+)?", tag), (name, tag)
+
+
 def published(port: str) -> tuple[str, str, str]:
     """A short-syntax port with Compose's defaults filled in: (address, host port, port)."""
     parts = with_compose_defaults(port).split(":")
