@@ -7,6 +7,7 @@ and talks to it over real sockets.
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import socket
 import subprocess
@@ -28,7 +29,7 @@ from tests.test_deployment import ROOT, dockerfile_cmd, free_port
 pytestmark = RUNS_WITH_POSTGRES
 
 BIN = Path(sys.executable).parent
-STRONG_KEY = "a-long-random-production-secret-value-0123456789"
+STRONG_KEY = secrets.token_urlsafe(48)
 
 
 def make_serve_command(port: int) -> list[str]:
