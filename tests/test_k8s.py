@@ -15,23 +15,38 @@ from tests.test_deployment import ROOT, dockerfile_cmd, dockerfile_instructions,
 
 K8S = ROOT / "deploy/k8s"
 KUBERNETES_VERSION = "1.31.0"
+OVERLAY = K8S / "overlays/production"
+SECRET_EXAMPLE = K8S / "base/secret.example.yaml"
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
     return [document for document in yaml.safe_load_all(path.read_text()) if document]
 
 
-def manifests() -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in sorted(K8S.rglob("*.yaml")):
-        if path.name != "kustomization.yaml":
+def kustomization(directory: Path) -> dict[str, Any]:
+    return documents(directory / "kustomization.yaml")[0]
+
+
+def resources(directory: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """What `kubectl apply -k directory` applies, before patches: its resources' documents,
+    those of the kustomizations it builds on included."""
+    for entry in kustomization(directory).get("resources", []):
+        path = (directory / entry).resolve()
+        if path.is_dir():
+            yield from resources(path)
+        else:
             for document in documents(path):
                 yield path, document
 
 
+def patches(directory: Path) -> Iterator[dict[str, Any]]:
+    for patch in kustomization(directory).get("patches", []):
+        yield from documents(directory / patch["path"])
+
+
 BASE = {
     document["metadata"]["name"] + "/" + document["kind"]: document
-    for path, document in manifests()
-    if "base" in path.parts
+    for _, document in resources(K8S / "base")
 }
 
 
@@ -45,31 +60,40 @@ def pod_specs() -> Iterator[tuple[str, dict[str, Any]]]:
             yield key, document["spec"]["template"]["spec"]
 
 
+def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
 def test_every_kustomization_lists_files_that_exist() -> None:
-    for kustomization in K8S.rglob("kustomization.yaml"):
-        listed = documents(kustomization)[0]
+    for path in K8S.rglob("kustomization.yaml"):
+        listed = kustomization(path.parent)
         for entry in listed.get("resources", []):
-            assert (kustomization.parent / entry).exists(), (kustomization, entry)
+            assert (path.parent / entry).exists(), (path, entry)
         for patch in listed.get("patches", []):
-            assert (kustomization.parent / patch["path"]).exists(), (kustomization, patch)
-    base = documents(K8S / "base/kustomization.yaml")[0]
-    listed_files = {K8S / "base" / entry for entry in base["resources"]}
-    assert listed_files == set((K8S / "base").glob("*.yaml")) - {K8S / "base/kustomization.yaml"}
+            assert (path.parent / patch["path"]).exists(), (path, patch)
+    applied = {path for path, _ in resources(K8S / "base")}
+    manifests = set((K8S / "base").glob("*.yaml")) - {K8S / "base/kustomization.yaml"}
+    # Every manifest of the base is applied, but the example of the Secret it leaves out.
+    assert applied == manifests - {SECRET_EXAMPLE}
 
 
 def test_every_manifest_matches_the_kubernetes_schema() -> None:
     validator = pytest.importorskip(
         "kubernetes_validate", reason="needs kubernetes-validate (pip install '.[dev]')"
     )
-    for path, document in manifests():
-        # An overlay's patch is a fragment, only complete once merged into the base.
-        if "overlays" in path.parts:
-            continue
-        validator.validate(document, KUBERNETES_VERSION, strict=True)
+    # A patch is a fragment, only complete once merged into the base.
+    fragments = {
+        (directory.parent / patch["path"]).resolve()
+        for directory in K8S.rglob("kustomization.yaml")
+        for patch in kustomization(directory.parent).get("patches", [])
+    }
+    for path in sorted(K8S.rglob("*.yaml")):
+        if path.name != "kustomization.yaml" and path.resolve() not in fragments:
+            for document in documents(path):
+                validator.validate(document, KUBERNETES_VERSION, strict=True)
 
 
 def test_the_kinds_a_production_deployment_needs_are_there() -> None:
-    kinds = set(BASE)
     assert {
         "api/Deployment",
         "worker/Deployment",
@@ -79,9 +103,17 @@ def test_the_kinds_a_production_deployment_needs_are_there() -> None:
         "api/PodDisruptionBudget",
         "migrate/Job",
         "api-config/ConfigMap",
-        "api-secrets/Secret",
         "api/NetworkPolicy",
-    } <= kinds
+    } <= set(BASE)
+
+
+def test_no_kustomization_applies_a_secret() -> None:
+    # Applied, an example would replace the real Secret with its values at every apply.
+    for path in K8S.rglob("kustomization.yaml"):
+        applied = [document["kind"] for _, document in resources(path.parent)]
+        assert "Secret" not in applied, path
+        assert "secretGenerator" not in kustomization(path.parent), path
+    assert [document["kind"] for document in documents(SECRET_EXAMPLE)] == ["Secret"]
 
 
 def test_pods_run_as_the_images_numeric_user_on_a_read_only_root() -> None:
@@ -91,7 +123,7 @@ def test_pods_run_as_the_images_numeric_user_on_a_read_only_root() -> None:
         assert spec["securityContext"]["runAsNonRoot"] is True, key
         assert str(spec["securityContext"]["runAsUser"]) == uid, key
         assert str(spec["securityContext"]["runAsGroup"]) == gid, key
-        for container in spec["containers"]:
+        for container in containers(spec):
             assert container["securityContext"]["readOnlyRootFilesystem"] is True, key
             assert container["securityContext"]["allowPrivilegeEscalation"] is False, key
             assert container["resources"]["requests"], key
@@ -106,9 +138,10 @@ def test_pods_run_as_the_images_numeric_user_on_a_read_only_root() -> None:
 def test_every_variable_the_manifests_set_is_a_setting() -> None:
     settings = setting_names()
     assert set(resource("ConfigMap", "api-config")["data"]) <= settings
-    assert set(resource("Secret", "api-secrets")["stringData"]) <= settings
+    (secret,) = documents(SECRET_EXAMPLE)
+    assert set(secret["stringData"]) <= settings
     for key, spec in pod_specs():
-        for container in spec["containers"]:
+        for container in containers(spec):
             assert {variable["name"] for variable in container.get("env", [])} <= settings, key
 
 
@@ -154,8 +187,8 @@ def test_the_scaled_objects_point_at_the_api() -> None:
         resource("NetworkPolicy", "api")["spec"]["podSelector"]["matchLabels"],
     ):
         assert selector.items() <= labels.items()
-    backend = resource("Ingress", "api")["spec"]["rules"][0]["http"]["paths"][0]["backend"]
-    assert backend["service"]["name"] == "api"
+    for path in resource("Ingress", "api")["spec"]["rules"][0]["http"]["paths"]:
+        assert path["backend"]["service"] == {"name": "api", "port": {"name": "http"}}
 
 
 def test_the_ingress_lets_the_service_answer_oversize_bodies() -> None:
