@@ -116,6 +116,17 @@ def test_no_kustomization_applies_a_secret() -> None:
     assert [document["kind"] for document in documents(SECRET_EXAMPLE)] == ["Secret"]
 
 
+def test_each_overlay_creates_its_namespace() -> None:
+    for path in (K8S / "overlays").rglob("kustomization.yaml"):
+        namespace = kustomization(path.parent)["namespace"]
+        created = [
+            document["metadata"]["name"]
+            for _, document in resources(path.parent)
+            if document["kind"] == "Namespace"
+        ]
+        assert created == [namespace], path
+
+
 def test_pods_run_as_the_images_numeric_user_on_a_read_only_root() -> None:
     (user,) = dockerfile_instructions("USER")
     uid, _, gid = user.partition(":")
