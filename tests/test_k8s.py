@@ -127,6 +127,21 @@ def test_each_overlay_creates_its_namespace() -> None:
         assert created == [namespace], path
 
 
+def test_no_replicas_where_an_autoscaler_owns_the_count() -> None:
+    overlays = [path.parent for path in (K8S / "overlays").rglob("kustomization.yaml")]
+    scaled = {
+        document["spec"]["scaleTargetRef"]["name"]
+        for document in BASE.values()
+        if document["kind"] == "HorizontalPodAutoscaler"
+    }
+    assert scaled == {"api"}
+    # Neither the base nor a patch may set one: every apply would reset the autoscaler's.
+    deployments = [*BASE.values(), *(patch for overlay in overlays for patch in patches(overlay))]
+    for document in deployments:
+        if document["kind"] == "Deployment" and document["metadata"]["name"] in scaled:
+            assert "replicas" not in document["spec"], document["metadata"]["name"]
+
+
 def test_pods_run_as_the_images_numeric_user_on_a_read_only_root() -> None:
     (user,) = dockerfile_instructions("USER")
     uid, _, gid = user.partition(":")
