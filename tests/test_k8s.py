@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from fastapi.routing import iter_route_contexts
 
 from app.core.config import Settings
+from app.main import create_app
 from tests.test_deployment import ROOT, dockerfile_cmd, dockerfile_instructions, setting_names
 
 K8S = ROOT / "deploy/k8s"
@@ -222,10 +224,34 @@ def test_the_ingress_lets_the_service_answer_oversize_bodies() -> None:
     size = re.fullmatch(r"(\d+)m", annotations["nginx.ingress.kubernetes.io/proxy-body-size"])
     assert size
     assert int(size[1]) * 1024 * 1024 > Settings().max_request_body_bytes
-    assert (
-        "location = /metrics { return 404; }"
-        in (annotations["nginx.ingress.kubernetes.io/server-snippet"])
-    )
+
+
+def routed(path: str) -> bool:
+    """Whether the Ingress sends `path` to the service (Kubernetes' path matching)."""
+    for rule in resource("Ingress", "api")["spec"]["rules"][0]["http"]["paths"]:
+        prefix = rule["path"].rstrip("/")
+        if rule["pathType"] == "Exact" and path == rule["path"]:
+            return True
+        if rule["pathType"] == "Prefix" and (path == prefix or path.startswith(prefix + "/")):
+            return True
+    return False
+
+
+def test_the_ingress_routes_every_public_path_and_never_metrics() -> None:
+    annotations = resource("Ingress", "api")["metadata"]["annotations"]
+    # ingress-nginx refuses configuration snippets by default (and may ignore them).
+    assert not [name for name in annotations if "snippet" in name]
+    app = create_app(Settings(_env_file=None, docs_enabled=True))
+    paths = {
+        context.path_format
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.path_format, str)
+    }
+    assert "/metrics" in paths
+    assert not routed("/metrics")
+    assert not routed("/metrics/")
+    for path in paths - {"/metrics"}:
+        assert routed(path), path
 
 
 def test_the_migration_job_and_the_worker_run_the_composes_commands() -> None:
