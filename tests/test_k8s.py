@@ -1,7 +1,10 @@
 """The Kubernetes manifests (deploy/k8s/), checked offline: against the Kubernetes schemas when
-kubernetes-validate is installed (the `dev` extra), and always against the app they deploy."""
+kubernetes-validate is installed (the `dev` extra), as `kubectl kustomize` renders them when
+kubectl is installed, and always against the app they deploy."""
 
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,8 +61,10 @@ def resource(kind: str, name: str) -> dict[str, Any]:
 
 def pod_specs() -> Iterator[tuple[str, dict[str, Any]]]:
     for key, document in BASE.items():
-        if document["kind"] in ("Deployment", "Job"):
+        if document["kind"] == "Deployment":
             yield key, document["spec"]["template"]["spec"]
+        elif document["kind"] == "CronJob":
+            yield key, document["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
 def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,7 +108,7 @@ def test_the_kinds_a_production_deployment_needs_are_there() -> None:
         "api/Ingress",
         "api/HorizontalPodAutoscaler",
         "api/PodDisruptionBudget",
-        "migrate/Job",
+        "migrate/CronJob",
         "api-config/ConfigMap",
         "api/NetworkPolicy",
     } <= set(BASE)
@@ -158,7 +163,7 @@ def test_pods_run_as_the_images_numeric_user_on_a_read_only_root() -> None:
         mounts = {
             mount["mountPath"] for c in spec["containers"] for mount in c.get("volumeMounts", [])
         }
-        if key != "migrate/Job":
+        if key != "migrate/CronJob":
             # gunicorn's heartbeat files and the metrics directory, on a read-only root.
             assert "/tmp" in mounts, key  # noqa: S108 - a mount path, not a file made here
 
@@ -254,9 +259,87 @@ def test_the_ingress_routes_every_public_path_and_never_metrics() -> None:
         assert routed(path), path
 
 
-def test_the_migration_job_and_the_worker_run_the_composes_commands() -> None:
+def test_the_migration_runs_by_its_own_step_and_new_pods_wait_for_it() -> None:
+    # A Job applied with the rest fails the next release's apply (its template is
+    # immutable) and starts alongside the new pods; the CronJob is only its template.
+    assert not [key for key, document in BASE.items() if document["kind"] == "Job"]
+    migrate = resource("CronJob", "migrate")["spec"]
+    assert migrate["suspend"] is True
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    (migrate,) = resource("Job", "migrate")["spec"]["template"]["spec"]["containers"]
-    assert migrate["command"] == compose["migrate"]["command"]
+    (job,) = migrate["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert job["command"] == compose["migrate"]["command"]
+    copied = " ".join(dockerfile_instructions("COPY"))
+    for name in ("api", "worker"):
+        spec = resource("Deployment", name)["spec"]["template"]["spec"]
+        (wait,) = spec["initContainers"]
+        assert wait["image"] == spec["containers"][0]["image"] == job["image"]
+        assert wait["command"][:2] == ["python", "-m"]
+        module = wait["command"][2]
+        assert (ROOT / (module.replace(".", "/") + ".py")).exists()
+        assert module.replace(".", "/") + ".py" in copied
+
+
+def test_the_worker_runs_the_composes_command() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     (worker,) = resource("Deployment", "worker")["spec"]["template"]["spec"]["containers"]
     assert worker["command"] == compose["worker"]["command"]
+
+
+def kubernetes_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("## Deploying on Kubernetes", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readmes_kubernetes_commands_name_what_the_manifests_hold() -> None:
+    blocks = re.findall(r"```sh\n(.*?)```", kubernetes_section(), re.DOTALL)
+    lines = [line.split("#")[0] for block in blocks for line in block.splitlines()]
+    for path in re.findall(r"(?<!\S)(deploy/\S+)", "\n".join(lines)):
+        assert (ROOT / path).exists(), path
+    commands = [line for line in lines if line.startswith("kubectl")]
+    assert commands
+    namespace = kustomization(OVERLAY)["namespace"]
+    names = {
+        f"{document['kind'].lower()}/{document['metadata']['name']}"
+        for _, document in resources(OVERLAY)
+    }
+    for command in commands:
+        for flag, value in re.findall(r"(?<!\S)(-n|--from=)\s?(\S+)", command):
+            assert value == namespace if flag == "-n" else value in names, command
+        for reference in re.findall(r"\b((?:deployment|cronjob)/[a-z-]+)", command):
+            assert reference in names, command
+    # The release's order: apply (new pods wait), then the migration, waited for.
+    text = "\n".join(commands)
+    assert text.index("apply -k") < text.index("--from=cronjob/migrate") < text.index("wait")
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, dict[str, Any]]:
+    """The production overlay as `kubectl kustomize` builds it, by name/kind."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("needs kubectl (its kustomize renders the overlays)")
+    output = subprocess.run(  # noqa: S603 - kubectl on the repository's own files
+        [kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        f"{document['metadata']['name']}/{document['kind']}": document
+        for document in yaml.safe_load_all(output)
+        if document
+    }
+
+
+def test_the_rendered_overlay_is_what_an_apply_can_repeat(
+    rendered: dict[str, dict[str, Any]],
+) -> None:
+    namespace = kustomization(OVERLAY)["namespace"]
+    assert rendered[f"{namespace}/Namespace"]
+    kinds = {key.split("/")[1] for key in rendered}
+    assert not kinds & {"Secret", "Job"}
+    api = rendered["api/Deployment"]
+    assert "replicas" not in api["spec"]
+    assert rendered["api/HorizontalPodAutoscaler"]["spec"]["minReplicas"] >= 2
+    image = api["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert not image.endswith(":latest")
+    assert api["spec"]["template"]["spec"]["initContainers"][0]["image"] == image
+    job = rendered["migrate/CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert job["containers"][0]["image"] == image
