@@ -272,18 +272,24 @@ def exported_names(scrape: str) -> set[str]:
     return names
 
 
+def metric_names(expression: str) -> set[str]:
+    """The metrics a PromQL expression reads: its names, less functions, labels, ranges."""
+    expression = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expression)
+    expression = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expression)
+    expression = re.sub(r"\b(offset\s+\d+[smhdwy]|and|or|unless)\b", "", expression)
+    return {
+        name
+        for name in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expression)
+        if not name.isdigit()
+    }
+
+
 def dashboard_metric_names() -> set[str]:
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/service.json").read_text())
     names = set()
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
-            expression = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", target["expr"])
-            expression = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expression)
-            names |= {
-                name
-                for name in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expression)
-                if not name.isdigit()
-            }
+            names |= metric_names(target["expr"])
     return names
 
 
