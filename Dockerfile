@@ -11,7 +11,7 @@ WORKDIR /app
 COPY alembic.ini gunicorn.conf.py ./
 COPY alembic ./alembic
 COPY app ./app
-COPY deploy/healthcheck.py ./deploy/healthcheck.py
+COPY deploy/healthcheck.py deploy/wait_for_migrations.py ./deploy/
 RUN /opt/venv/bin/python -m compileall -q /opt/venv /app
 
 # Runtime stage: the environment and the code, read-only to the unprivileged user that runs

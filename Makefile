@@ -15,20 +15,25 @@ serve:
 		--no-proxy-headers --http app.core.http.server:HttpToolsProtocol
 
 UV := $(VENV)/bootstrap/bin/uv
+# uv trusts only the root certificates it bundles unless told otherwise; with this it uses
+# the system's store, so a package index behind a private CA installed there works.
+UV_TLS := --system-certs
 
 # The environment is made without pip, and uv (itself from a hashed lock) installs the locks
-# into it in seconds. Where uv cannot be had, pip is added and installs the same locks.
+# into it in seconds. Where uv cannot be had, or fails, pip is added and installs the same
+# locks.
 $(BIN)/python:
 	$(PYTHON) -m venv --without-pip $(VENV)
 	$(PYTHON) -m pip install --quiet --root-user-action=ignore --require-hashes --target $(VENV)/bootstrap \
 		-r requirements/uv.txt || $(BIN)/python -m ensurepip --default-pip
 
 define install_lock
-	if [ -x $(UV) ]; then \
-		$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r $(1); \
-	else \
+	[ -x $(UV) ] && $(UV) pip install $(UV_TLS) --quiet --python $(BIN)/python \
+		--require-hashes -r $(1) || { \
+		[ ! -x $(UV) ] || echo "uv failed to install $(1); installing it with pip" >&2; \
+		$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip; \
 		$(BIN)/python -m pip install --quiet --require-hashes -r $(1); \
-	fi
+	}
 endef
 
 # Stamps keep repeated runs fast: dependencies reinstall only when a lock changes.
@@ -71,8 +76,8 @@ check: lint typecheck test
 
 # Regenerate the hashed locks (needs network access to the package index).
 lock: $(BIN)/python
-	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 --no-header -q -o requirements/main.txt
-	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
+	$(UV) pip compile $(UV_TLS) pyproject.toml --generate-hashes --python-version 3.11 --no-header -q -o requirements/main.txt
+	$(UV) pip compile $(UV_TLS) pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
 
 # wrk against the production server and its baselines on PostgreSQL and Redis (about ten
 # minutes; docs/benchmarks.md). bench-quick is the CI smoke run: every scenario, no thresholds.

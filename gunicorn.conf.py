@@ -9,6 +9,11 @@ PROMETHEUS_MULTIPROC_DIR and a scrape merges them. prometheus_client picks the m
 is first imported, and workers are forked from this master after `on_starting`, so the
 variable is set there, before anything imports prometheus_client. Files left by an earlier
 run would be merged into the new one's totals, so the directory is emptied at start.
+
+A reload (SIGHUP) reads this file again but runs no `on_starting`: the master, its
+environment and the directory live on, and the new workers add to the same totals. So the
+directory a start created is named in the environment, not in a global of this file, which
+the reload would reset: the real exit still finds it and removes it.
 """
 
 import os
@@ -23,20 +28,21 @@ logger_class = "app.core.http.server.GunicornLogger"
 # here uses gunicornc.
 control_socket_disable = True
 
-# A directory this start created, removed at exit; an operator-chosen one is kept.
-created_metrics_dir: Path | None = None
+# Names the directory this start created, removed at exit; an operator-chosen one is kept.
+CREATED_METRICS_DIR = "GUNICORN_CREATED_PROMETHEUS_MULTIPROC_DIR"
 
 
 def on_starting(server: Any) -> None:
-    global created_metrics_dir
     refuse_unsafe_settings(workers=server.cfg.workers)
+    # Inherited from some other master, it names nothing this one made.
+    os.environ.pop(CREATED_METRICS_DIR, None)
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, exist_ok=True)
     else:
-        created_metrics_dir = Path(tempfile.mkdtemp(prefix="prometheus-"))
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(created_metrics_dir)
+        created = tempfile.mkdtemp(prefix="prometheus-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[CREATED_METRICS_DIR] = created
 
 
 def refuse_unsafe_settings(*, workers: int) -> None:
@@ -66,5 +72,5 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    if created_metrics_dir is not None:
-        shutil.rmtree(created_metrics_dir, ignore_errors=True)
+    if CREATED_METRICS_DIR in os.environ:
+        shutil.rmtree(os.environ[CREATED_METRICS_DIR], ignore_errors=True)

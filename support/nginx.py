@@ -9,9 +9,11 @@ UPSTREAM = re.compile(r"^(\s*)server api:8000(.*);$", re.MULTILINE)
 LISTEN = re.compile(r"^(\s*)listen 8000;$", re.MULTILINE)
 
 
-def render_nginx(upstreams: list[int], port: int, prefix: Path) -> str:
-    """deploy/nginx/api.conf with this machine's addresses, inside a main configuration."""
-    site = (ROOT / "deploy/nginx/api.conf").read_text()
+def render_nginx(upstreams: list[int], port: int, prefix: Path, site: str | None = None) -> str:
+    """deploy/nginx/api.conf (or another site in its shape) with this machine's addresses,
+    inside a main configuration."""
+    if site is None:
+        site = (ROOT / "deploy/nginx/api.conf").read_text()
     site, found = UPSTREAM.subn(
         lambda match: "\n".join(
             f"{match[1]}server 127.0.0.1:{upstream}{match[2]};" for upstream in upstreams
@@ -20,7 +22,7 @@ def render_nginx(upstreams: list[int], port: int, prefix: Path) -> str:
     )
     site, listens = LISTEN.subn(rf"\1listen 127.0.0.1:{port};", site)
     if (found, listens) != (1, 1):
-        raise RuntimeError("deploy/nginx/api.conf lost its `server api:8000` or `listen 8000`")
+        raise RuntimeError("the nginx site lost its `server api:8000` or `listen 8000`")
     temp = "\n".join(
         f"    {kind}_temp_path {prefix / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -40,13 +42,13 @@ http {{
 """
 
 
-def start_nginx(prefix: Path, upstreams: list[int]) -> tuple[Process, int]:
+def start_nginx(prefix: Path, upstreams: list[int], site: str | None = None) -> tuple[Process, int]:
     """nginx serving render_nginx() from `prefix`, listening: its process and its port."""
     prefix.mkdir(parents=True, exist_ok=True)
     # Run as root, nginx's workers are `nobody`, and they buffer large bodies under here.
     prefix.chmod(0o755)
     port = free_port()
-    (prefix / "nginx.conf").write_text(render_nginx(upstreams, port, prefix))
+    (prefix / "nginx.conf").write_text(render_nginx(upstreams, port, prefix, site))
     process = Process()
     process.spawn(
         [

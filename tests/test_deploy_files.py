@@ -22,7 +22,12 @@ from app.core.config import Settings
 from app.core.http.server import request_head_limit
 from app.core.observability import metrics
 from deploy.healthcheck import host_header
-from support.deployment import dockerfile_command, dockerfile_instructions, setting_names
+from support.deployment import (
+    dockerfile_command,
+    dockerfile_instructions,
+    setting_names,
+    with_compose_defaults,
+)
 from support.processes import ROOT
 from support.serving import environment, gunicorn_command, server
 from tests.transport import replica_url
@@ -102,6 +107,42 @@ def test_smtp_goes_to_mailpit_with_its_ui(services: dict[str, Any]) -> None:
     assert environment["SMTP_HOST"] == "mailpit"
     assert "mailpit" in services["mailpit"]["image"]
     assert any(port.endswith(":8025") for port in services["mailpit"]["ports"])
+
+
+def test_every_image_compose_pulls_is_pinned(services: dict[str, Any]) -> None:
+    # The app services run the image `migrate` builds here; everything else is pulled, and
+    # `latest` (or no tag) would change under a running deployment at the next pull.
+    for name, service in services.items():
+        if name in APP_SERVICES:
+            continue
+        repository, _, tag = service["image"].rpartition(":")
+        assert repository, (name, service["image"])
+        assert tag != "latest", name
+        assert re.fullmatch(r"v?\d+(\.\d+)*(-[a-z]+)?", tag), (name, tag)
+
+
+def published(port: str) -> tuple[str, str, str]:
+    """A short-syntax port with Compose's defaults filled in: (address, host port, port)."""
+    parts = with_compose_defaults(port).split(":")
+    # Without an address Compose publishes on every interface.
+    address = parts[0] if len(parts) == 3 else "0.0.0.0"  # noqa: S104 - what Compose does
+    return address, parts[-2], parts[-1]
+
+
+def test_only_nginx_is_published_beyond_this_machine(services: dict[str, Any]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    ports = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    # Mailpit holds every reset link, Grafana lets anyone in as a viewer: loopback only.
+    assert set(ports) == {"nginx", "mailpit", "jaeger", "prometheus", "grafana"}
+    for name, specs in ports.items():
+        for spec in specs:
+            address, host_port, _ = published(spec)
+            if name == "nginx":
+                assert host_port == "8000"
+            else:
+                assert address == "127.0.0.1", (name, spec)
+                # Where the README sends operators to look.
+                assert f"http://127.0.0.1:{host_port}" in readme, name
 
 
 def test_stop_grace_outlasts_gunicorns_graceful_timeout(services: dict[str, Any]) -> None:
@@ -231,18 +272,24 @@ def exported_names(scrape: str) -> set[str]:
     return names
 
 
+def metric_names(expression: str) -> set[str]:
+    """The metrics a PromQL expression reads: its names, less functions, labels, ranges."""
+    expression = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expression)
+    expression = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expression)
+    expression = re.sub(r"\b(offset\s+\d+[smhdwy]|and|or|unless)\b", "", expression)
+    return {
+        name
+        for name in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expression)
+        if not name.isdigit()
+    }
+
+
 def dashboard_metric_names() -> set[str]:
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/service.json").read_text())
     names = set()
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
-            expression = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", target["expr"])
-            expression = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expression)
-            names |= {
-                name
-                for name in re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expression)
-                if not name.isdigit()
-            }
+            names |= metric_names(target["expr"])
     return names
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import re
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def container_environment(postgres_url: str, compose: dict[str, Any]) -> dict[st
         if key not in ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")
     }
     environment |= {
-        "SECRET_KEY": "a-long-random-production-secret-value-0123456789",
+        "SECRET_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": postgres_url,
         "REDIS_URL": redis_url,
         "WEB_CONCURRENCY": "2",

@@ -1,3 +1,4 @@
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ async def test_production_hides_docs_by_default(tmp_path: Path) -> None:
         "postgresql+asyncpg://app@127.0.0.1:9/app",
         tmp_path / "unused.db",
         environment=Environment.PRODUCTION,
-        secret_key="a-long-random-production-secret-value-0123456789",
+        secret_key=secrets.token_urlsafe(48),
         docs_enabled=None,
     )
     async with asgi_client(create_app(settings)) as c:

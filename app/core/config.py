@@ -19,6 +19,12 @@ from app.core.setting_types import (
 
 # Public on purpose: production refuses to start while it is in use.
 DEFAULT_SECRET_KEY = "change-me-insecure-development-key-0123456789"  # noqa: S105
+# Every other key the repository prints (the Kubernetes Secret example), refused as the
+# default is: a copied example that is long enough would otherwise pass. The tests look for
+# SECRET_KEY values in every file of the repository and fail on one production would accept.
+EXAMPLE_SECRET_KEYS = frozenset(
+    {DEFAULT_SECRET_KEY, "replace-with-python-c-import-secrets-print-secrets-token-urlsafe-48"}
+)
 # HMAC keys an attacker could guess or brute-force offline from one token: too short, or too
 # few distinct characters ("xxxx...", "abab...") for the length to mean anything.
 MIN_SECRET_KEY_LENGTH = 32
@@ -255,6 +261,8 @@ class Settings(BaseSettings):
             key = secret.get_secret_value()
             if key == DEFAULT_SECRET_KEY:
                 problem = "is the public development default"
+            elif key in EXAMPLE_SECRET_KEYS:
+                problem = "is an example printed in the repository"
             elif len(key) < MIN_SECRET_KEY_LENGTH:
                 problem = f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
             elif len(set(key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS:

@@ -1,3 +1,4 @@
+import re
 import secrets
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from app.main import create_app
 ROOT = Path(__file__).resolve().parents[2]
 SAFE = {
     "environment": Environment.PRODUCTION,
-    "secret_key": "a-long-random-production-secret-value-0123456789",
+    "secret_key": secrets.token_urlsafe(48),
     "database_url": "postgresql+asyncpg://app@db/app",
     "redis_url": "redis://redis:6379/0",
     "web_concurrency": 4,
@@ -60,6 +61,46 @@ def test_production_refuses_each_insecure_setting(override: dict[str, object], n
 def test_production_refuses_weak_signing_keys(override: dict[str, object], named: str) -> None:
     with pytest.raises(InsecureConfigurationError, match=named):
         create_app(production(**override))
+
+
+# A SECRET_KEY given a value in any syntax the repository uses: .env lines, YAML, JSON,
+# Python keywords and dictionaries, shell flags.
+KEY_ASSIGNMENT = re.compile(r"""secret_keys?\w*["']?\s*[:=]\s*["']?([^\s"',)\]]+)""", re.IGNORECASE)
+
+
+def repository_secret_keys() -> dict[str, set[str]]:
+    """Every value a file in the repository gives a SECRET_KEY, by file."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"],  # noqa: S607 - git from PATH, as any checkout has it
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    found: dict[str, set[str]] = {}
+    for name in filter(None, listed.split("\0")):
+        path = ROOT / name
+        if not path.is_file() or path.stat().st_size > 1_000_000:
+            continue
+        text = path.read_bytes().decode("utf-8", errors="ignore")
+        if values := set(KEY_ASSIGNMENT.findall(text)):
+            found[name] = values
+    return found
+
+
+def test_production_refuses_every_key_the_repository_prints() -> None:
+    found = repository_secret_keys()
+    # The examples an operator copies are among what was found ...
+    assert found[".env.example"] & {DEFAULT_SECRET_KEY}
+    assert found["deploy/k8s/base/secret.example.yaml"]
+    # ... and none of the values, there or anywhere else, would start a production service.
+    for name, values in found.items():
+        for value in values:
+            for settings in (
+                production(secret_key=value),
+                production(previous_secret_keys=[SAFE["secret_key"], value]),
+            ):
+                problems = settings.production_problems()
+                assert any("SECRET_KEY" in problem for problem in problems), (name, value)
 
 
 def test_a_random_key_and_random_previous_keys_are_accepted() -> None:

@@ -1,6 +1,6 @@
 """What nginx answers itself (deploy/nginx/api.conf) is a problem+json, as the service's
-own errors are: a request it cannot parse, a head or a body over its own limits, and no
-replica answering. An nginx with nothing behind it shows each."""
+own errors are: a request it cannot parse, the path it hides (/metrics), a head or a body
+over its own limits, and no replica answering. An nginx with nothing behind it shows each."""
 
 import json
 import socket
@@ -52,6 +52,13 @@ async def test_no_replica_answering_is_the_service_503(nginx_alone: str) -> None
     assert response.headers["retry-after"] == "1"
     # A path JSON would need escaped is not copied into the body, which stays valid JSON.
     assert problem(quoted, 503)["instance"] == "/"
+
+
+async def test_the_path_nginx_keeps_to_itself_is_a_404_problem(nginx_alone: str) -> None:
+    async with httpx.AsyncClient(base_url=nginx_alone) as client:
+        response = await client.get("/metrics")
+
+    assert problem(response, 404)["instance"] == "/metrics"
 
 
 async def test_nginx_own_limits_answer_with_problems(nginx_alone: str) -> None:

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 import time
 from http import HTTPStatus
 from typing import Any
@@ -56,6 +57,9 @@ API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-
 # connection, and a proxy still sending them (nginx) reports its own 502, not the 413.
 DISCARD_MIN_BYTES = 4 * 1024 * 1024
 DISCARD_SECONDS = 5.0
+# A body past those bounds gets its 413 at once, and the connection is read for up to this
+# long more before it closes: long enough for a proxy to read the answer and hang up itself.
+LINGER_SECONDS = 5.0
 # Probes and scrapes address a pod by its IP, which no ALLOWED_HOSTS names; they render no
 # links, so the host name they send cannot poison anything.
 HOST_CHECK_EXEMPT = frozenset({"/health", "/health/ready", "/metrics"})
@@ -144,10 +148,12 @@ class Edge:
                 admitted = True
             await self.dispatch(scope, receive, out, request)
         except _Refusal as refusal:
-            if refusal.drain and not await _discard_body(receive, refusal.drain):
-                refusal.close = True
             scope["app.refusal"] = refusal
-            await self.refusals(scope, receive, out.send)
+            if refusal.drain and not await _discard_body(receive, refusal.drain, DISCARD_SECONDS):
+                refusal.close = True
+                await self.refuse_and_linger(scope, receive, out)
+            else:
+                await self.refusals(scope, receive, out.send)
         except Overloaded as overloaded:
             scope["app.refusal"] = _Refusal(
                 503,
@@ -176,6 +182,25 @@ class Edge:
             await out.flush()
             self.record(scope, route or self.routes(scope), out.status, started)
             request_id_var.reset(context)
+
+    async def refuse_and_linger(self, scope: Scope, receive: Receive, out: "_Out") -> None:
+        """Send the whole refusal while a body is still coming, then read on before closing.
+
+        The answer's last, empty chunk is held back, so the server keeps the connection and
+        reads the body while the sender (a proxy relaying a body it already holds) reads the
+        answer and hangs up. Closing on unread bytes instead resets the connection, and the
+        reset can reach the sender before the answer: nginx then reports a 502, and marks the
+        replica failed.
+        """
+
+        async def hold_open(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "more_body": True}
+            await out.send(message)
+
+        await self.refusals(scope, receive, hold_open)
+        await _discard_body(receive, sys.maxsize, LINGER_SECONDS)
+        await out.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def refuse_early(self, scope: Scope, request: "_Head") -> None:
         if request.hosts > 1 or (request.hosts == 0 and scope.get("http_version") == "1.1"):
@@ -429,11 +454,11 @@ def _bounded(receive: Receive, limit: int) -> Receive:
     return counting
 
 
-async def _discard_body(receive: Receive, budget: int) -> bool:
+async def _discard_body(receive: Receive, budget: int, seconds: float) -> bool:
     """Read and drop a request body; True when all of it arrived within the bounds."""
     read = 0
     try:
-        async with asyncio.timeout(DISCARD_SECONDS):
+        async with asyncio.timeout(seconds):
             while read <= budget:
                 message = await receive()
                 if message["type"] != "http.request":

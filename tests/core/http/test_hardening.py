@@ -1,3 +1,4 @@
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -208,15 +209,16 @@ async def call_edge(application: FastAPI, headers: list[tuple[bytes, bytes]]) ->
 
 async def call_limited(
     settings: Settings, body: list[bytes], headers: dict[str, str]
-) -> tuple[list[Message], int]:
-    """Run the edge with a 1 KiB body limit in front of nothing: (what it sent, how many body
-    chunks it read)."""
+) -> tuple[list[Message], int, list[int]]:
+    """Run the edge with a 1 KiB body limit in front of nothing: what it sent, how many body
+    chunks it read, and how many it had read when it sent each message."""
     chunks = [
         {"type": "http.request", "body": chunk, "more_body": index < len(body) - 1}
         for index, chunk in enumerate(body)
     ]
     read = 0
     sent: list[Message] = []
+    reads_before: list[int] = []
 
     async def receive() -> Message:
         nonlocal read
@@ -227,6 +229,7 @@ async def call_limited(
 
     async def send(message: Message) -> None:
         sent.append(message)
+        reads_before.append(read)
 
     async def never_called(scope: Scope, receive: Receive, send: Send) -> None:
         raise AssertionError("the application must not see a refused body")
@@ -242,31 +245,37 @@ async def call_limited(
     }
     edge = Edge(never_called, settings=variant(settings, max_request_body_bytes=1024))
     await edge(scope, receive, send)
-    return sent, read
+    return sent, read, reads_before
 
 
 async def test_a_declared_oversize_body_is_read_before_the_413_so_the_connection_lives(
     migrated: Settings,
 ) -> None:
-    sent, read = await call_limited(migrated, [b"x" * 1000] * 3, {})
+    sent, read, _ = await call_limited(migrated, [b"x" * 1000] * 3, {})
     assert read == 3
     assert sent[0]["status"] == 413
     assert b"connection" not in dict(sent[0]["headers"])
 
 
-async def test_a_body_past_the_discard_budget_gets_the_413_and_a_closed_connection(
+async def test_a_body_past_the_discard_budget_gets_the_413_at_once_then_is_read_on(
     migrated: Settings,
 ) -> None:
     chunk = b"x" * (1024 * 1024)
-    sent, read = await call_limited(migrated, [chunk] * 8, {})
-    assert read < 8
-    assert sent[0]["status"] == 413
-    assert dict(sent[0]["headers"])[b"connection"] == b"close"
+    sent, read, reads_before = await call_limited(migrated, [chunk] * 8, {})
+    start, problem, end = sent
+    assert start["status"] == 413
+    assert dict(start["headers"])[b"connection"] == b"close"
+    # The whole problem goes out once the budget is spent, while the body still comes ...
+    assert json.loads(problem["body"])["status"] == 413
+    assert reads_before[0] == reads_before[1] < 8
+    # ... and the connection closes only after the rest was read (or the sender hung up).
+    assert read == reads_before[2] == 8
+    assert end == {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 async def test_a_client_waiting_for_100_continue_gets_the_413_without_a_read(
     migrated: Settings,
 ) -> None:
-    sent, read = await call_limited(migrated, [b"x" * 5000], {"expect": "100-continue"})
+    sent, read, _ = await call_limited(migrated, [b"x" * 5000], {"expect": "100-continue"})
     assert read == 0
     assert sent[0]["status"] == 413

@@ -6,8 +6,12 @@ and talks to it over real sockets.
 
 import contextlib
 import json
+import re
+import secrets
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +33,7 @@ from tests.migrations import upgrade_to_head
 
 pytestmark = RUNS_WITH_POSTGRES
 
-STRONG_KEY = "a-long-random-production-secret-value-0123456789"
+STRONG_KEY = secrets.token_urlsafe(48)
 
 
 COMMANDS: dict[str, Command] = {
@@ -171,3 +175,37 @@ def test_gunicorn_logs_json_lines_without_control_socket_errors_or_leftovers(
     assert not any("color_message" in entry for entry in entries)
     assert not any("Control server" in entry["message"] for entry in entries)
     assert not list((tmp_path / "tmp").glob("prometheus-*"))
+
+
+def worker_pids(master: int) -> set[int]:
+    return {int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
+
+
+def test_a_reload_keeps_the_metrics_directory_and_the_exit_still_removes_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "tmp").mkdir()
+    env = environment(tmp_path, TMPDIR=str(tmp_path / "tmp"), WEB_CONCURRENCY="2")
+    with server(gunicorn_command, env) as served, httpx.Client() as http:
+        base = f"http://{served.host}:{served.port}"
+        for _ in range(5):
+            assert http.get(f"{base}/health").status_code == 200
+        (metrics_dir,) = (tmp_path / "tmp").glob("prometheus-*")
+        before = worker_pids(served.process.pid)
+        # SIGHUP: gunicorn reads its configuration again and replaces every worker.
+        served.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while worker_pids(served.process.pid) & before or len(worker_pids(served.process.pid)) < 2:
+            assert time.monotonic() < deadline, "the workers were not replaced within 20 s"
+            time.sleep(0.1)
+        assert http.get(f"{base}/health").status_code == 200
+        assert list((tmp_path / "tmp").glob("prometheus-*")) == [metrics_dir]
+        scrape = http.get(f"{base}/metrics").text
+        # The replaced workers' counts are still in the totals.
+        counted = re.search(
+            r'http_requests_total\{[^}]*route="/health",status="200"} (\S+)', scrape
+        )
+        assert counted
+        assert float(counted[1]) >= 6
+    assert served.process.returncode == 0
+    assert not metrics_dir.exists()
