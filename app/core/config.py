@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_read_pool_size: int = Field(
+        default=5, ge=1, description="connections of the hot paths' reads (PostgreSQL), each worker"
+    )
     db_echo: bool = False
     db_connect_timeout: float = Field(
         default=3.0, gt=0, description="seconds to open a connection or hear back from a ping"

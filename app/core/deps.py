@@ -128,11 +128,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 @reaches_database
 @uses_platform
 async def get_engine(platform: Resources) -> AsyncEngine:
-    return platform.reads
+    return platform.engine
 
 
-# For the lean read paths that need one statement on a plain connection, not a session; in
-# autocommit, so such a read is one round trip. Writes go through `SessionDep`.
+# The engine itself, for what a session does not fit (a readiness ping, the pool's gauges).
+# Writes go through `SessionDep`; the hot single-row reads through `@uses_platform`'s `reads`.
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 
 

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.cache import Cache
 from app.core.cache.near import NearCache
 from app.core.config import Settings
-from app.core.db.engine import create_engine, create_sessionmaker, read_engine
+from app.core.db.engine import driver_dsn, open_database
 from app.core.db.keyset import CursorCodec, cursor_codec
-from app.core.jobs import OutboxDispatcher, listen_dsn
+from app.core.db.reads import Reads
+from app.core.jobs import OutboxDispatcher
 from app.core.rate_limit import LeasedLimiter, RateLimiter
 from app.core.redis import RedisBreaker, create_redis
 from app.core.security import PasswordHasher, TokenCodec
@@ -28,7 +29,8 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 class Resources:
     settings: Settings
     engine: AsyncEngine
-    reads: AsyncEngine  # read_engine(engine, settings)
+    # Single-row reads at the driver's cost (app.core.db.reads).
+    reads: Reads
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     passwords: PasswordHasher
@@ -66,7 +68,7 @@ def create_outbox(
         # LISTEN holds its connection for good, which a transaction-mode pooler cannot give.
         listen_dsn=None
         if settings.uses_sqlite
-        else listen_dsn(settings.outbox_listen_url or settings.sqlalchemy_url),
+        else driver_dsn(settings.outbox_listen_url or settings.sqlalchemy_url),
     )
     register_handlers(outbox, settings, sessionmaker)
     return outbox
@@ -76,60 +78,72 @@ def create_outbox(
 async def open_resources(
     settings: Settings, register_handlers: RegisterHandlers, tracer: Tracer | None = None
 ) -> AsyncIterator[Resources]:
-    engine = create_engine(settings)
-    redis = (
-        create_redis(
-            settings.redis_url, timeout=settings.redis_timeout, cluster=settings.redis_cluster
+    async with (
+        open_database(settings) as database,
+        _open_redis(settings) as redis,
+        _open_near_cache(settings) as near,
+    ):
+        # One breaker for the one Redis: when it fails for the rate limiter, the cache does
+        # not wait out the same timeout again in the same request, and one probe tests it
+        # for both.
+        breaker = RedisBreaker("caches and rate limits", settings.redis_failure_cooldown_seconds)
+        # Built even when disabled, so request code can always call announce(): it then only
+        # tells the dedicated workers (or other replicas) that deliver the messages.
+        outbox = create_outbox(settings, database.sessionmaker, register_handlers)
+        if settings.outbox_enabled:
+            outbox.start()
+        default_limiter = LeasedLimiter(
+            redis, key_prefix=f"{settings.redis_key_prefix}:lease", breaker=breaker
         )
-        if settings.redis_url
-        else None
-    )
-    # One breaker for the one Redis: when it fails for the rate limiter, the cache does not
-    # wait out the same timeout again in the same request, and one probe tests it for both.
-    breaker = RedisBreaker("caches and rate limits", settings.redis_failure_cooldown_seconds)
-    sessionmaker = create_sessionmaker(engine)
-    # Built even when disabled, so request code can always call announce(): it then only
-    # tells the dedicated workers (or other replicas) that deliver the messages.
-    outbox = create_outbox(settings, sessionmaker, register_handlers)
-    if settings.outbox_enabled:
-        outbox.start()
-    near = (
-        NearCache(
-            settings.redis_url,
-            f"{settings.redis_key_prefix}:cache:",
-            lease_seconds=settings.cache_near_lease_ms / 1000,
-            max_entries=settings.cache_near_max_entries,
-            connect_timeout=settings.redis_timeout,
-        )
-        if settings.near_cache and settings.redis_url
-        else None
-    )
-    if near is not None:
-        near.start()
-    default_limiter = LeasedLimiter(
-        redis, key_prefix=f"{settings.redis_key_prefix}:lease", breaker=breaker
+        try:
+            yield Resources(
+                settings=settings,
+                engine=database.engine,
+                reads=database.reads,
+                sessionmaker=database.sessionmaker,
+                redis=redis,
+                passwords=PasswordHasher(settings),
+                tokens=TokenCodec(settings),
+                outbox=outbox,
+                cache=Cache.from_settings(settings, redis, breaker, near),
+                rate_limiter=RateLimiter.from_settings(settings, redis, breaker),
+                default_limiter=default_limiter,
+                tracer=tracer or NoOpTracer(),
+                cursors=cursor_codec(settings.secret_key.get_secret_value()),
+            )
+        finally:
+            await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)
+            await default_limiter.aclose()
+
+
+@asynccontextmanager
+async def _open_redis(settings: Settings) -> AsyncIterator[Redis | None]:
+    if settings.redis_url is None:
+        yield None
+        return
+    redis = create_redis(
+        settings.redis_url, timeout=settings.redis_timeout, cluster=settings.redis_cluster
     )
     try:
-        yield Resources(
-            settings=settings,
-            engine=engine,
-            reads=read_engine(engine, settings),
-            sessionmaker=sessionmaker,
-            redis=redis,
-            passwords=PasswordHasher(settings),
-            tokens=TokenCodec(settings),
-            outbox=outbox,
-            cache=Cache.from_settings(settings, redis, breaker, near),
-            rate_limiter=RateLimiter.from_settings(settings, redis, breaker),
-            default_limiter=default_limiter,
-            tracer=tracer or NoOpTracer(),
-            cursors=cursor_codec(settings.secret_key.get_secret_value()),
-        )
+        yield redis
     finally:
-        await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)
-        await default_limiter.aclose()
-        if near is not None:
-            await near.stop()
-        if redis is not None:
-            await redis.aclose()
-        await engine.dispose()
+        await redis.aclose()
+
+
+@asynccontextmanager
+async def _open_near_cache(settings: Settings) -> AsyncIterator[NearCache | None]:
+    if not settings.near_cache or settings.redis_url is None:
+        yield None
+        return
+    near = NearCache(
+        settings.redis_url,
+        f"{settings.redis_key_prefix}:cache:",
+        lease_seconds=settings.cache_near_lease_ms / 1000,
+        max_entries=settings.cache_near_max_entries,
+        connect_timeout=settings.redis_timeout,
+    )
+    near.start()
+    try:
+        yield near
+    finally:
+        await near.stop()

@@ -3,38 +3,33 @@ before a benchmark would notice it."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import httpx
-from sqlalchemy import event
 
 from app.core.resources import Resources
 from tests.factories import ITEMS, ORDERS, create_item, order_body, user
+from tests.statements import counted_statements
 
 
 class Statements:
-    def __init__(self) -> None:
-        self.seen: list[str] = []
+    """The first word of each statement a block sent (SELECT, INSERT, ...)."""
+
+    def __init__(self, sent: list[str]) -> None:
+        self.sent = sent
+
+    @property
+    def seen(self) -> list[str]:
+        return [statement.split(None, 1)[0].upper() for statement in self.sent]
 
     @property
     def count(self) -> int:
-        return len(self.seen)
+        return len(self.sent)
 
 
 @contextmanager
 def statements(resources: Resources) -> Iterator[Statements]:
-    """Every statement the app's engine sends while the block runs."""
-    recorded = Statements()
-
-    def record(*args: Any) -> None:
-        recorded.seen.append(str(args[2]).split(None, 1)[0].upper())
-
-    engine = resources.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield recorded
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    with counted_statements(resources) as sent:
+        yield Statements(sent)
 
 
 async def test_an_item_read_is_one_query_then_none_while_cached(

@@ -124,7 +124,7 @@ class Cache:
             await self._call(lambda: redis.delete(*full_keys))
         except _Unavailable:
             logger.warning("cache: could not delete %s; stale until its TTL ends", keys)
-            return
+        # Even when Redis failed: replicas' near caches then lose their lease meanwhile.
         await self._settled()
 
     async def bump(self, namespace: str) -> None:
@@ -144,7 +144,6 @@ class Cache:
             await self._call(increment)
         except _Unavailable:
             logger.warning("cache: could not bump %r; its lists stale until TTL ends", namespace)
-            return
         await self._settled()
 
     async def _settled(self) -> None:

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 
 from app.core.cache.resp import Push, RespConnection, RespError
+from app.core.tasks import raise_if_cancelled
 
 logger = logging.getLogger(__package__)
 
@@ -111,6 +112,7 @@ class NearCache:
             try:
                 await self._listen()
             except (OSError, TimeoutError, EOFError, RespError) as error:
+                raise_if_cancelled()
                 logger.warning("near cache: invalidation channel lost (%s); reading Redis", error)
             # Whatever was held may have changed while no invalidations could arrive.
             self._proven_at = float("-inf")

@@ -1,7 +1,13 @@
-"""Engines and session factories, one shape per backend: SQLite as embedded, PostgreSQL
-bounded against a failing server (app.core.db.guard)."""
+"""Engines, session factories and the hot paths' reads, one shape per backend: SQLite as
+embedded, PostgreSQL bounded against a failing server (app.core.db.guard)."""
 
+import asyncio
+import contextlib
+import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
@@ -15,7 +21,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.core.config import Settings
-from app.core.db.guard import guard_engine
+from app.core.db.guard import Guard, guard_engine
+from app.core.db.reads import DriverReads, EngineReads, Reads
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -34,12 +41,17 @@ def _unique_statement_name() -> str:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    """The engine for `settings`, guarded against a failing server where it has one."""
+    return _create_engine(settings)[0]
+
+
+def _create_engine(settings: Settings) -> tuple[AsyncEngine, Guard | None]:
     if settings.uses_sqlite:
         if settings.database_url is None:
             settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(settings.sqlalchemy_url, echo=settings.db_echo)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
-        return engine
+        return engine, None
     url = make_url(settings.sqlalchemy_url)
     connect_args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout,
@@ -63,15 +75,68 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # A failed connection attempt frees its pool slot without waking the requests queued
         # for one, so while the database is down they wait out the whole pool timeout: capped
         # at the connect timeout, they are refused as soon as those that reached the server.
-        pool_timeout=min(settings.db_pool_timeout, settings.db_connect_timeout),
+        # No request waits for a connection longer than the queue timeout either.
+        pool_timeout=connection_wait(settings),
         pool_recycle=settings.db_pool_recycle,
         # Bounds on every wait for the server, so an unreachable or silent database is
         # refused within seconds instead of holding requests until the client gives up.
         connect_args=connect_args,
     )
     # In place of pool_pre_ping: the same check on checkout, bounded by the connect timeout.
-    guard_engine(engine, connect_timeout=settings.db_connect_timeout)
-    return engine
+    return engine, guard_engine(engine, connect_timeout=settings.db_connect_timeout)
+
+
+def connection_wait(settings: Settings) -> float:
+    """The longest a request waits for a pooled connection."""
+    return min(
+        settings.db_pool_timeout,
+        settings.db_connect_timeout,
+        settings.request_queue_timeout_ms / 1000,
+    )
+
+
+def driver_dsn(database_url: str) -> str:
+    """The plain libpq DSN asyncpg connects with, from SQLAlchemy's URL."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    reads: Reads
+
+
+@asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[Database]:
+    """The engine, its sessions and the hot paths' reads, with the heartbeat that watches the
+    server while they are open (app.core.db.guard)."""
+    engine, guard = _create_engine(settings)
+    reads: Reads = EngineReads(read_engine(engine, settings))
+    heartbeat: asyncio.Task[None] | None = None
+    if guard is not None:
+        dsn = driver_dsn(settings.sqlalchemy_url)
+        heartbeat = asyncio.create_task(guard.heartbeat(dsn), name="database heartbeat")
+        if not settings.db_pgbouncer:
+            reads = await DriverReads.open(
+                dsn,
+                size=settings.db_read_pool_size,
+                gate=guard.gate,
+                wait=connection_wait(settings),
+                command_timeout=settings.db_command_timeout,
+            )
+            if settings.db_echo:
+                reads.listeners.append(_echo)
+    try:
+        yield Database(engine, create_sessionmaker(engine), reads)
+    finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        if isinstance(reads, DriverReads):
+            await reads.close()
+        await engine.dispose()
 
 
 def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
@@ -89,3 +154,8 @@ def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Objects stay readable after commit so responses can be rendered from them.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def _echo(sql: str) -> None:
+    # Where DB_ECHO has SQLAlchemy log the engine's statements.
+    logging.getLogger("sqlalchemy.engine.Engine").info(sql)

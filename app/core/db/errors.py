@@ -33,10 +33,16 @@ class Unavailability(StrEnum):
     """SQLite's single writer lock was not free within the busy timeout."""
     DOWN = "down"
     """The server is unreachable, not answering, restarting or out of connections."""
+    OVERLOADED = "overloaded"
+    """This worker's connections are all busy: the worker, not the database, is behind."""
 
 
 class DatabaseNotAnswering(exc.SQLAlchemyError):
     """A pooled connection did not answer its checkout ping within the connect timeout."""
+
+
+class PoolExhausted(exc.SQLAlchemyError):
+    """Every connection of a pool stayed busy for longer than a request may wait for one."""
 
 
 def classify(error: BaseException) -> Unavailability | None:
@@ -44,7 +50,10 @@ def classify(error: BaseException) -> Unavailability | None:
     for cause in _causes(error):
         if isinstance(cause, exc.OperationalError) and "database is locked" in str(cause):
             return Unavailability.BUSY
-        if isinstance(cause, exc.TimeoutError | exc.DisconnectionError | DatabaseNotAnswering):
+        if isinstance(cause, PoolExhausted | exc.TimeoutError):
+            # SQLAlchemy's TimeoutError is its pool's: no connection came free in time.
+            return Unavailability.OVERLOADED
+        if isinstance(cause, exc.DisconnectionError | DatabaseNotAnswering):
             return Unavailability.DOWN
         if isinstance(cause, exc.DBAPIError) and cause.connection_invalidated:
             return Unavailability.DOWN

@@ -1,23 +1,31 @@
 """How the PostgreSQL engine behaves while the database is failing.
 
-Three listeners on the engine keep an outage from costing requests more than the connect
-timeout, and let the pool recover by itself when the server returns:
+Listeners on the engine and one heartbeat keep an outage from costing requests more than the
+connect timeout (and one heartbeat), and let the pool recover by itself when the server
+returns:
 
-- every connection is pinged when it leaves the pool, with the connect timeout as its limit
-  (SQLAlchemy's `pool_pre_ping` would wait the command timeout); a connection the server
-  dropped makes the pool replace all of its connections;
+- a connection that has been idle for a while is pinged when it leaves the pool, with the
+  connect timeout as its limit, and a connection the server dropped makes the pool replace
+  all of its connections; a connection in steady use is not pinged (a ping on every
+  checkout would cost every request a round trip);
+- a heartbeat pings the server from each worker every HEARTBEAT_SECONDS on a connection of
+  its own: a server that does not answer within the connect timeout closes the gate and
+  terminates the connections requests hold, so a statement sent to a server that has just
+  stopped answering fails then, rather than at its command timeout;
 - after the server failed to answer in time, connections are refused at once for as long as
-  the timeout: without that, requests queued behind the pool would each wait a full timeout
-  in turn, one after another;
+  the timeout (`SilenceGate`, shared with app.core.db.reads): without that, requests queued
+  behind the pool would each wait a full timeout in turn, one after another;
 - a statement that ran past the command timeout loses its connection, so no rollback waits
   on a server that may never answer.
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.exc import InvalidatePoolError
@@ -25,8 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.core.db.errors import DatabaseNotAnswering
+from app.core.tasks import raise_if_cancelled
 
 logger = logging.getLogger(__name__)
+# Where a pooled connection remembers when it was last returned.
+_RETURNED = "returned_at"
 
 
 class SilenceGate:
@@ -54,8 +65,67 @@ class SilenceGate:
         self._closed_until = self._clock() + self.cooldown_seconds
 
 
-def guard_engine(engine: AsyncEngine, *, connect_timeout: float) -> None:
-    gate = SilenceGate(connect_timeout)
+# How often each worker's heartbeat asks the server for a sign of life.
+HEARTBEAT_SECONDS = 0.5
+# A pooled connection idle longer than this is pinged before a request gets it: long enough
+# that a busy pool skips the round trip, short enough that a restarted server's dead
+# connections are found before a request uses one.
+PING_IDLE_SECONDS = 1.0
+
+
+class Guard:
+    """The engine's listeners' shared state: the gate, and the connections requests hold."""
+
+    def __init__(self, connect_timeout: float, clock: Callable[[], float] = time.monotonic):
+        self.connect_timeout = connect_timeout
+        self.gate = SilenceGate(connect_timeout, clock)
+        self._clock = clock
+        # Driver connections checked out now, so silence can cut them off.
+        self.held: set[Any] = set()
+
+    def cut_off(self) -> None:
+        """Terminate every connection a request holds: their statements fail at once."""
+        for driver in list(self.held):
+            driver.terminate()
+        self.held.clear()
+
+    async def heartbeat(self, dsn: str) -> None:
+        """Ping the server every HEARTBEAT_SECONDS until cancelled (module docstring)."""
+        connection: asyncpg.Connection | None = None
+        try:
+            while True:
+                await asyncio.sleep(HEARTBEAT_SECONDS)
+                connection = await self._beat(dsn, connection)
+        finally:
+            if connection is not None:
+                connection.terminate()
+
+    async def _beat(
+        self, dsn: str, connection: "asyncpg.Connection | None"
+    ) -> "asyncpg.Connection | None":
+        """One ping; the connection to ping on next time (None: open a new one)."""
+        try:
+            if connection is None or connection.is_closed():
+                connection = await asyncpg.connect(dsn, timeout=self.connect_timeout)
+            await connection.execute("SELECT 1", timeout=self.connect_timeout)
+        except TimeoutError:
+            raise_if_cancelled()
+            self.gate.silent()
+            self.cut_off()
+            if connection is not None:
+                connection.terminate()
+            return None
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # Refused or reset: requests see that for themselves, quickly.
+            if connection is not None:
+                connection.terminate()
+            return None
+        return connection
+
+
+def guard_engine(engine: AsyncEngine, *, connect_timeout: float) -> Guard:
+    guard = Guard(connect_timeout)
+    gate = guard.gate
 
     def connect(dialect: Dialect, _record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
         gate.check()
@@ -65,9 +135,13 @@ def guard_engine(engine: AsyncEngine, *, connect_timeout: float) -> None:
             gate.silent()
             raise
 
-    def ping(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    def ping(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         gate.check()
         driver = dbapi_connection.driver_connection
+        idle_since = record.info.get(_RETURNED, 0.0)
+        if guard._clock() - idle_since < PING_IDLE_SECONDS:
+            guard.held.add(driver)
+            return
         try:
             dbapi_connection.run_async(
                 lambda conn: conn.execute("SELECT 1", timeout=connect_timeout)
@@ -86,10 +160,17 @@ def guard_engine(engine: AsyncEngine, *, connect_timeout: float) -> None:
             # The server went away (a restart, a failover): every connection made before now
             # is as dead as this one, so the pool replaces them all, starting with this one.
             raise InvalidatePoolError(str(error)) from error
+        guard.held.add(driver)
+
+    def returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        guard.held.discard(dbapi_connection.driver_connection)
+        record.info[_RETURNED] = guard._clock()
 
     event.listen(engine.sync_engine, "do_connect", connect)
     event.listen(engine.sync_engine, "checkout", ping)
+    event.listen(engine.sync_engine, "checkin", returned)
     event.listen(engine.sync_engine, "handle_error", _drop_timed_out_connection)
+    return guard
 
 
 def _drop_timed_out_connection(context: ExceptionContext) -> None:

@@ -44,6 +44,7 @@ from app.core.http.etag import IF_NONE_MATCH, Revalidating
 from app.core.http.limits import VERDICT
 from app.core.http.methods import GZIP, GZipResponder, answers
 from app.core.http.metrics import RouteTemplates
+from app.core.http.problems import OVERLOADED
 from app.core.observability.context import REQUEST_ID_HEADER, request_id_var, well_formed_request_id
 from app.core.observability.metrics import TALLY, flushing
 from app.core.rate_limit import Verdict
@@ -158,7 +159,7 @@ class Edge:
             scope["app.refusal"] = _Refusal(
                 503,
                 "The service is overloaded; retry after Retry-After.",
-                type="urn:problem-type:overloaded",
+                type=OVERLOADED,
                 headers={"Retry-After": str(overloaded.retry_after)},
             )
             await self.refusals(scope, receive, out.send)

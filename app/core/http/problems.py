@@ -141,11 +141,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 # Seconds a client should wait before retrying: a lock frees up in moments, while a restarting
 # or failing-over database takes a few seconds to accept connections again.
-_RETRY_AFTER = {Unavailability.BUSY: "1", Unavailability.DOWN: "5"}
+_RETRY_AFTER = {Unavailability.BUSY: "1", Unavailability.DOWN: "5", Unavailability.OVERLOADED: "1"}
 _UNAVAILABLE_DETAIL = {
     Unavailability.BUSY: "The database is busy; retry shortly.",
     Unavailability.DOWN: "The database is unavailable; retry shortly.",
+    Unavailability.OVERLOADED: "The service is overloaded; retry after Retry-After.",
 }
+# A worker whose connections are all busy is overloaded, as its admission control says too.
+OVERLOADED = "urn:problem-type:overloaded"
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -167,6 +170,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
         request,
         status=503,
         detail=_UNAVAILABLE_DETAIL[reason],
+        type_=OVERLOADED if reason is Unavailability.OVERLOADED else "about:blank",
         headers={"Retry-After": _RETRY_AFTER[reason]},
     )
 

@@ -25,7 +25,7 @@ from app.core.jobs.dispatcher import OutboxDispatcher, backoff_delay
 from app.core.jobs.maintenance import dead_messages, purge_delivered, retry_dead
 from app.core.jobs.messages import Delivery, Handler, MessageType
 from app.core.jobs.models import OutboxMessage, OutboxStatus, enqueue, take_enqueued
-from app.core.jobs.wakeups import listen_dsn, notify
+from app.core.jobs.wakeups import notify
 
 __all__ = [
     "Delivery",
@@ -37,7 +37,6 @@ __all__ = [
     "backoff_delay",
     "dead_messages",
     "enqueue",
-    "listen_dsn",
     "notify",
     "purge_delivered",
     "retry_dead",

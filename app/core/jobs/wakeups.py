@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.jobs.models import CHANNEL
@@ -28,11 +27,6 @@ _CONNECT_TIMEOUT_SECONDS = 10.0
 # otherwise look alive forever; a periodic query notices.
 _HEALTH_CHECK_SECONDS = 30.0
 _CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-def listen_dsn(database_url: str) -> str:
-    """The plain libpq DSN asyncpg connects with, from SQLAlchemy's URL."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
 
 
 async def notify(sessionmaker: async_sessionmaker[AsyncSession]) -> None:

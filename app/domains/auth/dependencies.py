@@ -66,8 +66,7 @@ async def _find_principal(
 ) -> Principal | None:
     """The live caller behind a credential, in one indexed query; None when there is none."""
     if token.startswith(API_KEY_PREFIX):
-        async with platform.reads.connect() as connection:
-            found = await find_key_principal(connection, fingerprint(token))
+        found = await find_key_principal(platform.reads, fingerprint(token))
         if found is None:
             return None
         if found.stale_last_use:
@@ -77,10 +76,9 @@ async def _find_principal(
         claims = platform.tokens.verify(token)
     except InvalidToken:
         return None
-    async with platform.reads.connect() as connection:
-        return await find_principal(
-            connection, session_id=claims.session_id, user_id=claims.user_id, scopes=claims.scopes
-        )
+    return await find_principal(
+        platform.reads, session_id=claims.session_id, user_id=claims.user_id, scopes=claims.scopes
+    )
 
 
 @raises(NotAuthenticated, InvalidAccessToken, InsufficientScope)

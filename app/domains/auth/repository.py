@@ -1,13 +1,11 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.db.base import utcnow
 from app.core.db.keyset import Slice, SortKey, Window
+from app.core.db.reads import Reads, Row
 from app.core.db.repository import Repository
 from app.domains.auth.models import ApiKey, AuthSession, RefreshToken
 from app.domains.auth.schemas import ROLE_SCOPES, Principal
@@ -146,13 +144,13 @@ _KEY_PRINCIPAL_QUERY = (
 
 
 def _principal(
-    row: Row[*tuple[Any, ...]],
+    row: Row,
     *,
     scopes: frozenset[str],
     session_id: str | None = None,
     api_key_id: int | None = None,
 ) -> Principal:
-    public = {field: getattr(row, field) for field in UserRead.model_fields}
+    public = {field: row[field] for field in UserRead.model_fields}
     return Principal(
         **public,
         scopes=scopes,
@@ -162,20 +160,17 @@ def _principal(
 
 
 async def find_principal(
-    connection: AsyncConnection, *, session_id: str, user_id: int, scopes: frozenset[str]
+    reads: Reads, *, session_id: str, user_id: int, scopes: frozenset[str]
 ) -> Principal | None:
     """The caller behind a verified access token, if its session is live and user active.
 
-    Runs on every authenticated request, so it is one indexed Core query on a plain
-    connection rather than an ORM session and entity load.
+    Runs on every authenticated request, so it is one indexed statement read at the driver's
+    cost (app.core.db.reads), not an ORM session and entity load.
     """
-    result = await connection.execute(
-        _PRINCIPAL_QUERY, {"session_id": session_id, "user_id": user_id}
-    )
-    row = result.first()
-    if row is None or not row.is_active:
+    row = await reads.one(_PRINCIPAL_QUERY, session_id=session_id, user_id=user_id)
+    if row is None or not row["is_active"]:
         return None
-    return _principal(row, session_id=row.session_id, scopes=scopes)
+    return _principal(row, session_id=row["session_id"], scopes=scopes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,20 +181,23 @@ class KeyPrincipal:
     stale_last_use: bool
 
 
-async def find_key_principal(connection: AsyncConnection, key_hash: str) -> KeyPrincipal | None:
+async def find_key_principal(reads: Reads, key_hash: str) -> KeyPrincipal | None:
     """The caller behind an API key, if the key exists, has not expired and its user is
     active; in one indexed query, like `find_principal`.
 
     The key acts with its scopes within what the user's role allows now, so a demoted
     administrator's key loses the administrator's scopes on the next request.
     """
-    row = (await connection.execute(_KEY_PRINCIPAL_QUERY, {"key_hash": key_hash})).first()
+    row = await reads.one(_KEY_PRINCIPAL_QUERY, key_hash=key_hash)
     now = utcnow()
-    if row is None or not row.is_active or (row.expires_at is not None and row.expires_at <= now):
+    if row is None or not row["is_active"]:
         return None
-    scopes = frozenset(row.key_scopes.split()) & ROLE_SCOPES[row.role]
-    principal = _principal(row, api_key_id=row.api_key_id, scopes=scopes)
-    return KeyPrincipal(principal, row.api_key_id, stale_last_use=_stale(row.last_used_at, now))
+    expires_at, key_id = row["expires_at"], row["api_key_id"]
+    if expires_at is not None and expires_at <= now:
+        return None
+    scopes = frozenset(row["key_scopes"].split()) & ROLE_SCOPES[row["role"]]
+    principal = _principal(row, api_key_id=key_id, scopes=scopes)
+    return KeyPrincipal(principal, key_id, stale_last_use=_stale(row["last_used_at"], now))
 
 
 def _stale(last_used_at: datetime | None, now: datetime) -> bool:

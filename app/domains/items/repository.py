@@ -1,10 +1,9 @@
 from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.db.keyset import Slice, SortKey, Window
+from app.core.db.reads import Reads, Row
 from app.core.db.repository import Repository
 from app.core.types import MAX_INT32
 from app.domains.items.models import Item
@@ -111,8 +110,7 @@ _ITEM_BY_ID = select(
 ).where(Item.id == bindparam("item_id"))
 
 
-async def find_item(connection: AsyncConnection, item_id: int) -> RowMapping | None:
-    """One item's columns by primary key on a plain connection: the catalog's hot read has
-    no unit of work to track, so it does without an ORM session and entity."""
-    result = await connection.execute(_ITEM_BY_ID, {"item_id": item_id})
-    return result.mappings().first()
+async def find_item(reads: Reads, item_id: int) -> Row | None:
+    """One item's columns by primary key: the catalog's hot read has no unit of work to
+    track, so it does without an ORM session and entity (app.core.db.reads)."""
+    return await reads.one(_ITEM_BY_ID, item_id=item_id)

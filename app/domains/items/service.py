@@ -2,10 +2,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.cache import RAW, Cache
 from app.core.db.keyset import CursorCodec, Window
+from app.core.db.reads import Reads
 from app.core.db.transactions import after_commit
 from app.core.errors import raises
 from app.core.pagination import PageParams, page_of
@@ -58,12 +59,12 @@ class ItemReader:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        reads: Reads,
         sessionmaker: async_sessionmaker[AsyncSession],
         cache: Cache,
         cursors: CursorCodec,
     ) -> None:
-        self.engine = engine
+        self.reads = reads
         self.sessionmaker = sessionmaker
         self.cache = cache
         self.cursors = cursors
@@ -71,11 +72,10 @@ class ItemReader:
     @raises(ItemNotFound)
     async def get(self, item_id: int) -> JSONBody:
         async def load() -> bytes:
-            async with self.engine.connect() as connection:
-                row = await find_item(connection, item_id)
+            row = await find_item(self.reads, item_id)
             if row is None:
                 raise ItemNotFound
-            return JSONBody.of(ItemRead.model_validate(row)).data
+            return JSONBody.of(ItemRead.model_validate(dict(row))).data
 
         return JSONBody(await self.cache.get_or_set(item_key(item_id), load, codec=RAW))
 

@@ -1,11 +1,10 @@
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from app.core.config import Settings
 from app.core.db.base import utcnow
@@ -26,24 +25,10 @@ from tests.factories import (
     user,
 )
 from tests.problems import assert_problem
+from tests.statements import counted_statements
 from tests.waiting import eventually
 
 USERS = "/api/v1/users"
-
-
-@contextmanager
-def counted_statements(resources: Resources) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    engine = resources.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 async def stored_key(resources: Resources, key_id: int) -> ApiKey:

@@ -13,8 +13,8 @@ import signal
 import sys
 
 from app.core.config import Settings
-from app.core.db.engine import create_engine, create_sessionmaker
-from app.core.jobs import Delivery, OutboxDispatcher, listen_dsn
+from app.core.db.engine import create_engine, create_sessionmaker, driver_dsn
+from app.core.jobs import Delivery, OutboxDispatcher
 from app.core.jobs.email import EMAIL, EmailMessage
 from tests.core.jobs.outbox_helpers import NOTE, Note, commit_messages
 
@@ -35,7 +35,7 @@ async def main(arguments: argparse.Namespace) -> None:
         lease_seconds=arguments.lease,
         backoff_base=0.1,
         backoff_max=0.1,
-        listen_dsn=listen_dsn(settings.sqlalchemy_url),
+        listen_dsn=driver_dsn(settings.sqlalchemy_url),
     )
 
     async def deliver(note: Note, delivery: Delivery) -> None:

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
-from app.core.jobs import OutboxStatus, listen_dsn
+from app.core.db.engine import driver_dsn
+from app.core.jobs import OutboxStatus
 from app.core.jobs.wakeups import APPLICATION_NAME
 from app.core.resources import Resources
 from tests.core.jobs.outbox_helpers import Recorder, commit_messages, dispatcher, stored
@@ -169,7 +170,7 @@ async def test_the_listener_reconnects_after_losing_its_connection(
     postgres_url: str, resources: Resources, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     recorder = Recorder()
-    outbox = dispatcher(sessionmaker, recorder, listen_dsn=listen_dsn(postgres_url))
+    outbox = dispatcher(sessionmaker, recorder, listen_dsn=driver_dsn(postgres_url))
     outbox.start()
     try:
         await eventually(lambda: listener_connected(sessionmaker, other_than=None))

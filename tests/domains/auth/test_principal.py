@@ -39,10 +39,9 @@ async def test_a_live_session_of_an_active_user_is_its_public_view_and_the_token
 ) -> None:
     user = await stored_user(resources)
     session_id = await open_session(resources, user)
-    async with resources.reads.connect() as connection:
-        principal = await find_principal(
-            connection, session_id=session_id, user_id=user.id, scopes=frozenset({"profile"})
-        )
+    principal = await find_principal(
+        resources.reads, session_id=session_id, user_id=user.id, scopes=frozenset({"profile"})
+    )
     assert principal is not None
     public = principal.model_dump(include=set(UserRead.model_fields))
     assert public == UserRead.model_validate(user).model_dump()
@@ -57,10 +56,9 @@ async def test_a_revoked_session_a_deactivated_user_or_another_users_session_is_
     session_id = await open_session(resources, user)
 
     async def lookup(user_id: int) -> object:
-        async with resources.reads.connect() as connection:
-            return await find_principal(
-                connection, session_id=session_id, user_id=user_id, scopes=frozenset()
-            )
+        return await find_principal(
+            resources.reads, session_id=session_id, user_id=user_id, scopes=frozenset()
+        )
 
     assert await lookup(other.id) is None
     async with resources.sessionmaker.begin() as session:
@@ -87,8 +85,7 @@ async def test_a_key_acts_with_its_scopes_within_its_users_current_role(
         session.add(key)
 
     async def scopes() -> frozenset[str] | None:
-        async with resources.reads.connect() as connection:
-            found = await find_key_principal(connection, fingerprint("fsk_the-key"))
+        found = await find_key_principal(resources.reads, fingerprint("fsk_the-key"))
         return found.principal.scopes if found is not None else None
 
     assert await scopes() == frozenset({Scope.USERS_ADMIN, Scope.PROFILE})

@@ -84,9 +84,7 @@ async def test_cached_reads_are_forgotten_only_once_the_reservation_commits(
 ) -> None:
     owner = await user(client)
     item = await create_item(resources, owner.id, stock=4)
-    reader = ItemReader(
-        resources.engine, resources.sessionmaker, resources.cache, resources.cursors
-    )
+    reader = ItemReader(resources.reads, resources.sessionmaker, resources.cache, resources.cursors)
 
     async def cached_stock() -> int:
         stock: int = json.loads((await reader.get(item)).data)["stock"]
