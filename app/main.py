@@ -20,7 +20,7 @@ from app.core.http.hardening import (
 from app.core.http.methods import GZipMiddleware, HeadMiddleware
 from app.core.http.metrics import MetricsMiddleware, metrics_endpoint
 from app.core.http.middleware import RequestContextMiddleware
-from app.core.http.openapi import install_openapi
+from app.core.http.openapi import install_openapi, operation_id
 from app.core.http.problems import install_error_handlers
 from app.core.observability import telemetry as otel
 from app.core.observability.logging import configure_logging
@@ -106,6 +106,7 @@ def create_app(
         contact={"name": "Service maintainers", "email": "maintainers@example.com"},
         license_info={"name": "MIT", "identifier": "MIT"},
         openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
         openapi_url="/openapi.json" if docs else None,
         # FastAPI's own pages load their assets from a CDN; install_docs serves local ones.
         docs_url=None,

@@ -1,6 +1,7 @@
 """The committed contract (docs/openapi.json) and the check that guards it."""
 
 import copy
+import re
 from functools import cache
 from typing import Any
 
@@ -48,6 +49,32 @@ def test_a_newly_required_request_field_is_breaking_and_an_optional_one_is_not()
 
     item_create["required"].append("colour")
     assert breaking_changes(old, new) == ["newly required: POST /api/v1/items body field colour"]
+
+
+def test_operations_are_named_by_their_handlers() -> None:
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, item in _generated()["paths"].items()
+        for method, operation in item.items()
+    ]
+    ids = [operation["operationId"] for _, operation in operations]
+    assert len(ids) == len(set(ids)), "operation ids must be unique"
+    named = {key: operation["operationId"] for key, operation in operations}
+    assert named["POST /api/v1/orders"] == "place_order"
+    assert named["GET /api/v1/items/{item_id}"] == "read_item"
+    assert named["GET /health"] == "health"
+    for operation_id in ids:
+        # What a generated client makes a method of: a short snake_case name, no path in it.
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", operation_id), operation_id
+        assert "api_v1" not in operation_id
+
+
+def test_a_changed_operation_id_is_breaking() -> None:
+    old, new = _document(), _document()
+    new["paths"]["/api/v1/orders"]["post"]["operationId"] = "create_order"
+    assert breaking_changes(old, new) == [
+        "changed operation id: POST /api/v1/orders place_order -> create_order"
+    ]
 
 
 def test_a_change_quoted_in_the_changelog_is_acknowledged() -> None:
