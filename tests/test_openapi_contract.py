@@ -2,10 +2,17 @@
 
 import copy
 import re
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
 from scripts.openapi import CONTRACT, breaking_changes, generate, render, unacknowledged
+
+_DOCUMENT_URI = "urn:contract"
 
 
 @cache
@@ -49,6 +56,50 @@ def test_a_newly_required_request_field_is_breaking_and_an_optional_one_is_not()
 
     item_create["required"].append("colour")
     assert breaking_changes(old, new) == ["newly required: POST /api/v1/items body field colour"]
+
+
+def _pointer(path: tuple[str, ...]) -> str:
+    return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _examples(node: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str, Any]]:
+    """(where, the pointer of the schema it must fit, the example) for every example in the
+    document: a schema's `examples`, and a parameter's or media type's `example(s)`."""
+    if isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from _examples(child, (*path, str(index)))
+        return
+    if not isinstance(node, dict):
+        return
+    in_schemas = path[:2] == ("components", "schemas") or "schema" in path
+    if in_schemas and isinstance(node.get("examples"), list):
+        for example in node["examples"]:
+            yield _pointer(path), _pointer(path), example
+    if "schema" in node and not in_schemas:
+        schema = _pointer((*path, "schema"))
+        if "example" in node:
+            yield _pointer(path), schema, node["example"]
+        for name, example in (node.get("examples") or {}).items():
+            yield f"{_pointer(path)}/examples/{name}", schema, example["value"]
+    for key, child in node.items():
+        yield from _examples(child, (*path, key))
+
+
+def test_every_example_in_the_document_fits_its_schema() -> None:
+    document = _generated()
+    registry = Registry().with_resource(
+        _DOCUMENT_URI, Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    found = list(_examples(document))
+    assert any("ApiKeyCreated" in where for where, _, _ in found)
+    for where, schema, example in found:
+        validator = Draft202012Validator(
+            {"$ref": f"{_DOCUMENT_URI}#{schema}"},
+            registry=registry,
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
+        )
+        errors = [error.message for error in validator.iter_errors(example)]
+        assert errors == [], (where, example)
 
 
 def test_operations_are_named_by_their_handlers() -> None:

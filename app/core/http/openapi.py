@@ -11,7 +11,10 @@ FastAPI documents its own defaults, which the error handlers and the schema base
 - a problem's schema belongs to `application/problem+json`, not to `application/json`
   where FastAPI puts the model of a `responses=` entry;
 - a PATCH body refuses an explicit null (app.core.schemas.PartialUpdate), so its fields
-  are optional but not nullable, although their Python type says `X | None`.
+  are optional but not nullable, although their Python type says `X | None`;
+- FastAPI drops every null from the document it writes, the nulls of the schemas' examples
+  included, which leaves an example such as a new API key's (`"last_used_at": null`)
+  without a required field: they are put back.
 
 Operations are named by their handlers (`operation_id`), not by FastAPI's default.
 """
@@ -96,6 +99,9 @@ def correct(document: dict[str, Any], database: set[tuple[str, str]]) -> dict[st
                 declare(responses, "503", "The database is unavailable; retry after Retry-After")
             if method == "patch" and "application/json" in body:
                 _not_nullable(schemas, body["application/json"].get("schema", {}))
+    for schema in schemas.values():
+        for example in schema.get("examples", []):
+            _restore_nulls(schemas, schema, example)
     # FastAPI's validation schemas are unused now, unless a route names them itself.
     if "HTTPValidationError" not in _references(document.get("paths", {})):
         schemas.pop("HTTPValidationError", None)
@@ -130,6 +136,31 @@ def _add_problem_schema(schemas: dict[str, Any]) -> None:
     schema = Problem.model_json_schema(ref_template=_SCHEMAS + "{model}")
     schemas.update(schema.pop("$defs", {}))
     schemas["Problem"] = schema
+
+
+def _resolve(schemas: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    name = schema.get("$ref", "").removeprefix(_SCHEMAS)
+    resolved: dict[str, Any] = schemas.get(name, {}) if name else schema
+    return resolved
+
+
+def _restore_nulls(schemas: dict[str, Any], schema: dict[str, Any], example: object) -> None:
+    """Put back the nulls FastAPI dropped from `example`: a required field that is missing
+    can only have been a null, and only where the schema allows one."""
+    schema = _resolve(schemas, schema)
+    if isinstance(example, list) and "items" in schema:
+        for element in example:
+            _restore_nulls(schemas, schema["items"], element)
+    if not isinstance(example, dict):
+        return
+    properties: dict[str, Any] = schema.get("properties", {})
+    for name in schema.get("required", []):
+        field = _resolve(schemas, properties.get(name, {}))
+        if name not in example and (field == _NULL or _NULL in field.get("anyOf", [])):
+            example[name] = None
+    for name, value in example.items():
+        if name in properties:
+            _restore_nulls(schemas, properties[name], value)
 
 
 def _not_nullable(schemas: dict[str, Any], reference: dict[str, Any]) -> None:
