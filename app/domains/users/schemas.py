@@ -74,8 +74,13 @@ class UserRead(BaseModel):
     created_at: datetime
 
 
-# Bounded well above what the service issues, so a pasted link fragment is simply invalid.
-AccountTokenValue = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
+# Bounded well above what the service issues, and above any other credential a client might
+# send by mistake (an access token is a JWT of several hundred characters): those are simply
+# invalid tokens, as at /auth/refresh.
+MAX_TOKEN_LENGTH = 4096
+AccountTokenValue = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_TOKEN_LENGTH), NoNul
+]
 
 
 class EmailVerification(BaseModel):

@@ -13,6 +13,7 @@ from tests.factories import (
     ITEMS,
     Inbox,
     body,
+    create_api_key,
     link_token,
     log_in,
     register,
@@ -103,6 +104,24 @@ async def test_expired_and_unknown_tokens_are_refused(
         assert_problem(response, 400, "urn:problem-type:invalid-token")
     assert_problem(await client.post(VERIFY, json={"token": ""}), 422)
     assert_problem(await client.post(VERIFY, json={}), 422)
+
+
+async def test_a_credential_of_another_kind_is_an_invalid_token(
+    client: httpx.AsyncClient,
+) -> None:
+    account = await user(client)
+    key = (await create_api_key(client, account, "profile"))["key"]
+    # A client that mixes up its tokens learns that the token is wrong, not that its
+    # request is malformed.
+    for candidate in (account.access_token, account.refresh_token, key, "x" * 4096):
+        response = await client.post(VERIFY, json={"token": candidate})
+        assert_problem(response, 400, "urn:problem-type:invalid-token")
+        confirm = await client.post(
+            "/api/v1/auth/password-reset/confirm",
+            json={"token": candidate, "new_password": "a-brand-new-secret-9"},
+        )
+        assert_problem(confirm, 400, "urn:problem-type:invalid-token")
+    assert_problem(await client.post(VERIFY, json={"token": "x" * 4097}), 422)
 
 
 async def test_resending_needs_a_user_and_is_rate_limited(migrated: Settings) -> None:
