@@ -9,7 +9,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.api import health
 from app.api.router import include_v1
-from app.core.config import InsecureConfigurationError, Settings, get_settings
+from app.core.config import Settings, get_settings, settings_or_exit
 from app.core.http.docs import install_docs
 from app.core.http.hardening import (
     BodySizeLimitMiddleware,
@@ -176,11 +176,8 @@ def add_middleware(app: FastAPI, settings: Settings) -> None:
 
 
 def _create_default_app() -> FastAPI:
-    try:
-        return create_app()
-    except InsecureConfigurationError as error:
-        # One clear line for the operator instead of a traceback.
-        raise SystemExit(f"refusing to start in production: {error}") from None
+    # One clear line for the operator instead of a traceback.
+    return create_app(settings_or_exit())
 
 
 app = _create_default_app()

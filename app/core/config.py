@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, NameEmail, SecretStr, model_validator
+from pydantic import Field, NameEmail, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import __version__
@@ -261,3 +261,31 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """One line naming each invalid setting as its variable: `DB_POOL_SIZE: Input should be
+    a valid integer`. Never the value itself, which may be a secret."""
+    return "; ".join(
+        f"{'.'.join(map(str, problem['loc'])).upper()}: {problem['msg']}"
+        if problem["loc"]
+        else problem["msg"]
+        for problem in error.errors()
+    )
+
+
+def settings_or_exit(*, check_production: bool = True, workers: int | None = None) -> Settings:
+    """The settings for an entry point (the server, the worker, the commands): a bad value,
+    or a configuration production refuses, stops the process with one line for the operator
+    instead of a traceback."""
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        problems = describe_invalid(error)
+        raise SystemExit(f"refusing to start: invalid settings: {problems}") from None
+    if check_production:
+        try:
+            settings.check_production(workers=workers)
+        except InsecureConfigurationError as error:
+            raise SystemExit(f"refusing to start in production: {error}") from None
+    return settings

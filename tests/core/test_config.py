@@ -89,6 +89,28 @@ def test_docs_are_off_in_production_unless_enabled() -> None:
     assert Settings(_env_file=None).show_docs is True
 
 
+def test_entry_point_names_invalid_settings_in_one_line(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DB_POOL_SIZE": "-",
+        "RATE_LIMIT_LOGIN": "often",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import app.main"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("refusing to start: invalid settings: DB_POOL_SIZE: Input should")
+    assert "; RATE_LIMIT_LOGIN: Value error, 'often' is not one rate limit" in line
+
+
 def test_entry_point_refuses_to_start_with_one_line_per_problem(tmp_path: Path) -> None:
     env = {"ENVIRONMENT": "production", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     result = subprocess.run(
