@@ -15,14 +15,15 @@ from app.core.setting_types import (
     Networks,
     Origins,
     RateLimitString,
+    estimated_entropy_bits,
 )
 
 # Public on purpose: production refuses to start while it is in use.
 DEFAULT_SECRET_KEY = "change-me-insecure-development-key-0123456789"  # noqa: S105
-# HMAC keys an attacker could guess or brute-force offline from one token: too short, or too
-# few distinct characters ("xxxx...", "abab...") for the length to mean anything.
-MIN_SECRET_KEY_LENGTH = 32
-MIN_SECRET_KEY_DISTINCT_CHARACTERS = 10
+# An HMAC key an attacker could brute-force offline from one token: fewer bits than the
+# least NIST accepts for an HMAC key (SP 800-131A), estimated from what the key is made of,
+# so a long key of a few repeated characters ("0123456789" four times) counts for what it is.
+MIN_SECRET_KEY_BITS = 112
 
 
 class Environment(StrEnum):
@@ -220,12 +221,14 @@ class Settings(BaseSettings):
         problems = []
         for name, secret, remedy in keys:
             key = secret.get_secret_value()
+            bits = estimated_entropy_bits(key)
             if key == DEFAULT_SECRET_KEY:
                 problem = "is the public development default"
-            elif len(key) < MIN_SECRET_KEY_LENGTH:
-                problem = f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
-            elif len(set(key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS:
-                problem = f"has fewer than {MIN_SECRET_KEY_DISTINCT_CHARACTERS} distinct characters"
+            elif bits < MIN_SECRET_KEY_BITS:
+                problem = (
+                    f"is too easy to guess (about {bits:.0f} bits of entropy, "
+                    f"at least {MIN_SECRET_KEY_BITS} needed)"
+                )
             else:
                 continue
             problems.append(f"{name} {problem}: {remedy}")
