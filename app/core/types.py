@@ -58,6 +58,10 @@ CleanStr = Annotated[str, NoNul]
 # after a validator, pydantic checks the lengths before stripping, so "   " would pass
 # min_length=1 and be stored empty.
 
+# In a JSON body, an integer or a boolean is strict (`Strict()`, `StrictBool`): JSON has both
+# types, so `"5"` for a count or `0`, `"no"` or `"off"` for a flag is a client's mistake to
+# report, not to guess at. Query parameters, which are all text, stay lax.
+
 # The largest value of a BIGINT primary key (and of SQLite's INTEGER): an id beyond it can
 # name no row, and sending it to the database would overflow its parameter type.
 MAX_ID = 2**63 - 1

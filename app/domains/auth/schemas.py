@@ -9,6 +9,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    Strict,
     StringConstraints,
 )
 
@@ -156,7 +157,7 @@ class ApiKeyCreate(BaseModel):
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul
     ]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
-    expires_in_days: Annotated[int | None, Field(ge=1, le=365)] = Field(
+    expires_in_days: Annotated[int | None, Strict(), Field(ge=1, le=365)] = Field(
         default=None, description="days until the key stops working; null: it never expires"
     )
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
 
 from app.core.schemas import PartialUpdate
 from app.core.types import MAX_INT32, CleanStr, Money, NoNul
@@ -18,7 +18,8 @@ MAX_QUERY_LENGTH = 100
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Description = Annotated[CleanStr, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
 Price = Annotated[Money, Field(gt=0, le=MAX_PRICE)]
-Stock = Annotated[int, Field(ge=0, le=MAX_INT32)]
+# Strict: a JSON body says 5, not "5" (app.core.types).
+Stock = Annotated[int, Strict(), Field(ge=0, le=MAX_INT32)]
 
 
 class ItemCreate(BaseModel):

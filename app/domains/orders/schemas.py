@@ -6,6 +6,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
 )
 
@@ -22,8 +23,9 @@ Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
 class OrderLineCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    item_id: Id
-    quantity: Quantity
+    # Strict here, in a JSON body; `Id` also types query parameters, which are text.
+    item_id: Annotated[Id, Strict()]
+    quantity: Annotated[Quantity, Strict()]
 
 
 # Stripped before the lengths are checked (app.core.types), so "   " is too short.

@@ -2,7 +2,15 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from app.core.schemas import PartialUpdate
 from app.core.types import NoNul
@@ -58,7 +66,8 @@ class UserUpdate(PartialUpdate):
 class UserAdminUpdate(PartialUpdate):
     """What an administrator may change about any user."""
 
-    is_active: bool | None = None
+    # Strict: `0`, `"no"` or `"off"` is a client's mistake, not a deactivation.
+    is_active: StrictBool | None = None
     role: Role | None = None
 
 

@@ -7,6 +7,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     TypeAdapter,
 )
@@ -52,7 +53,7 @@ class WebhookUpdate(PartialUpdate):
     url: WebhookUrl | None = None
     events: Events | None = None
     description: Description | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class WebhookRead(BaseModel):

@@ -14,6 +14,7 @@ from app.core.jobs import OutboxMessage
 from app.core.resources import Resources
 from tests.conftest import serve
 from tests.factories import PASSWORD, admin, log_in, register, token, unique_email, user
+from tests.problems import assert_problem
 
 USERS = "/api/v1/users"
 ME = "/api/v1/users/me"
@@ -223,6 +224,20 @@ async def test_deactivation_revokes_the_users_sessions_at_once(
     )
     assert refresh.status_code == 401
     assert (await token(client, someone.email, someone.password)).status_code == 401
+
+
+async def test_only_a_json_boolean_deactivates(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    someone = await user(client)
+    boss = await admin(client, resources)
+    for loose in (0, "no", "off", "false", None):
+        response = await client.patch(
+            f"{USERS}/{someone.id}", json={"is_active": loose}, headers=boss.headers
+        )
+        problem = assert_problem(response, 422, "urn:problem-type:validation-error")
+        assert problem["errors"][0]["loc"] in (["body", "is_active"], ["body"]), loose
+    assert (await client.get(ME, headers=someone.headers)).json()["is_active"] is True
 
 
 async def test_promotion_and_demotion_take_effect_on_the_next_request(
