@@ -18,6 +18,9 @@ from app.domains.orders.events import OrderEventType
 from app.domains.webhooks.models import DeliveryStatus
 
 MAX_URL_LENGTH = 2048
+# What the document states: an http(s) URL with a host, nothing around it. The validator
+# also parses it, refusing a host that is no host name or address ("https://exa mple").
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]*@?[^\s/?#@]+([/?#]\S*)?$"
 _HTTP_URL = TypeAdapter(AnyHttpUrl)
 
 
@@ -32,8 +35,9 @@ def _distinct(events: list[OrderEventType]) -> list[OrderEventType]:
 
 WebhookUrl = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=MAX_URL_LENGTH),
+    StringConstraints(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN),
     AfterValidator(_http_url),
+    Field(description="http or https, with a host; the address it resolves to is checked"),
 ]
 Events = Annotated[
     list[OrderEventType], Field(min_length=1, max_length=10), AfterValidator(_distinct)
