@@ -16,7 +16,7 @@ from app.domains.auth.exceptions import (
     PasswordSessionRequired,
     WrongCurrentPassword,
 )
-from app.domains.auth.repository import AuthSessionRepository
+from app.domains.auth.repository import ApiKeyRepository, AuthSessionRepository
 from app.domains.auth.schemas import (
     ROLE_SCOPES,
     PasswordChange,
@@ -50,6 +50,7 @@ class AuthService:
         self.sessionmaker = sessionmaker
         self.users = UserRepository(session)
         self.sessions = AuthSessionRepository(session)
+        self.keys = ApiKeyRepository(session)
         self.passwords = passwords
         self.tokens = tokens
         self.refresh_lifetime = timedelta(days=refresh_token_days)
@@ -159,11 +160,19 @@ class AuthService:
 
     @raises(AccountLinks.redeem)
     async def reset_password(self, reset: PasswordResetConfirm) -> None:
-        """Set a new password from an emailed link and sign the account out everywhere: the
-        old password may be known to someone else."""
+        """Set a new password from an emailed link, sign the account out everywhere and
+        revoke its API keys: the old password may be known to someone else, and so may any
+        key minted with it (or by whoever registered the address before its owner did)."""
         user = await self.links.redeem(reset.token, TokenPurpose.PASSWORD_RESET)
         user.hashed_password = await self.passwords.hash(reset.new_password)
         await self.sessions.revoke_all_for_user(user.id)
+        for key_id in await self.keys.delete_all_for_user(user.id):
+            await self.audit.record(
+                AuditAction.API_KEY_REVOKED,
+                actor_id=user.id,
+                target=("api_key", key_id),
+                details={"reason": "password_reset"},
+            )
         await enqueue_email(
             self.session, account_email("password_was_reset", "Your password was reset", user)
         )

@@ -16,7 +16,9 @@ from tests.factories import (
     Account,
     Inbox,
     audit_events,
+    bearer,
     body,
+    create_api_key,
     link_token,
     log_in,
     register,
@@ -62,6 +64,40 @@ async def test_a_reset_link_sets_a_new_password_and_signs_out_everywhere(
     notice = await inbox.one_to(account.email, "Your password was reset")
     assert "every session" in body(notice)
     assert NEW_PASSWORD not in body(notice)
+
+
+async def test_a_reset_revokes_every_api_key_of_the_account(
+    client: httpx.AsyncClient, inbox: Inbox, resources: Resources
+) -> None:
+    # Someone registers another person's address and mints keys before its owner arrives;
+    # the owner recovers the account through the emailed link, and the keys die with it.
+    squatter = await user(client)
+    keys = [
+        (await create_api_key(client, squatter, "profile", "items:write"))["key"],
+        (await create_api_key(client, squatter, "orders:read"))["key"],
+    ]
+    for key in keys:
+        assert (await client.get(ME, headers=bearer(key))).status_code == 200
+    bystander = await user(client)
+    kept = (await create_api_key(client, bystander, "profile"))["key"]
+
+    token_value = await reset_token(client, inbox, squatter.email)
+    confirmed = await client.post(
+        CONFIRM, json={"token": token_value, "new_password": NEW_PASSWORD}
+    )
+    assert confirmed.status_code == 204
+
+    for key in keys:
+        assert_problem(await client.get(ME, headers=bearer(key)), 401)
+    assert (await client.get(ME, headers=bearer(kept))).status_code == 200
+    owner = await log_in(Account(squatter.id, squatter.email, NEW_PASSWORD), client)
+    listed = await client.get("/api/v1/users/me/api-keys", headers=owner.headers)
+    assert listed.json()["items"] == []
+    revoked = await audit_events(resources, action="api_key.revoked")
+    assert len(revoked) == 2
+    assert {event.details["reason"] for event in revoked} == {"password_reset"}
+    notice = await inbox.one_to(squatter.email, "Your password was reset")
+    assert "API key" in body(notice)
 
 
 async def test_the_email_links_to_the_public_base_url_in_text_and_html(
