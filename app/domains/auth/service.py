@@ -28,8 +28,8 @@ from app.domains.auth.schemas import (
 from app.domains.users.exceptions import UserNotFound
 from app.domains.users.models import TokenPurpose, User
 from app.domains.users.repository import UserRepository
-from app.domains.users.schemas import UserAdminUpdate, UserRead
-from app.domains.users.service import AccountLinks, account_email
+from app.domains.users.schemas import UserAdminUpdate, UserRead, UserUpdate
+from app.domains.users.service import AccountLinks, UserService, account_email
 
 
 class AuthService:
@@ -45,6 +45,7 @@ class AuthService:
         refresh_token_days: int,
         links: AccountLinks,
         audit: AuditTrail,
+        profiles: UserService,
     ) -> None:
         self.session = session
         self.sessionmaker = sessionmaker
@@ -56,6 +57,7 @@ class AuthService:
         self.refresh_lifetime = timedelta(days=refresh_token_days)
         self.links = links
         self.audit = audit
+        self.profiles = profiles
 
     @raises(InvalidCredentials)
     async def login(self, form: TokenRequest) -> TokenPair:
@@ -127,10 +129,7 @@ class AuthService:
     @raises(PasswordSessionRequired, WrongCurrentPassword)
     async def change_password(self, principal: Principal, change: PasswordChange) -> None:
         session_id = principal.password_session()
-        user = await self._user(principal.id)
-        valid, _ = await self.passwords.verify(change.current_password, user.hashed_password)
-        if not valid:
-            raise WrongCurrentPassword
+        user = await self._user_with_password(principal.id, change.current_password)
         user.hashed_password = await self.passwords.hash(change.new_password)
         # Whoever else held a session may be the reason the password changed.
         await self.sessions.revoke_all_for_user(user.id, keep=session_id)
@@ -140,6 +139,17 @@ class AuthService:
         await self.audit.record(
             AuditAction.USER_PASSWORD_CHANGED, actor_id=user.id, target=("user", user.id)
         )
+
+    @raises(PasswordSessionRequired, WrongCurrentPassword, UserService.update_profile)
+    async def update_profile(self, principal: Principal, changes: UserUpdate) -> UserRead:
+        """Change the caller's name, or email. The email signs in and receives reset links,
+        so whoever moves it moves the account: that takes what a password change takes, a
+        password session and the current password (an API key with `profile` renames)."""
+        if changes.email is not None:
+            principal.password_session()
+            # UserUpdate requires current_password with an email; "" would fail all the same.
+            await self._user_with_password(principal.id, changes.current_password or "")
+        return await self.profiles.update_profile(principal.id, changes)
 
     async def request_password_reset(self, email: str) -> None:
         """Email a reset link if an active account has this address; answer the same either
@@ -204,6 +214,14 @@ class AuthService:
         user = await self.users.get(user_id)
         if user is None:
             raise UserNotFound
+        return user
+
+    async def _user_with_password(self, user_id: int, password: str) -> User:
+        """The account, once `password` proves to be its current one."""
+        user = await self._user(user_id)
+        valid, _ = await self.passwords.verify(password, user.hashed_password)
+        if not valid:
+            raise WrongCurrentPassword
         return user
 
     async def _revoke_apart(self, session_id: str) -> None:

@@ -10,7 +10,10 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from app.core.schemas import PartialUpdate
 from app.core.types import NoNul
@@ -56,11 +59,37 @@ class UserCreate(BaseModel):
     password: Password
 
 
+# What a user types as their current password: bounded like a new one, never checked
+# against the rules of one (it may predate them).
+CurrentPassword = Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NoNul]
+
+
 class UserUpdate(PartialUpdate):
-    """What users may change about themselves."""
+    """What users may change about themselves. The email signs in and receives reset links,
+    so changing it takes what a password change takes: `current_password` in the same body,
+    and a password session."""
+
+    # Stated in the schema too, so a generated client checks it before sending.
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"email": ["current_password"]}}
+    )
 
     email: Email | None = None
     full_name: FullName | None = None
+    # Checked, never stored: `exclude` keeps it out of the changes applied to the account.
+    current_password: CurrentPassword | None = Field(
+        default=None,
+        exclude=True,
+        validate_default=True,
+        description="your password; required with `email`",
+    )
+
+    @field_validator("current_password")
+    @classmethod
+    def _required_with_an_email(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("email") is not None:
+            raise PydanticCustomError("missing", "Field required to change the email")
+        return value
 
 
 class UserAdminUpdate(PartialUpdate):

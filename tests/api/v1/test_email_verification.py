@@ -68,7 +68,9 @@ async def test_a_new_email_must_be_verified_again(client: httpx.AsyncClient, inb
     assert (await client.post(VERIFY, json={"token": old_link})).status_code == 204
 
     new_email = unique_email("moved")
-    changed = await client.patch(ME, json={"email": new_email}, headers=account.headers)
+    changed = await client.patch(
+        ME, json={"email": new_email, "current_password": account.password}, headers=account.headers
+    )
     assert changed.json()["email_verified"] is False
     new_link = await verification_token(inbox, new_email)
     assert (await client.post(VERIFY, json={"token": new_link})).status_code == 204
@@ -84,7 +86,8 @@ async def test_a_link_sent_to_a_previous_address_proves_nothing(
 ) -> None:
     account = await user(client)
     to_old_address = await verification_token(inbox, account.email, "Welcome aboard")
-    await client.patch(ME, json={"email": unique_email("moved")}, headers=account.headers)
+    moved = {"email": unique_email("moved"), "current_password": account.password}
+    assert (await client.patch(ME, json=moved, headers=account.headers)).status_code == 200
     refused = await client.post(VERIFY, json={"token": to_old_address})
     assert_problem(refused, 400, "urn:problem-type:invalid-token")
     assert (await client.get(ME, headers=account.headers)).json()["email_verified"] is False
