@@ -16,6 +16,7 @@ from app.domains.auth.exceptions import (
     PasswordSessionRequired,
     WrongCurrentPassword,
 )
+from app.domains.auth.password_resets import PasswordResetJob, queue_password_reset
 from app.domains.auth.repository import ApiKeyRepository, AuthSessionRepository
 from app.domains.auth.schemas import (
     ROLE_SCOPES,
@@ -152,21 +153,11 @@ class AuthService:
         return await self.profiles.update_profile(principal.id, changes)
 
     async def request_password_reset(self, email: str) -> None:
-        """Email a reset link if an active account has this address; answer the same either
-        way, so the endpoint cannot be used to find out which emails have accounts."""
-        user = await self.users.get_by_email(email)
-        if user is None or not user.is_active:
-            # A miss still mints and hashes a token, as a hit does, so only the hit's few
-            # writes tell them apart, and the per-email limit keeps that from being sampled.
-            fingerprint(new_opaque_token())
-            return
-        link = await self.links.issue(user, TokenPurpose.PASSWORD_RESET)
-        await enqueue_email(
-            self.session, account_email("password_reset", "Reset your password", user, link)
-        )
-        await self.audit.record(
-            AuditAction.USER_PASSWORD_RESET_REQUESTED, actor_id=None, target=("user", user.id)
-        )
+        """Ask for a reset link for `email`, whether or not an account has it. Only a job is
+        queued here, the same for every address, so the answer and its timing tell nothing;
+        the job mails an active account its link (app.domains.auth.password_resets)."""
+        job = PasswordResetJob(email=email, request_id=self.audit.request_id, ip=self.audit.ip)
+        await queue_password_reset(self.session, job)
 
     @raises(AccountLinks.redeem)
     async def reset_password(self, reset: PasswordResetConfirm) -> None:

@@ -1,9 +1,12 @@
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from app.core.config import Settings
 from app.core.db.base import utcnow
@@ -211,6 +214,60 @@ async def test_unknown_emails_get_the_very_same_answer_and_no_email(
     assert [message["To"] for message in delivered] == [account.email]
     requested = await audit_events(resources, action="user.password_reset_requested")
     assert [event.target_id for event in requested] == [account.id]
+
+
+@contextmanager
+def statements(resources: Resources) -> Iterator[list[str]]:
+    """The SQL of every statement the app's engine sends while the block runs."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    engine = resources.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_a_request_does_the_same_work_for_every_address(
+    app: FastAPI, client: httpx.AsyncClient, inbox: Inbox, resources: Resources
+) -> None:
+    """Response time cannot tell a known address from an unknown one: the request itself
+    does identical work for both, and the lookup, the link and the email happen after the
+    answer, in the job log."""
+    account = await register(client)
+    inactive = await register(client)
+    async with resources.sessionmaker.begin() as session:
+        await session.execute(update(User).where(User.id == inactive.id).values(is_active=False))
+    await inbox.deliver()  # the welcome emails
+
+    work = []
+    for number, email in enumerate([account.email, unique_email("ghost"), inactive.email]):
+        async with asgi_client(app, peer=f"127.0.4.{number + 1}") as peer:
+            with statements(resources) as seen:
+                assert (await peer.post(RESET, json={"email": email})).status_code == 202
+        work.append(seen)
+    assert work[0] == work[1] == work[2]
+    assert not any("users" in statement for statement in work[0])
+    # The job that did the rest sent the one email there was to send.
+    delivered = await inbox.deliver()
+    assert [message["To"] for message in delivered] == [account.email]
+
+
+async def test_the_services_own_dispatcher_mails_the_link(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    account = await register(client)
+    assert (await client.post(RESET, json={"email": account.email})).status_code == 202
+    # The job, then the email it queued (and the welcome email), through the handlers the
+    # API and the worker register.
+    assert await resources.outbox.run_once() == 2
+    assert await resources.outbox.run_once() == 1
+    [event] = await audit_events(resources, action="user.password_reset_requested")
+    assert event.target_id == account.id
 
 
 async def test_reset_requests_are_limited_per_address_and_per_email(
