@@ -24,6 +24,8 @@ DEFAULT_SECRET_KEY = "change-me-insecure-development-key-0123456789"  # noqa: S1
 # least NIST accepts for an HMAC key (SP 800-131A), estimated from what the key is made of,
 # so a long key of a few repeated characters ("0123456789" four times) counts for what it is.
 MIN_SECRET_KEY_BITS = 112
+# bcrypt's lowest cost.
+BCRYPT_MIN_ROUNDS = 4
 
 
 class Environment(StrEnum):
@@ -113,6 +115,11 @@ class Settings(BaseSettings):
     password_hash_iterations: int = Field(default=2, ge=1)
     # Unset: one fewer than the CPU cores, leaving a core for the event loop.
     password_hash_concurrency: int | None = Field(default=None, ge=1, le=64)
+    # The cost of the bcrypt hashes earlier releases stored (bcrypt's rounds, 4-31). While
+    # they are accepted every login also pays one bcrypt check at this cost, so that timing
+    # cannot tell which accounts still have one; 0 once none remain: bcrypt hashes no
+    # longer verify, and a login costs one Argon2id check.
+    password_hash_bcrypt_rounds: int = Field(default=12, ge=0, le=31)
 
     # Account links: where the emailed links point, and how long their tokens stay valid.
     public_base_url: HttpBaseUrl = "http://127.0.0.1:8000"
@@ -176,6 +183,15 @@ class Settings(BaseSettings):
     )
     gzip_minimum_size: int = Field(default=1024, ge=0, le=1024 * 1024)
     hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
+
+    @model_validator(mode="after")
+    def _bcrypt_rounds_are_bcrypts(self) -> Self:
+        if 0 < self.password_hash_bcrypt_rounds < BCRYPT_MIN_ROUNDS:
+            raise ValueError(
+                f"PASSWORD_HASH_BCRYPT_ROUNDS is 0 (bcrypt hashes refused) or "
+                f"{BCRYPT_MIN_ROUNDS} to 31"
+            )
+        return self
 
     @model_validator(mode="after")
     def _credentials_need_explicit_origins(self) -> Self:

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app.core.config import DEFAULT_SECRET_KEY, Environment, InsecureConfigurationError, Settings
 from app.main import create_app
@@ -139,3 +140,9 @@ def test_entry_point_refuses_to_start_with_one_line_per_problem(tmp_path: Path) 
     assert result.stderr.startswith("refusing to start in production:")
     assert "set a long random SECRET_KEY" in result.stderr
     assert "set DATABASE_URL=postgresql+asyncpg://" in result.stderr
+
+
+@pytest.mark.parametrize("rounds", [1, 3, 32, -1])
+def test_bcrypt_rounds_are_zero_or_what_bcrypt_allows(rounds: int) -> None:
+    with pytest.raises(ValidationError, match=r"password_hash_bcrypt_rounds|BCRYPT_ROUNDS"):
+        Settings(_env_file=None, password_hash_bcrypt_rounds=rounds)
