@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
@@ -66,9 +67,21 @@ CleanStr = Annotated[str, NoNul]
 # after a validator, pydantic checks the lengths before stripping, so "   " would pass
 # min_length=1 and be stored empty.
 
-# In a JSON body, an integer or a boolean is strict (`Strict()`, `StrictBool`): JSON has both
-# types, so `"5"` for a count or `0`, `"no"` or `"off"` for a flag is a client's mistake to
-# report, not to guess at. Query parameters, which are all text, stay lax.
+
+def _a_json_number(value: object) -> object:
+    if isinstance(value, str | bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# In a JSON body, integers and booleans are taken as JSON has them: `"5"` for a count, or
+# `0`, `"no"` or `"off"` for a flag, is a client's mistake to report, not to guess at. A
+# boolean is `StrictBool`; an integer is marked `JsonNumber`, so that it is a JSON number
+# without a fraction (5 or 5.0: JSON has one number type, and a JSON Schema `integer` is
+# exactly that), never a string or a boolean. The mark goes after the bounds, which then
+# stay on the integer and in its schema: `Annotated[int, Field(ge=0), JsonNumber]`. Query
+# parameters, which are all text, stay lax.
+JsonNumber = BeforeValidator(_a_json_number)
 
 # The largest value of a BIGINT primary key (and of SQLite's INTEGER): an id beyond it can
 # name no row, and sending it to the database would overflow its parameter type.

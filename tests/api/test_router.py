@@ -73,7 +73,9 @@ def _body(path: tuple[str | int, ...], value: object) -> object:
 
 def test_json_bodies_take_numbers_and_booleans_only_as_such() -> None:
     """`{"is_active": 0}` or `{"stock": "5"}` is a client's mistake to report, not to guess
-    at: a JSON body's integers and booleans are strict (query strings, all text, stay lax)."""
+    at: a JSON body's integers and booleans are taken only as JSON has them (query strings,
+    all text, stay lax). An integer may still come as 5.0: to JSON, and to a JSON Schema's
+    `integer`, that is the same number."""
     application = create_app(Settings(_env_file=None))
     checked = set()
     for context in iter_route_contexts(application.routes):
@@ -95,5 +97,13 @@ def test_json_bodies_take_numbers_and_booleans_only_as_such() -> None:
             else:
                 refused = []
             assert path in refused, f"{route.name}: {'.'.join(map(str, path))}={value!r}"
+            if value == "5":
+                try:
+                    adapter.validate_python(_body(path, 5.0))
+                except ValidationError as error:
+                    refused = [problem["loc"] for problem in error.errors()]
+                else:
+                    refused = []
+                assert path not in refused, f"{route.name}: {'.'.join(map(str, path))}=5.0"
     assert ("update_user", ("is_active",)) in checked
     assert ("place_order", ("lines", 0, "quantity")) in checked

@@ -9,11 +9,10 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    Strict,
     StringConstraints,
 )
 
-from app.core.types import NoNul
+from app.core.types import JsonNumber, NoNul
 from app.domains.auth.exceptions import PasswordSessionRequired
 from app.domains.users.models import Role
 from app.domains.users.schemas import (
@@ -173,7 +172,7 @@ class ApiKeyCreate(BaseModel):
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul
     ]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
-    expires_in_days: Annotated[int | None, Strict(), Field(ge=1, le=365)] = Field(
+    expires_in_days: Annotated[int, Field(ge=1, le=365), JsonNumber] | None = Field(
         default=None, description="days until the key stops working; null: it never expires"
     )
 

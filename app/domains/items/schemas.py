@@ -4,10 +4,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.core.schemas import PartialUpdate
-from app.core.types import MAX_INT32, CleanStr, Money, MoneyInput, NoNul
+from app.core.types import MAX_INT32, CleanStr, JsonNumber, Money, MoneyInput, NoNul
 
 # Keeps order totals (up to 1000 units on several lines) far inside Numeric(12, 2).
 MAX_PRICE = Decimal("1000000.00")
@@ -18,8 +18,7 @@ MAX_QUERY_LENGTH = 100
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Description = Annotated[CleanStr, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
 Price = Annotated[Decimal, MoneyInput(maximum=MAX_PRICE, above_zero=True)]
-# Strict: a JSON body says 5, not "5" (app.core.types).
-Stock = Annotated[int, Strict(), Field(ge=0, le=MAX_INT32)]
+Stock = Annotated[int, Field(ge=0, le=MAX_INT32), JsonNumber]
 
 
 class ItemCreate(BaseModel):

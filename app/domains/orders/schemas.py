@@ -6,26 +6,25 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    Strict,
     StringConstraints,
 )
 
-from app.core.types import MAX_ID, Money, NoNul
+from app.core.types import MAX_ID, JsonNumber, Money, NoNul
 from app.domains.orders.models import OrderStatus, ShippingMethod
 
 MAX_QUANTITY = 1000
 MAX_LINES = 50
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), JsonNumber]
 
 
 class OrderLineCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Strict here, in a JSON body; `Id` also types query parameters, which are text.
-    item_id: Annotated[Id, Strict()]
-    quantity: Annotated[Quantity, Strict()]
+    # A JSON number, as in every body; `Id` also types query parameters, which are text.
+    item_id: Annotated[Id, JsonNumber]
+    quantity: Quantity
 
 
 # Stripped before the lengths are checked (app.core.types), so "   " is too short.

@@ -153,6 +153,10 @@ async def test_only_administrators_with_the_scope_manage_webhooks(
         {"url": "https:93.184.216.34/hooks", "events": ORDER_EVENTS},
         {"url": "https:\\\\93.184.216.34/hooks", "events": ORDER_EVENTS},
         {"url": f" {PUBLIC_URL} ", "events": ORDER_EVENTS},
+        # A host outside the documented characters, and one that fits them but that the
+        # deliveries could not decode (an emoji domain, valid to the URL parser).
+        {"url": "https://'\u00e1/hooks", "events": ORDER_EVENTS},
+        {"url": "https://xn--ls8h.la/hooks", "events": ORDER_EVENTS},
         {"url": "https://" + "a" * 2050 + ".com/", "events": ORDER_EVENTS},
         {"url": PUBLIC_URL, "events": ORDER_EVENTS, "secret": "whsec_mine"},
     ],
