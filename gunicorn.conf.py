@@ -47,20 +47,9 @@ def on_starting(server: Any) -> None:
 
 def refuse_unsafe_settings(*, workers: int) -> None:
     """Exit with one line, as `import app.main` does, instead of booting refusing workers."""
-    from pydantic import ValidationError
+    from app.core.config import settings_or_exit
 
-    from app.core.config import InsecureConfigurationError, get_settings
-
-    try:
-        get_settings().check_production(workers=workers)
-    except InsecureConfigurationError as error:
-        raise SystemExit(f"refusing to start in production: {error}") from None
-    except ValidationError as error:
-        fields = "; ".join(
-            f"{'.'.join(map(str, problem['loc'])).upper()}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise SystemExit(f"refusing to start: invalid settings: {fields}") from None
+    settings_or_exit(workers=workers)
 
 
 def child_exit(server: Any, worker: Any) -> None:

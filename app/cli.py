@@ -16,7 +16,7 @@ from datetime import timedelta
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, get_settings, settings_or_exit
 from app.core.db.base import utcnow
 from app.core.db.engine import create_engine, create_sessionmaker
 from app.core.db.transactions import independent_transaction
@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         demo.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
     _outbox_parser(commands)
     arguments = parser.parse_args(argv)
+    # Every command acts with the service's settings: a bad one is one line, not a traceback.
+    settings_or_exit(check_production=False)
     if arguments.command == "create-admin":
         password = _password_from_environment_or_prompt()
         return asyncio.run(create_admin(arguments.email, arguments.full_name, password))

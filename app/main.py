@@ -8,11 +8,11 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.api import health
 from app.api.router import include_v1
-from app.core.config import InsecureConfigurationError, Settings, get_settings
+from app.core.config import Settings, get_settings, settings_or_exit
 from app.core.http.docs import install_docs
 from app.core.http.edge import Edge
 from app.core.http.metrics import metrics_endpoint
-from app.core.http.openapi import install_openapi
+from app.core.http.openapi import install_openapi, operation_id
 from app.core.http.problems import install_error_handlers
 from app.core.observability import telemetry as otel
 from app.core.observability.logging import configure_logging
@@ -98,6 +98,7 @@ def create_app(
         contact={"name": "Service maintainers", "email": "maintainers@example.com"},
         license_info={"name": "MIT", "identifier": "MIT"},
         openapi_tags=TAGS,
+        generate_unique_id_function=operation_id,
         openapi_url="/openapi.json" if docs else None,
         # FastAPI's own pages load their assets from a CDN; install_docs serves local ones.
         docs_url=None,
@@ -124,11 +125,8 @@ def create_app(
 
 
 def _create_default_app() -> FastAPI:
-    try:
-        return create_app()
-    except InsecureConfigurationError as error:
-        # One clear line for the operator instead of a traceback.
-        raise SystemExit(f"refusing to start in production: {error}") from None
+    # One clear line for the operator instead of a traceback.
+    return create_app(settings_or_exit())
 
 
 app = _create_default_app()

@@ -15,7 +15,7 @@ import signal
 
 from prometheus_client import start_http_server
 
-from app.core.config import InsecureConfigurationError, get_settings
+from app.core.config import settings_or_exit
 from app.core.db.engine import create_engine, create_sessionmaker
 from app.core.observability.logging import configure_logging
 from app.core.resources import SHUTDOWN_GRACE_SECONDS, create_outbox
@@ -25,11 +25,7 @@ logger = logging.getLogger("app.worker")
 
 
 async def run_worker() -> None:
-    settings = get_settings()
-    try:
-        settings.check_production()
-    except InsecureConfigurationError as error:
-        raise SystemExit(f"refusing to start in production: {error}") from None
+    settings = settings_or_exit()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
     engine = create_engine(settings)
     outbox = create_outbox(settings, create_sessionmaker(engine), register_handlers)

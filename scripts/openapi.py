@@ -2,7 +2,8 @@
 
 `docs/openapi.json` is the committed contract. `check` fails when the code's document makes
 a breaking change to it (a removed path, method, response field or enum value; a newly
-required request field or parameter) that CHANGELOG.md does not acknowledge, and when the
+required request field or parameter; a changed operation id, which generated clients name
+their methods after) that CHANGELOG.md does not acknowledge, and when the
 committed file is out of date. `write` regenerates the file, refusing while a breaking
 change is unacknowledged. A change is acknowledged by quoting the line `check` prints for
 it in CHANGELOG.md.
@@ -122,6 +123,11 @@ def breaking_changes(old: Schema, new: Schema) -> list[str]:
     was, now = _Resolver(old), _Resolver(new)
     for key in sorted(old_ops.keys() & new_ops.keys()):
         before, after = old_ops[key], new_ops[key]
+        if before.get("operationId") != after.get("operationId"):
+            changes.append(
+                f"changed operation id: {key} {before.get('operationId')} -> "
+                f"{after.get('operationId')}"
+            )
         new_success = dict(_success_schemas(after))
         for status, schema in _success_schemas(before):
             kept = set(now.fields(new_success.get(status, {})))

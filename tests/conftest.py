@@ -61,6 +61,7 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         # Cheap hashing keeps the suite fast; production cost is a setting like any other.
         "password_hash_memory_kib": 1024,
         "password_hash_iterations": 1,
+        "password_hash_bcrypt_rounds": 4,
         # Tests drive the outbox with run_once(), so no background loop races them for rows.
         "outbox_enabled": False,
         # Every test client shares one address; the limits' own tests set the real ones.

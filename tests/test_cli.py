@@ -16,14 +16,14 @@ from tests.core.jobs.outbox_helpers import commit_messages, stored
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def cli(settings: Settings, *arguments: str) -> tuple[int, str, str]:
+async def cli(settings: Settings, *arguments: str, **variables: str) -> tuple[int, str, str]:
     env = {
         "PATH": "/usr/bin:/bin",
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
         "SQLITE_PATH": str(settings.sqlite_path),
         "OUTBOX_RETENTION_DAYS": "7",
-    }
+    } | variables
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
     process = await asyncio.create_subprocess_exec(
@@ -119,3 +119,16 @@ async def test_purge_removes_delivered_messages_past_the_retention(
     assert code == 0
     assert out.strip().startswith("1 delivered")
     assert [m.id for m in await stored(resources.sessionmaker)] == [pending]
+
+
+async def test_commands_refuse_an_invalid_setting_with_one_line(migrated: Settings) -> None:
+    for command in (["outbox", "list"], ["create-admin", "--email", "root@example.com"]):
+        code, out, err = await cli(
+            migrated, *command, ADMIN_PASSWORD="long-secret-1", OUTBOX_MAX_ATTEMPTS="zero"
+        )
+        assert code == 1
+        assert out == ""
+        assert err.splitlines() == [
+            "refusing to start: invalid settings: OUTBOX_MAX_ATTEMPTS: "
+            "Input should be a valid integer, unable to parse string as an integer"
+        ], command

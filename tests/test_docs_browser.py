@@ -166,7 +166,7 @@ async def test_swagger_authorize_then_call_users_me(offline: OfflinePage, base_u
     await page.locator(".auth-btn-wrapper .btn.authorize").first.click()
     await page.locator(".auth-btn-wrapper .btn-done").first.click()
 
-    operation = page.locator("#operations-users-read_me_api_v1_users_me_get")
+    operation = page.locator("#operations-users-read_me")
     await operation.locator(".opblock-summary").click()
     await operation.locator(".try-out__btn").click()
     await operation.locator(".execute").click()

@@ -1,5 +1,6 @@
 import asyncio
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -64,3 +65,26 @@ async def test_worker_delivers_pending_messages_and_stops_cleanly_on_sigterm(
     async with resources.sessionmaker() as session:
         [message] = await session.scalars(select(OutboxMessage))
     assert message.status is OutboxStatus.DELIVERED
+
+
+def test_worker_refuses_an_invalid_setting_with_one_line(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "SQLITE_PATH": str(tmp_path / "app.db"),
+        "DB_POOL_SIZE": "plenty",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "app.worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "refusing to start: invalid settings: DB_POOL_SIZE: "
+        "Input should be a valid integer, unable to parse string as an integer"
+    ]

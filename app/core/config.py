@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, NameEmail, SecretStr, model_validator
+from pydantic import Field, NameEmail, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import __version__
@@ -15,6 +15,7 @@ from app.core.setting_types import (
     Networks,
     Origins,
     RateLimitString,
+    estimated_entropy_bits,
 )
 
 # Public on purpose: production refuses to start while it is in use.
@@ -25,10 +26,12 @@ DEFAULT_SECRET_KEY = "change-me-insecure-development-key-0123456789"  # noqa: S1
 EXAMPLE_SECRET_KEYS = frozenset(
     {DEFAULT_SECRET_KEY, "replace-with-python-c-import-secrets-print-secrets-token-urlsafe-48"}
 )
-# HMAC keys an attacker could guess or brute-force offline from one token: too short, or too
-# few distinct characters ("xxxx...", "abab...") for the length to mean anything.
-MIN_SECRET_KEY_LENGTH = 32
-MIN_SECRET_KEY_DISTINCT_CHARACTERS = 10
+# An HMAC key an attacker could brute-force offline from one token: fewer bits than the
+# least NIST accepts for an HMAC key (SP 800-131A), estimated from what the key is made of,
+# so a long key of a few repeated characters ("0123456789" four times) counts for what it is.
+MIN_SECRET_KEY_BITS = 112
+# bcrypt's lowest cost.
+BCRYPT_MIN_ROUNDS = 4
 
 
 class Environment(StrEnum):
@@ -134,6 +137,11 @@ class Settings(BaseSettings):
     password_hash_iterations: int = Field(default=2, ge=1)
     # Unset: one fewer than the CPU cores, leaving a core for the event loop.
     password_hash_concurrency: int | None = Field(default=None, ge=1, le=64)
+    # The cost of the bcrypt hashes earlier releases stored (bcrypt's rounds, 4-31). While
+    # they are accepted every login also pays one bcrypt check at this cost, so that timing
+    # cannot tell which accounts still have one; 0 once none remain: bcrypt hashes no
+    # longer verify, and a login costs one Argon2id check.
+    password_hash_bcrypt_rounds: int = Field(default=12, ge=0, le=31)
 
     # Account links: where the emailed links point, and how long their tokens stay valid.
     public_base_url: HttpBaseUrl = "http://127.0.0.1:8000"
@@ -209,6 +217,15 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
+    def _bcrypt_rounds_are_bcrypts(self) -> Self:
+        if 0 < self.password_hash_bcrypt_rounds < BCRYPT_MIN_ROUNDS:
+            raise ValueError(
+                f"PASSWORD_HASH_BCRYPT_ROUNDS is 0 (bcrypt hashes refused) or "
+                f"{BCRYPT_MIN_ROUNDS} to 31"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _credentials_need_explicit_origins(self) -> Self:
         # Browsers refuse credentials with a wildcard origin; echoing any origin back
         # instead would let every site act with the user's credentials.
@@ -262,14 +279,16 @@ class Settings(BaseSettings):
         problems = []
         for name, secret, remedy in keys:
             key = secret.get_secret_value()
+            bits = estimated_entropy_bits(key)
             if key == DEFAULT_SECRET_KEY:
                 problem = "is the public development default"
             elif key in EXAMPLE_SECRET_KEYS:
                 problem = "is an example printed in the repository"
-            elif len(key) < MIN_SECRET_KEY_LENGTH:
-                problem = f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
-            elif len(set(key)) < MIN_SECRET_KEY_DISTINCT_CHARACTERS:
-                problem = f"has fewer than {MIN_SECRET_KEY_DISTINCT_CHARACTERS} distinct characters"
+            elif bits < MIN_SECRET_KEY_BITS:
+                problem = (
+                    f"is too easy to guess (about {bits:.0f} bits of entropy, "
+                    f"at least {MIN_SECRET_KEY_BITS} needed)"
+                )
             else:
                 continue
             problems.append(f"{name} {problem}: {remedy}")
@@ -305,3 +324,31 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """One line naming each invalid setting as its variable: `DB_POOL_SIZE: Input should be
+    a valid integer`. Never the value itself, which may be a secret."""
+    return "; ".join(
+        f"{'.'.join(map(str, problem['loc'])).upper()}: {problem['msg']}"
+        if problem["loc"]
+        else problem["msg"]
+        for problem in error.errors()
+    )
+
+
+def settings_or_exit(*, check_production: bool = True, workers: int | None = None) -> Settings:
+    """The settings for an entry point (the server, the worker, the commands): a bad value,
+    or a configuration production refuses, stops the process with one line for the operator
+    instead of a traceback."""
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        problems = describe_invalid(error)
+        raise SystemExit(f"refusing to start: invalid settings: {problems}") from None
+    if check_production:
+        try:
+            settings.check_production(workers=workers)
+        except InsecureConfigurationError as error:
+            raise SystemExit(f"refusing to start in production: {error}") from None
+    return settings

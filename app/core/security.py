@@ -20,7 +20,6 @@ import anyio
 import bcrypt
 import jwt
 from anyio import CapacityLimiter
-from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
@@ -51,38 +50,69 @@ class LegacyBcryptHasher(BcryptHasher):
         return False
 
 
+def unverifiable_bcrypt_hash(rounds: int) -> str:
+    """A well-formed bcrypt hash no password matches, made without computing one: checking a
+    password against it costs exactly what checking against a real hash of `rounds` does."""
+    digest = "".join(secrets.choice(_BCRYPT_ALPHABET) for _ in range(_BCRYPT_DIGEST_LENGTH))
+    return bcrypt.gensalt(rounds).decode() + digest
+
+
+_BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_BCRYPT_DIGEST_LENGTH = 31
+
+
 class PasswordHasher:
-    """Argon2id for new hashes; bcrypt hashes still verify and are upgraded on login."""
+    """Argon2id for new hashes; the bcrypt hashes of earlier releases still verify (while
+    PASSWORD_HASH_BCRYPT_ROUNDS is not 0) and are upgraded on login.
+
+    Every check does the same work, whatever the account stores or whether there is one:
+    one Argon2id verification and, while bcrypt is accepted, one bcrypt verification, each
+    against the stored hash when it is of that kind and against a dummy of that kind
+    otherwise. An unknown email would else cost one Argon2id check (~25 ms) where an account
+    still on bcrypt costs a bcrypt one (~250 ms at 12 rounds), and timing would tell which
+    addresses have such accounts.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        self._hash = PasswordHash(
-            (
-                Argon2Hasher(
-                    time_cost=settings.password_hash_iterations,
-                    memory_cost=settings.password_hash_memory_kib,
-                    parallelism=1,
-                ),
-                LegacyBcryptHasher(),
-            )
+        self._argon2 = Argon2Hasher(
+            time_cost=settings.password_hash_iterations,
+            memory_cost=settings.password_hash_memory_kib,
+            parallelism=1,
         )
+        rounds = settings.password_hash_bcrypt_rounds
+        self._bcrypt = LegacyBcryptHasher(rounds=rounds) if rounds else None
         concurrency = settings.password_hash_concurrency or max(1, (os.cpu_count() or 2) - 1)
         self._limiter = CapacityLimiter(concurrency)
-        # Verified when an email is unknown, so a miss costs as much as a wrong password
-        # and response time does not reveal which emails have accounts.
-        self._dummy_hash = self._hash.hash(secrets.token_urlsafe(16))
+        self._dummy_argon2 = self._argon2.hash(secrets.token_urlsafe(16))
+        self._dummy_bcrypt = unverifiable_bcrypt_hash(rounds) if rounds else ""
 
     async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self._hash.hash, password, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self._argon2.hash, password, limiter=self._limiter)
 
     async def verify(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
-        """Check a password; the second value is a replacement hash when one is due."""
-        target = hashed if hashed is not None else self._dummy_hash
-        valid, replacement = await anyio.to_thread.run_sync(
-            self._hash.verify_and_update, password, target, limiter=self._limiter
-        )
-        if hashed is None:
+        """Check a password against a stored hash (None: no account, which never matches);
+        the second value is a replacement hash when one is due."""
+        return await anyio.to_thread.run_sync(self._verify, password, hashed, limiter=self._limiter)
+
+    def _verify(self, password: str, hashed: str | None) -> tuple[bool, str | None]:
+        stored = hashed or ""
+        current = self._argon2.identify(stored) if stored else False
+        # Both checks always run; only the one against the stored hash can succeed.
+        valid = self._argon2.verify(password, stored if current else self._dummy_argon2)
+        if current:
+            renew = valid and self._argon2.check_needs_rehash(stored)
+            self._check_a_dummy_bcrypt(password)
+            return valid, self._argon2.hash(password) if renew else None
+        if self._bcrypt is None or not stored or not self._bcrypt.identify(stored):
+            self._check_a_dummy_bcrypt(password)
             return False, None
-        return valid, replacement
+        if self._bcrypt.verify(password, stored):
+            return True, self._argon2.hash(password)
+        return False, None
+
+    def _check_a_dummy_bcrypt(self, password: str) -> None:
+        if self._bcrypt is not None:
+            self._bcrypt.verify(password, self._dummy_bcrypt)
 
 
 class InvalidToken(Exception):

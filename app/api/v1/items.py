@@ -61,7 +61,7 @@ async def create_item(
 
 @router.patch(
     "/{item_id}",
-    summary="Change an item (its owner or an administrator)",
+    summary="Change an item (its owner, or an administrator with items:admin)",
     responses=error_responses(get_writer, ItemService.update),
 )
 async def update_item(
@@ -73,7 +73,7 @@ async def update_item(
 @router.delete(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete an item (its owner or an administrator)",
+    summary="Delete an item (its owner, or an administrator with items:admin)",
     responses=error_responses(get_writer, ItemService.delete),
 )
 async def delete_item(item_id: ItemId, principal: ItemWriter, items: ItemServiceDep) -> None:

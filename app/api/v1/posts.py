@@ -65,7 +65,7 @@ async def update_post(
 @router.delete(
     "/{post_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete a post (its author or an administrator)",
+    summary="Delete a post (its author, or an administrator with posts:admin)",
     responses=error_responses(get_writer, PostService.delete),
 )
 async def delete_post(post_id: PostId, principal: PostWriter, posts: PostServiceDep) -> None:

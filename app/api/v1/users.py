@@ -50,11 +50,13 @@ async def read_me(principal: CurrentUser) -> UserRead:
 
 @router.patch(
     "/me",
-    summary="Change your name or email; a new email must be verified again",
-    responses=error_responses(get_principal, UserService.update_profile),
+    summary="Change your name, or your email with your current password",
+    description="Changing `email` needs `current_password` and a password session (an API "
+    "key gets 403); the old address is told, and the new one must be verified again.",
+    responses=error_responses(get_principal, AuthService.update_profile),
 )
-async def update_me(changes: UserUpdate, principal: ProfileUser, users: UserServiceDep) -> UserRead:
-    return await users.update_profile(principal.id, changes)
+async def update_me(changes: UserUpdate, principal: ProfileUser, auth: AuthServiceDep) -> UserRead:
+    return await auth.update_profile(principal, changes)
 
 
 @router.post(

@@ -16,6 +16,11 @@ FastAPI documents its own defaults, which the error handlers and the schema base
   through FastAPI's security scheme dependencies (each would cost every authenticated request
   a resolution), so the schemes it reads and the scopes each route asks for are declared
   here, as FastAPI would have declared them.
+- FastAPI drops every null from the document it writes, the nulls of the schemas' examples
+  included, which leaves an example such as a new API key's (`"last_used_at": null`)
+  without a required field: they are put back.
+
+Operations are named by their handlers (`operation_id`), not by FastAPI's default.
 """
 
 from collections.abc import Callable
@@ -32,6 +37,17 @@ from app.core.errors import PROBLEM_JSON, Problem
 
 _NULL = {"type": "null"}
 _SCHEMAS = "#/components/schemas/"
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id: its handler's name (`place_order`).
+
+    Generated clients name their methods after it, so it has to be short and stable:
+    FastAPI's default appends the path and method (`place_order_api_v1_orders_post`).
+    Handler names are unique across the API (FastAPI warns of a duplicate id, and warnings
+    fail the tests), and `make lint` treats a changed id as a breaking change.
+    """
+    return route.name
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -130,6 +146,9 @@ def correct(document: dict[str, Any], database: set[tuple[str, str]]) -> dict[st
                 declare(responses, "503", "The database is unavailable; retry after Retry-After")
             if method == "patch" and "application/json" in body:
                 _not_nullable(schemas, body["application/json"].get("schema", {}))
+    for schema in schemas.values():
+        for example in schema.get("examples", []):
+            _restore_nulls(schemas, schema, example)
     # FastAPI's validation schemas are unused now, unless a route names them itself.
     if "HTTPValidationError" not in _references(document.get("paths", {})):
         schemas.pop("HTTPValidationError", None)
@@ -164,6 +183,31 @@ def _add_problem_schema(schemas: dict[str, Any]) -> None:
     schema = Problem.model_json_schema(ref_template=_SCHEMAS + "{model}")
     schemas.update(schema.pop("$defs", {}))
     schemas["Problem"] = schema
+
+
+def _resolve(schemas: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    name = schema.get("$ref", "").removeprefix(_SCHEMAS)
+    resolved: dict[str, Any] = schemas.get(name, {}) if name else schema
+    return resolved
+
+
+def _restore_nulls(schemas: dict[str, Any], schema: dict[str, Any], example: object) -> None:
+    """Put back the nulls FastAPI dropped from `example`: a required field that is missing
+    can only have been a null, and only where the schema allows one."""
+    schema = _resolve(schemas, schema)
+    if isinstance(example, list) and "items" in schema:
+        for element in example:
+            _restore_nulls(schemas, schema["items"], element)
+    if not isinstance(example, dict):
+        return
+    properties: dict[str, Any] = schema.get("properties", {})
+    for name in schema.get("required", []):
+        field = _resolve(schemas, properties.get(name, {}))
+        if name not in example and (field == _NULL or _NULL in field.get("anyOf", [])):
+            example[name] = None
+    for name, value in example.items():
+        if name in properties:
+            _restore_nulls(schemas, properties[name], value)
 
 
 def _not_nullable(schemas: dict[str, Any], reference: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ class AuditAction(StrEnum):
     USER_PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an action name
     USER_PASSWORD_RESET = "user.password_reset"  # noqa: S105 - an action name
     USER_EMAIL_VERIFIED = "user.email_verified"
+    USER_EMAIL_CHANGED = "user.email_changed"
     AUTH_LOGIN = "auth.login"
     AUTH_LOGIN_FAILED = "auth.login_failed"
     AUTH_LOGOUT = "auth.logout"

@@ -38,7 +38,7 @@ from app.domains.auth.schemas import (
     TokenRequest,
 )
 from app.domains.auth.service import AuthService
-from app.domains.users.dependencies import AccountLinksDep
+from app.domains.users.dependencies import AccountLinksDep, UserServiceDep
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
 
@@ -176,6 +176,7 @@ async def get_auth_service(
     settings: SettingsDep,
     links: AccountLinksDep,
     audit: AuditTrailDep,
+    profiles: UserServiceDep,
 ) -> AuthService:
     return AuthService(
         session,
@@ -185,6 +186,7 @@ async def get_auth_service(
         refresh_token_days=settings.refresh_token_expire_days,
         links=links,
         audit=audit,
+        profiles=profiles,
     )
 
 

@@ -109,6 +109,13 @@ class ApiKeyRepository(Repository[ApiKey]):
         statement = select(ApiKey).where(ApiKey.user_id == user_id)
         return await self.page(NEWEST_KEYS_FIRST, window, statement)
 
+    async def delete_all_for_user(self, user_id: int) -> list[int]:
+        """Delete every key of the user; the ids of those deleted."""
+        result = await self.session.execute(
+            delete(ApiKey).where(ApiKey.user_id == user_id).returning(ApiKey.id)
+        )
+        return sorted(result.scalars())
+
     async def delete_for_user(self, key_id: int, user_id: int) -> bool:
         """Delete the user's key; False when the user has no key with this id."""
         result = await self.session.execute(

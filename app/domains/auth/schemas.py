@@ -12,7 +12,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from app.core.types import NoNul
+from app.core.types import JsonNumber, NoNul
 from app.domains.auth.exceptions import PasswordSessionRequired
 from app.domains.users.models import Role
 from app.domains.users.schemas import (
@@ -34,6 +34,8 @@ class Scope(StrEnum):
     USERS_ADMIN = "users:admin"
     ORDERS_ADMIN = "orders:admin"
     WEBHOOKS_ADMIN = "webhooks:admin"
+    ITEMS_ADMIN = "items:admin"
+    POSTS_ADMIN = "posts:admin"
 
 
 SCOPE_DESCRIPTIONS: dict[str, str] = {
@@ -45,9 +47,17 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     Scope.USERS_ADMIN: "Administer users (administrators only)",
     Scope.ORDERS_ADMIN: "See every order and ship orders (administrators only)",
     Scope.WEBHOOKS_ADMIN: "Manage webhook endpoints for order events (administrators only)",
+    Scope.ITEMS_ADMIN: "Change and delete other users' catalog items (administrators only)",
+    Scope.POSTS_ADMIN: "Delete other users' posts (administrators only)",
 }
 
-_ADMIN_ONLY = {Scope.USERS_ADMIN, Scope.ORDERS_ADMIN, Scope.WEBHOOKS_ADMIN}
+_ADMIN_ONLY = {
+    Scope.USERS_ADMIN,
+    Scope.ORDERS_ADMIN,
+    Scope.WEBHOOKS_ADMIN,
+    Scope.ITEMS_ADMIN,
+    Scope.POSTS_ADMIN,
+}
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.USER: frozenset(Scope) - _ADMIN_ONLY,
     Role.ADMIN: frozenset(Scope),
@@ -71,6 +81,12 @@ class Principal(UserRead):
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    def administers(self, scope: str) -> bool:
+        """The one rule for acting on other users' things: the administrator role, read on
+        this request, and the admin scope for that kind of thing on this token or key (an
+        administrator's key scoped `items:write` acts on its owner's items only)."""
+        return self.is_admin and scope in self.scopes
 
     def password_session(self) -> str:
         """The caller's session id; managing credentials needs one, an API key will not do."""
@@ -156,7 +172,7 @@ class ApiKeyCreate(BaseModel):
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul
     ]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
-    expires_in_days: Annotated[int | None, Field(ge=1, le=365)] = Field(
+    expires_in_days: Annotated[int, Field(ge=1, le=365), JsonNumber] | None = Field(
         default=None, description="days until the key stops working; null: it never expires"
     )
 

@@ -16,7 +16,8 @@ from app.domains.auth.exceptions import (
     PasswordSessionRequired,
     WrongCurrentPassword,
 )
-from app.domains.auth.repository import AuthSessionRepository
+from app.domains.auth.password_resets import PasswordResetJob, queue_password_reset
+from app.domains.auth.repository import ApiKeyRepository, AuthSessionRepository
 from app.domains.auth.schemas import (
     ROLE_SCOPES,
     PasswordChange,
@@ -28,8 +29,8 @@ from app.domains.auth.schemas import (
 from app.domains.users.exceptions import UserNotFound
 from app.domains.users.models import TokenPurpose, User
 from app.domains.users.repository import UserRepository
-from app.domains.users.schemas import UserAdminUpdate, UserRead
-from app.domains.users.service import AccountLinks, account_email
+from app.domains.users.schemas import UserAdminUpdate, UserRead, UserUpdate
+from app.domains.users.service import AccountLinks, UserService, account_email
 
 
 class AuthService:
@@ -45,16 +46,19 @@ class AuthService:
         refresh_token_days: int,
         links: AccountLinks,
         audit: AuditTrail,
+        profiles: UserService,
     ) -> None:
         self.session = session
         self.sessionmaker = sessionmaker
         self.users = UserRepository(session)
         self.sessions = AuthSessionRepository(session)
+        self.keys = ApiKeyRepository(session)
         self.passwords = passwords
         self.tokens = tokens
         self.refresh_lifetime = timedelta(days=refresh_token_days)
         self.links = links
         self.audit = audit
+        self.profiles = profiles
 
     @raises(InvalidCredentials)
     async def login(self, form: TokenRequest) -> TokenPair:
@@ -126,10 +130,7 @@ class AuthService:
     @raises(PasswordSessionRequired, WrongCurrentPassword)
     async def change_password(self, principal: Principal, change: PasswordChange) -> None:
         session_id = principal.password_session()
-        user = await self._user(principal.id)
-        valid, _ = await self.passwords.verify(change.current_password, user.hashed_password)
-        if not valid:
-            raise WrongCurrentPassword
+        user = await self._user_with_password(principal.id, change.current_password)
         user.hashed_password = await self.passwords.hash(change.new_password)
         # Whoever else held a session may be the reason the password changed.
         await self.sessions.revoke_all_for_user(user.id, keep=session_id)
@@ -140,30 +141,39 @@ class AuthService:
             AuditAction.USER_PASSWORD_CHANGED, actor_id=user.id, target=("user", user.id)
         )
 
+    @raises(PasswordSessionRequired, WrongCurrentPassword, UserService.update_profile)
+    async def update_profile(self, principal: Principal, changes: UserUpdate) -> UserRead:
+        """Change the caller's name, or email. The email signs in and receives reset links,
+        so whoever moves it moves the account: that takes what a password change takes, a
+        password session and the current password (an API key with `profile` renames)."""
+        if changes.email is not None:
+            principal.password_session()
+            # UserUpdate requires current_password with an email; "" would fail all the same.
+            await self._user_with_password(principal.id, changes.current_password or "")
+        return await self.profiles.update_profile(principal.id, changes)
+
     async def request_password_reset(self, email: str) -> None:
-        """Email a reset link if an active account has this address; answer the same either
-        way, so the endpoint cannot be used to find out which emails have accounts."""
-        user = await self.users.get_by_email(email)
-        if user is None or not user.is_active:
-            # A miss still mints and hashes a token, as a hit does, so only the hit's few
-            # writes tell them apart, and the per-email limit keeps that from being sampled.
-            fingerprint(new_opaque_token())
-            return
-        link = await self.links.issue(user, TokenPurpose.PASSWORD_RESET)
-        await enqueue_email(
-            self.session, account_email("password_reset", "Reset your password", user, link)
-        )
-        await self.audit.record(
-            AuditAction.USER_PASSWORD_RESET_REQUESTED, actor_id=None, target=("user", user.id)
-        )
+        """Ask for a reset link for `email`, whether or not an account has it. Only a job is
+        queued here, the same for every address, so the answer and its timing tell nothing;
+        the job mails an active account its link (app.domains.auth.password_resets)."""
+        job = PasswordResetJob(email=email, request_id=self.audit.request_id, ip=self.audit.ip)
+        await queue_password_reset(self.session, job)
 
     @raises(AccountLinks.redeem)
     async def reset_password(self, reset: PasswordResetConfirm) -> None:
-        """Set a new password from an emailed link and sign the account out everywhere: the
-        old password may be known to someone else."""
+        """Set a new password from an emailed link, sign the account out everywhere and
+        revoke its API keys: the old password may be known to someone else, and so may any
+        key minted with it (or by whoever registered the address before its owner did)."""
         user = await self.links.redeem(reset.token, TokenPurpose.PASSWORD_RESET)
         user.hashed_password = await self.passwords.hash(reset.new_password)
         await self.sessions.revoke_all_for_user(user.id)
+        for key_id in await self.keys.delete_all_for_user(user.id):
+            await self.audit.record(
+                AuditAction.API_KEY_REVOKED,
+                actor_id=user.id,
+                target=("api_key", key_id),
+                details={"reason": "password_reset"},
+            )
         await enqueue_email(
             self.session, account_email("password_was_reset", "Your password was reset", user)
         )
@@ -195,6 +205,14 @@ class AuthService:
         user = await self.users.get(user_id)
         if user is None:
             raise UserNotFound
+        return user
+
+    async def _user_with_password(self, user_id: int, password: str) -> User:
+        """The account, once `password` proves to be its current one."""
+        user = await self._user(user_id)
+        valid, _ = await self.passwords.verify(password, user.hashed_password)
+        if not valid:
+            raise WrongCurrentPassword
         return user
 
     async def _revoke_apart(self, session_id: str) -> None:

@@ -10,7 +10,10 @@ class ItemNotFound(NotFound):
 class NotItemOwner(Forbidden):
     type = "urn:problem-type:not-item-owner"
     title = "Not the item's owner"
-    detail = "Only the item's owner or an administrator may change or delete it."
+    detail = (
+        "Only the item's owner, or an administrator with the items:admin scope, may change "
+        "or delete it."
+    )
 
 
 class UnknownItems(BusinessRuleViolation):

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from app.core.pagination import PageQuery
 from app.core.schemas import PartialUpdate
-from app.core.types import MAX_INT32, CleanStr, Money, NoNul
+from app.core.types import MAX_INT32, CleanStr, JsonNumber, Money, MoneyInput, NoNul
 
 # Keeps order totals (up to 1000 units on several lines) far inside Numeric(12, 2).
 MAX_PRICE = Decimal("1000000.00")
@@ -18,8 +18,8 @@ MAX_QUERY_LENGTH = 100
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Description = Annotated[CleanStr, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
-Price = Annotated[Money, Field(gt=0, le=MAX_PRICE)]
-Stock = Annotated[int, Field(ge=0, le=MAX_INT32)]
+Price = Annotated[Decimal, MoneyInput(maximum=MAX_PRICE, above_zero=True)]
+Stock = Annotated[int, Field(ge=0, le=MAX_INT32), JsonNumber]
 
 
 class ItemCreate(BaseModel):
@@ -71,7 +71,7 @@ SearchText = Annotated[
     ),
     NoNul,
 ]
-PriceBound = Annotated[Money, Field(ge=0, le=MAX_PRICE)]
+PriceBound = Annotated[Decimal, MoneyInput(maximum=MAX_PRICE, above_zero=False)]
 
 
 class ItemQuery(BaseModel):

@@ -11,7 +11,7 @@ from app.core.db.transactions import after_commit
 from app.core.errors import raises
 from app.core.pagination import PageParams, page_of
 from app.core.schemas import JSONBody
-from app.domains.auth.schemas import Principal
+from app.domains.auth.schemas import Principal, Scope
 from app.domains.items.exceptions import ItemNotFound, NotItemOwner, OutOfStock, UnknownItems
 from app.domains.items.models import Item
 from app.domains.items.repository import ItemRepository, find_item
@@ -43,8 +43,9 @@ def page_key(query: ItemQuery, window: Window) -> str:
 
 
 def ensure_can_change(principal: Principal, item: Item) -> None:
-    """The one ownership rule of the catalog: an item's owner or an administrator."""
-    if item.owner_id != principal.id and not principal.is_admin:
+    """The one ownership rule of the catalog: an item's owner, or an administrator acting
+    with `items:admin`."""
+    if item.owner_id != principal.id and not principal.administers(Scope.ITEMS_ADMIN):
         raise NotItemOwner
 
 

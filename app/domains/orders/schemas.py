@@ -9,20 +9,21 @@ from pydantic import (
     StringConstraints,
 )
 
-from app.core.types import MAX_ID, Money, NoNul
+from app.core.types import MAX_ID, JsonNumber, Money, NoNul
 from app.domains.orders.models import OrderStatus, ShippingMethod
 
 MAX_QUANTITY = 1000
 MAX_LINES = 50
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), JsonNumber]
 
 
 class OrderLineCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    item_id: Id
+    # A JSON number, as in every body; `Id` also types query parameters, which are text.
+    item_id: Annotated[Id, JsonNumber]
     quantity: Quantity
 
 

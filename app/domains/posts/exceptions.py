@@ -10,4 +10,7 @@ class PostNotFound(NotFound):
 class NotPostAuthor(Forbidden):
     type = "urn:problem-type:not-post-author"
     title = "Not the post's author"
-    detail = "Only the post's author may change it, and the author or an administrator delete it."
+    detail = (
+        "Only the post's author may change it; the author, or an administrator with the "
+        "posts:admin scope, may delete it."
+    )

@@ -2,7 +2,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
-from app.domains.auth.schemas import Principal
+from app.domains.auth.schemas import Principal, Scope
 from app.domains.posts.exceptions import NotPostAuthor, PostNotFound
 from app.domains.posts.models import Post
 from app.domains.posts.repository import PostRepository
@@ -10,9 +10,11 @@ from app.domains.posts.schemas import PostCreate, PostRead, PostUpdate
 
 
 def ensure_author(principal: Principal, post: Post, *, admin_allowed: bool) -> None:
-    """Authors change their posts; administrators may only remove them (moderation),
-    never put words in someone else's name."""
-    if post.author_id == principal.id or (admin_allowed and principal.is_admin):
+    """Authors change their posts; administrators acting with `posts:admin` may only remove
+    them (moderation), never put words in someone else's name."""
+    if post.author_id == principal.id or (
+        admin_allowed and principal.administers(Scope.POSTS_ADMIN)
+    ):
         return
     raise NotPostAuthor
 

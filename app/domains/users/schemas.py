@@ -2,7 +2,18 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from app.core.schemas import PartialUpdate
 from app.core.types import NoNul
@@ -48,17 +59,44 @@ class UserCreate(BaseModel):
     password: Password
 
 
+# What a user types as their current password: bounded like a new one, never checked
+# against the rules of one (it may predate them).
+CurrentPassword = Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NoNul]
+
+
 class UserUpdate(PartialUpdate):
-    """What users may change about themselves."""
+    """What users may change about themselves. The email signs in and receives reset links,
+    so changing it takes what a password change takes: `current_password` in the same body,
+    and a password session."""
+
+    # Stated in the schema too, so a generated client checks it before sending.
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"email": ["current_password"]}}
+    )
 
     email: Email | None = None
     full_name: FullName | None = None
+    # Checked, never stored: `exclude` keeps it out of the changes applied to the account.
+    current_password: CurrentPassword | None = Field(
+        default=None,
+        exclude=True,
+        validate_default=True,
+        description="your password; required with `email`",
+    )
+
+    @field_validator("current_password")
+    @classmethod
+    def _required_with_an_email(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("email") is not None:
+            raise PydanticCustomError("missing", "Field required to change the email")
+        return value
 
 
 class UserAdminUpdate(PartialUpdate):
     """What an administrator may change about any user."""
 
-    is_active: bool | None = None
+    # Strict: `0`, `"no"` or `"off"` is a client's mistake, not a deactivation.
+    is_active: StrictBool | None = None
     role: Role | None = None
 
 
@@ -74,8 +112,13 @@ class UserRead(BaseModel):
     created_at: datetime
 
 
-# Bounded well above what the service issues, so a pasted link fragment is simply invalid.
-AccountTokenValue = Annotated[str, StringConstraints(min_length=1, max_length=256), NoNul]
+# Bounded well above what the service issues, and above any other credential a client might
+# send by mistake (an access token is a JWT of several hundred characters): those are simply
+# invalid tokens, as at /auth/refresh.
+MAX_TOKEN_LENGTH = 4096
+AccountTokenValue = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_TOKEN_LENGTH), NoNul
+]
 
 
 class EmailVerification(BaseModel):

@@ -136,14 +136,31 @@ class UserService:
 
     @raises(UserNotFound, EmailTaken)
     async def update_profile(self, user_id: int, changes: UserUpdate) -> UserRead:
+        """Change the account's name or email. Whoever calls this has made sure an email
+        change is the account holder's (`AuthService.update_profile`)."""
         user = await self._user(user_id)
-        new_address = changes.email is not None and changes.email != user.email
+        previous = user.email
         changes.apply_to(user)
         await self.users.flush_unique_email()
-        if new_address:
+        if user.email != previous:
             # Verified was a fact about the old address; the new one proves itself anew.
             user.email_verified = False
             await self._send_verification(user)
+            # The old address is where its owner reads, should the change not be theirs.
+            notice = render_email(
+                "email_changed",
+                to=previous,
+                subject="Your email address was changed",
+                full_name=user.full_name,
+                email=previous,
+            )
+            await enqueue_email(self.session, notice)
+            await self.audit.record(
+                AuditAction.USER_EMAIL_CHANGED,
+                actor_id=user.id,
+                target=("user", user.id),
+                details={"previous_email": previous, "email": user.email},
+            )
         return UserRead.model_validate(user)
 
     @raises(UserNotFound, EmailAlreadyVerified)

@@ -1,12 +1,14 @@
 from datetime import datetime
 from typing import Annotated
 
+import httpx
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     TypeAdapter,
 )
@@ -17,12 +19,29 @@ from app.domains.orders.events import OrderEventType
 from app.domains.webhooks.models import DeliveryStatus
 
 MAX_URL_LENGTH = 2048
+# What the document states: http or https, optional credentials, an ASCII host name (an
+# internationalised one in its xn-- form) or a bracketed IPv6 address, an optional port, and
+# nothing around it. The validator then parses it as the deliveries will, which refuses
+# what a pattern cannot tell: an IPv4 number over 255, a port over 65535, a broken xn--.
+_USER = "[A-Za-z0-9._~!$&'()*+,;=%-]*"
+URL_PATTERN = (
+    f"^[Hh][Tt][Tt][Pp][Ss]?://(?:{_USER}(?::{_USER})?@)?"
+    "(?:[A-Za-z0-9_.-]+|\\[[0-9A-Fa-f:.]+\\])(?::[0-9]{1,5})?(?:[/?#]\\S*)?$"
+)
 _HTTP_URL = TypeAdapter(AnyHttpUrl)
 
 
 def _http_url(value: str) -> str:
     # http and https only: no file:, gopher: or other schemes an HTTP client might speak.
-    return str(_HTTP_URL.validate_python(value))
+    url = str(_HTTP_URL.validate_python(value))
+    try:
+        # As the deliveries will read it: a host they cannot decode is no host.
+        host = httpx.URL(url).host
+    except (httpx.InvalidURL, ValueError) as error:
+        raise ValueError("the URL's host is not a valid host name or address") from error
+    if not host:
+        raise ValueError("the URL has no host")
+    return url
 
 
 def _distinct(events: list[OrderEventType]) -> list[OrderEventType]:
@@ -31,8 +50,9 @@ def _distinct(events: list[OrderEventType]) -> list[OrderEventType]:
 
 WebhookUrl = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=MAX_URL_LENGTH),
+    StringConstraints(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN),
     AfterValidator(_http_url),
+    Field(description="http or https, with a host; the address it resolves to is checked"),
 ]
 Events = Annotated[
     list[OrderEventType], Field(min_length=1, max_length=10), AfterValidator(_distinct)
@@ -52,7 +72,7 @@ class WebhookUpdate(PartialUpdate):
     url: WebhookUrl | None = None
     events: Events | None = None
     description: Description | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class WebhookRead(BaseModel):

@@ -3,6 +3,7 @@ import time
 import unicodedata
 from typing import Any
 
+import bcrypt
 import httpx
 from pwdlib.hashers.bcrypt import BcryptHasher
 from sqlalchemy import select, update
@@ -11,7 +12,7 @@ from app.core.config import Settings
 from app.core.resources import Resources
 from app.domains.users.models import User
 from tests.api.v1.auth_helpers import ME, REFRESH
-from tests.conftest import serve
+from tests.conftest import serve, variant
 from tests.factories import PASSWORD, Account, log_in, register, token, unique_email, user
 from tests.problems import assert_problem
 
@@ -152,6 +153,52 @@ async def test_bcrypt_hashes_verify_and_are_upgraded_to_argon2(
         stored = await session.scalar(select(User.hashed_password).where(User.id == account.id))
     assert stored is not None
     assert stored.startswith("$argon2id$")
+
+
+async def test_a_login_takes_as_long_whatever_hash_the_account_has(
+    client: httpx.AsyncClient, migrated: Settings, resources: Resources
+) -> None:
+    """An unknown email, an account on Argon2id and an account still on an earlier release's
+    bcrypt hash cost the same refused login, so timing tells none of them apart."""
+    current = await register(client)
+    legacy = await register(client)
+    stored = bcrypt.hashpw(legacy.password.encode(), bcrypt.gensalt(10)).decode()
+    async with resources.sessionmaker.begin() as session:
+        await session.execute(
+            update(User).where(User.id == legacy.id).values(hashed_password=stored)
+        )
+    emails = {"unknown": unique_email("ghost"), "argon2": current.email, "bcrypt": legacy.email}
+    spent: dict[str, list[float]] = {kind: [] for kind in emails}
+    async with serve(variant(migrated, password_hash_bcrypt_rounds=10)) as service:
+        for _ in range(5):
+            for kind, email in emails.items():
+                started = time.perf_counter()
+                assert (await token(service, email, "not-the-password-1")).status_code == 401
+                spent[kind].append(time.perf_counter() - started)
+        fastest = {kind: min(times) for kind, times in spent.items()}
+        assert max(fastest.values()) < 1.5 * min(fastest.values()), fastest
+        # And the bcrypt account still signs in, with its hash upgraded.
+        assert (await token(service, legacy.email, legacy.password)).status_code == 200
+    async with resources.sessionmaker() as session:
+        upgraded = await session.scalar(select(User.hashed_password).where(User.id == legacy.id))
+    assert upgraded is not None
+    assert upgraded.startswith("$argon2id$")
+
+
+async def test_bcrypt_hashes_can_be_refused_once_none_remain(
+    client: httpx.AsyncClient, migrated: Settings, resources: Resources
+) -> None:
+    account = await register(client)
+    stored = bcrypt.hashpw(account.password.encode(), bcrypt.gensalt(4)).decode()
+    async with resources.sessionmaker.begin() as session:
+        await session.execute(
+            update(User).where(User.id == account.id).values(hashed_password=stored)
+        )
+    async with serve(variant(migrated, password_hash_bcrypt_rounds=0)) as service:
+        refused = await token(service, account.email, account.password)
+        assert_problem(refused, 401, "urn:problem-type:invalid-credentials")
+        other = await register(service)
+        assert (await token(service, other.email, other.password)).status_code == 200
 
 
 async def test_health_stays_prompt_during_a_burst_of_logins(

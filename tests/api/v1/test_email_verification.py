@@ -13,6 +13,7 @@ from tests.factories import (
     ITEMS,
     Inbox,
     body,
+    create_api_key,
     link_token,
     log_in,
     register,
@@ -67,7 +68,9 @@ async def test_a_new_email_must_be_verified_again(client: httpx.AsyncClient, inb
     assert (await client.post(VERIFY, json={"token": old_link})).status_code == 204
 
     new_email = unique_email("moved")
-    changed = await client.patch(ME, json={"email": new_email}, headers=account.headers)
+    changed = await client.patch(
+        ME, json={"email": new_email, "current_password": account.password}, headers=account.headers
+    )
     assert changed.json()["email_verified"] is False
     new_link = await verification_token(inbox, new_email)
     assert (await client.post(VERIFY, json={"token": new_link})).status_code == 204
@@ -83,7 +86,8 @@ async def test_a_link_sent_to_a_previous_address_proves_nothing(
 ) -> None:
     account = await user(client)
     to_old_address = await verification_token(inbox, account.email, "Welcome aboard")
-    await client.patch(ME, json={"email": unique_email("moved")}, headers=account.headers)
+    moved = {"email": unique_email("moved"), "current_password": account.password}
+    assert (await client.patch(ME, json=moved, headers=account.headers)).status_code == 200
     refused = await client.post(VERIFY, json={"token": to_old_address})
     assert_problem(refused, 400, "urn:problem-type:invalid-token")
     assert (await client.get(ME, headers=account.headers)).json()["email_verified"] is False
@@ -103,6 +107,24 @@ async def test_expired_and_unknown_tokens_are_refused(
         assert_problem(response, 400, "urn:problem-type:invalid-token")
     assert_problem(await client.post(VERIFY, json={"token": ""}), 422)
     assert_problem(await client.post(VERIFY, json={}), 422)
+
+
+async def test_a_credential_of_another_kind_is_an_invalid_token(
+    client: httpx.AsyncClient,
+) -> None:
+    account = await user(client)
+    key = (await create_api_key(client, account, "profile"))["key"]
+    # A client that mixes up its tokens learns that the token is wrong, not that its
+    # request is malformed.
+    for candidate in (account.access_token, account.refresh_token, key, "x" * 4096):
+        response = await client.post(VERIFY, json={"token": candidate})
+        assert_problem(response, 400, "urn:problem-type:invalid-token")
+        confirm = await client.post(
+            "/api/v1/auth/password-reset/confirm",
+            json={"token": candidate, "new_password": "a-brand-new-secret-9"},
+        )
+        assert_problem(confirm, 400, "urn:problem-type:invalid-token")
+    assert_problem(await client.post(VERIFY, json={"token": "x" * 4097}), 422)
 
 
 async def test_resending_needs_a_user_and_is_rate_limited(migrated: Settings) -> None:

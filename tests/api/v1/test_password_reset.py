@@ -1,9 +1,12 @@
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from app.core.config import Settings
 from app.core.db.base import utcnow
@@ -16,7 +19,9 @@ from tests.factories import (
     Account,
     Inbox,
     audit_events,
+    bearer,
     body,
+    create_api_key,
     link_token,
     log_in,
     register,
@@ -62,6 +67,40 @@ async def test_a_reset_link_sets_a_new_password_and_signs_out_everywhere(
     notice = await inbox.one_to(account.email, "Your password was reset")
     assert "every session" in body(notice)
     assert NEW_PASSWORD not in body(notice)
+
+
+async def test_a_reset_revokes_every_api_key_of_the_account(
+    client: httpx.AsyncClient, inbox: Inbox, resources: Resources
+) -> None:
+    # Someone registers another person's address and mints keys before its owner arrives;
+    # the owner recovers the account through the emailed link, and the keys die with it.
+    squatter = await user(client)
+    keys = [
+        (await create_api_key(client, squatter, "profile", "items:write"))["key"],
+        (await create_api_key(client, squatter, "orders:read"))["key"],
+    ]
+    for key in keys:
+        assert (await client.get(ME, headers=bearer(key))).status_code == 200
+    bystander = await user(client)
+    kept = (await create_api_key(client, bystander, "profile"))["key"]
+
+    token_value = await reset_token(client, inbox, squatter.email)
+    confirmed = await client.post(
+        CONFIRM, json={"token": token_value, "new_password": NEW_PASSWORD}
+    )
+    assert confirmed.status_code == 204
+
+    for key in keys:
+        assert_problem(await client.get(ME, headers=bearer(key)), 401)
+    assert (await client.get(ME, headers=bearer(kept))).status_code == 200
+    owner = await log_in(Account(squatter.id, squatter.email, NEW_PASSWORD), client)
+    listed = await client.get("/api/v1/users/me/api-keys", headers=owner.headers)
+    assert listed.json()["items"] == []
+    revoked = await audit_events(resources, action="api_key.revoked")
+    assert len(revoked) == 2
+    assert {event.details["reason"] for event in revoked} == {"password_reset"}
+    notice = await inbox.one_to(squatter.email, "Your password was reset")
+    assert "API key" in body(notice)
 
 
 async def test_the_email_links_to_the_public_base_url_in_text_and_html(
@@ -175,6 +214,60 @@ async def test_unknown_emails_get_the_very_same_answer_and_no_email(
     assert [message["To"] for message in delivered] == [account.email]
     requested = await audit_events(resources, action="user.password_reset_requested")
     assert [event.target_id for event in requested] == [account.id]
+
+
+@contextmanager
+def statements(resources: Resources) -> Iterator[list[str]]:
+    """The SQL of every statement the app's engine sends while the block runs."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    engine = resources.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_a_request_does_the_same_work_for_every_address(
+    app: FastAPI, client: httpx.AsyncClient, inbox: Inbox, resources: Resources
+) -> None:
+    """Response time cannot tell a known address from an unknown one: the request itself
+    does identical work for both, and the lookup, the link and the email happen after the
+    answer, in the job log."""
+    account = await register(client)
+    inactive = await register(client)
+    async with resources.sessionmaker.begin() as session:
+        await session.execute(update(User).where(User.id == inactive.id).values(is_active=False))
+    await inbox.deliver()  # the welcome emails
+
+    work = []
+    for number, email in enumerate([account.email, unique_email("ghost"), inactive.email]):
+        async with asgi_client(app, peer=f"127.0.4.{number + 1}") as peer:
+            with statements(resources) as seen:
+                assert (await peer.post(RESET, json={"email": email})).status_code == 202
+        work.append(seen)
+    assert work[0] == work[1] == work[2]
+    assert not any("users" in statement for statement in work[0])
+    # The job that did the rest sent the one email there was to send.
+    delivered = await inbox.deliver()
+    assert [message["To"] for message in delivered] == [account.email]
+
+
+async def test_the_services_own_dispatcher_mails_the_link(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    account = await register(client)
+    assert (await client.post(RESET, json={"email": account.email})).status_code == 202
+    # The job, then the email it queued (and the welcome email), through the handlers the
+    # API and the worker register.
+    assert await resources.outbox.run_once() == 2
+    assert await resources.outbox.run_once() == 1
+    [event] = await audit_events(resources, action="user.password_reset_requested")
+    assert event.target_id == account.id
 
 
 async def test_reset_requests_are_limited_per_address_and_per_email(

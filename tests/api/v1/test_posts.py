@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from app.core.resources import Resources
-from tests.factories import Account, admin, user
+from tests.factories import Account, admin, bearer, create_api_key, user
 from tests.problems import assert_problem
 
 POSTS = "/api/v1/posts"
@@ -126,3 +126,22 @@ async def test_the_author_or_an_admin_may_delete_a_post(
     assert (await client.delete(second, headers=boss.headers)).status_code == 204
     assert_problem(await client.get(second), 404)
     assert (await client.get(POSTS)).json()["total"] == 0
+
+
+async def test_an_admins_key_deletes_other_users_posts_only_with_posts_admin(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    author = await user(client)
+    boss = await admin(client, resources)
+    path = f"{POSTS}/{(await write(client, author))['id']}"
+
+    writer = bearer((await create_api_key(client, boss, "posts:write"))["key"])
+    refused = await client.delete(path, headers=writer)
+    assert_problem(refused, 403, "urn:problem-type:not-post-author")
+    assert (await client.get(path)).status_code == 200
+    own = await client.post(POSTS, json={"title": "Mine", "body": "b"}, headers=writer)
+    assert (await client.delete(f"{POSTS}/{own.json()['id']}", headers=writer)).status_code == 204
+
+    moderator = bearer((await create_api_key(client, boss, "posts:write", "posts:admin"))["key"])
+    assert_problem(await client.patch(path, json={"title": "Mine"}, headers=moderator), 403)
+    assert (await client.delete(path, headers=moderator)).status_code == 204

@@ -11,9 +11,24 @@ from sqlalchemy import select
 
 from app.core.config import Settings
 from app.core.jobs import OutboxMessage
+from app.core.jobs.email import EMAIL
 from app.core.resources import Resources
 from tests.conftest import serve
-from tests.factories import PASSWORD, admin, log_in, register, token, unique_email, user
+from tests.factories import (
+    PASSWORD,
+    Inbox,
+    admin,
+    audit_events,
+    bearer,
+    create_api_key,
+    log_in,
+    register,
+    token,
+    unique_email,
+    user,
+)
+from tests.factories.mail import body as mail_body
+from tests.problems import assert_problem
 
 USERS = "/api/v1/users"
 ME = "/api/v1/users/me"
@@ -26,7 +41,11 @@ def registration(email: str, **changes: Any) -> dict[str, Any]:
 
 async def emails_to(resources: Resources, address: str) -> list[str]:
     async with resources.sessionmaker() as session:
-        rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        rows = await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.topic == EMAIL.topic)
+            .order_by(OutboxMessage.id)
+        )
         return [row.payload["subject"] for row in rows if row.payload["to"] == address]
 
 
@@ -110,7 +129,9 @@ async def test_read_and_update_me(client: httpx.AsyncClient) -> None:
 
     new_email = unique_email("renamed")
     response = await client.patch(
-        ME, json={"full_name": "  Ada King  ", "email": new_email}, headers=account.headers
+        ME,
+        json={"full_name": "  Ada King  ", "email": new_email, "current_password": PASSWORD},
+        headers=account.headers,
     )
     assert response.status_code == 200
     assert response.json()["full_name"] == "Ada King"
@@ -121,7 +142,9 @@ async def test_read_and_update_me(client: httpx.AsyncClient) -> None:
 async def test_update_me_cannot_take_a_used_email_or_a_role(client: httpx.AsyncClient) -> None:
     first = await user(client)
     second = await user(client)
-    taken = await client.patch(ME, json={"email": first.email}, headers=second.headers)
+    taken = await client.patch(
+        ME, json={"email": first.email, "current_password": PASSWORD}, headers=second.headers
+    )
     assert taken.status_code == 409
     promoted = await client.patch(ME, json={"role": "admin"}, headers=second.headers)
     assert promoted.status_code == 422
@@ -130,6 +153,58 @@ async def test_update_me_cannot_take_a_used_email_or_a_role(client: httpx.AsyncC
     me = (await client.get(ME, headers=second.headers)).json()
     assert me["email"] == second.email
     assert me["role"] == "user"
+
+
+async def test_an_email_change_needs_the_password_in_a_password_session(
+    client: httpx.AsyncClient, resources: Resources, inbox: Inbox
+) -> None:
+    account = await user(client)
+    new_email = unique_email("taken-over")
+    missing = await client.patch(ME, json={"email": new_email}, headers=account.headers)
+    problem = assert_problem(missing, 422, "urn:problem-type:validation-error")
+    assert problem["errors"][0]["loc"] == ["body", "current_password"]
+    wrong = await client.patch(
+        ME, json={"email": new_email, "current_password": "not-it-1"}, headers=account.headers
+    )
+    assert_problem(wrong, 400, "urn:problem-type:wrong-current-password")
+    # A key with `profile` may rename its user, never move the account to another address.
+    key = bearer((await create_api_key(client, account, "profile"))["key"])
+    by_key = await client.patch(
+        ME, json={"email": new_email, "current_password": PASSWORD}, headers=key
+    )
+    assert_problem(by_key, 403, "urn:problem-type:password-session-required")
+    renamed = await client.patch(ME, json={"full_name": "Ada K"}, headers=key)
+    assert renamed.status_code == 200
+
+    me = (await client.get(ME, headers=account.headers)).json()
+    assert me["email"] == account.email
+    assert await emails_to(resources, new_email) == []
+    # Whoever holds only the key cannot have a reset link sent to an address of theirs.
+    await client.post("/api/v1/auth/password-reset", json={"email": new_email})
+    assert [message["To"] for message in await inbox.deliver()] == [account.email]
+
+
+async def test_an_email_change_tells_the_old_address_and_is_audited(
+    client: httpx.AsyncClient, resources: Resources, inbox: Inbox
+) -> None:
+    account = await user(client)
+    await inbox.deliver()  # the welcome email
+    new_email = unique_email("moved")
+    changed = await client.patch(
+        ME, json={"email": new_email, "current_password": PASSWORD}, headers=account.headers
+    )
+    assert changed.status_code == 200
+    assert changed.json()["email"] == new_email
+
+    notice = await inbox.one_to(account.email, "Your email address was changed")
+    for part in (mail_body(notice), mail_body(notice, "html")):
+        assert account.email in part
+        assert new_email not in part
+        assert PASSWORD not in part
+    [event] = await audit_events(resources, action="user.email_changed")
+    assert (event.actor_id, event.target_type, event.target_id) == (account.id, "user", account.id)
+    assert event.request_id == changed.headers["x-request-id"]
+    assert event.details == {"previous_email": account.email, "email": new_email}
 
 
 async def test_password_change_revokes_every_other_session(
@@ -223,6 +298,20 @@ async def test_deactivation_revokes_the_users_sessions_at_once(
     )
     assert refresh.status_code == 401
     assert (await token(client, someone.email, someone.password)).status_code == 401
+
+
+async def test_only_a_json_boolean_deactivates(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    someone = await user(client)
+    boss = await admin(client, resources)
+    for loose in (0, "no", "off", "false", None):
+        response = await client.patch(
+            f"{USERS}/{someone.id}", json={"is_active": loose}, headers=boss.headers
+        )
+        problem = assert_problem(response, 422, "urn:problem-type:validation-error")
+        assert problem["errors"][0]["loc"] in (["body", "is_active"], ["body"]), loose
+    assert (await client.get(ME, headers=someone.headers)).json()["is_active"] is True
 
 
 async def test_promotion_and_demotion_take_effect_on_the_next_request(

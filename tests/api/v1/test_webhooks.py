@@ -1,4 +1,5 @@
 import base64
+import re
 
 import httpx
 import pytest
@@ -146,6 +147,16 @@ async def test_only_administrators_with_the_scope_manage_webhooks(
         {"url": "ftp://93.184.216.34/hooks", "events": ORDER_EVENTS},
         {"url": "file:///etc/passwd", "events": ORDER_EVENTS},
         {"url": "not a url", "events": ORDER_EVENTS},
+        # None of these fits the documented pattern, so none is accepted either.
+        {"url": "", "events": ORDER_EVENTS},
+        {"url": "https://", "events": ORDER_EVENTS},
+        {"url": "https:93.184.216.34/hooks", "events": ORDER_EVENTS},
+        {"url": "https:\\\\93.184.216.34/hooks", "events": ORDER_EVENTS},
+        {"url": f" {PUBLIC_URL} ", "events": ORDER_EVENTS},
+        # A host outside the documented characters, and one that fits them but that the
+        # deliveries could not decode (an emoji domain, valid to the URL parser).
+        {"url": "https://'\u00e1/hooks", "events": ORDER_EVENTS},
+        {"url": "https://xn--ls8h.la/hooks", "events": ORDER_EVENTS},
         {"url": "https://" + "a" * 2050 + ".com/", "events": ORDER_EVENTS},
         {"url": PUBLIC_URL, "events": ORDER_EVENTS, "secret": "whsec_mine"},
     ],
@@ -155,6 +166,14 @@ async def test_invalid_registrations_are_422(
 ) -> None:
     root = await admin(client, resources)
     assert_problem(await client.post(WEBHOOKS, json=body, headers=root.headers), 422)
+
+
+async def test_the_document_states_which_urls_are_accepted(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    url = schema["WebhookCreate"]["properties"]["url"]
+    for refused in ("", "https://", "https:93.184.216.34", f" {PUBLIC_URL}", "ftp://host/x"):
+        assert not re.search(url["pattern"], refused), refused
+    assert re.search(url["pattern"], PUBLIC_URL)
 
 
 PRIVATE_URLS = [

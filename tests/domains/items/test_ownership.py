@@ -1,4 +1,5 @@
-"""The catalog's one ownership rule: an item's owner or an administrator changes it."""
+"""The catalog's one ownership rule: an item's owner, or an administrator acting with
+`items:admin`, changes it."""
 
 from decimal import Decimal
 
@@ -23,3 +24,15 @@ def test_the_owner_and_administrators_may_change_an_item() -> None:
 def test_anyone_else_may_not() -> None:
     with pytest.raises(NotItemOwner):
         ensure_can_change(principal(4), item_of(3))
+
+
+def test_an_administrator_without_items_admin_may_change_only_their_own() -> None:
+    scoped = principal(4, role=Role.ADMIN, scopes=["items:write"])
+    ensure_can_change(scoped, item_of(4))
+    with pytest.raises(NotItemOwner):
+        ensure_can_change(scoped, item_of(3))
+
+
+def test_the_scope_without_the_role_is_not_enough() -> None:
+    with pytest.raises(NotItemOwner):
+        ensure_can_change(principal(4, scopes=["items:write", "items:admin"]), item_of(3))
