@@ -73,7 +73,9 @@ class CursorCodec:
 
     def decode(self, token: str, scope: str) -> Position:
         body, _, signature = token.partition(".")
-        if not hmac.compare_digest(signature, self._sign(body)):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters, and a
+        # client may send any text.
+        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
             raise InvalidCursor
         try:
             payload = json.loads(_b64decode(body))

@@ -11,6 +11,7 @@ import pytest
 from app.core.resources import Resources
 from app.domains.webhooks.models import WebhookDelivery
 from tests.factories import (
+    API_KEYS,
     ITEMS,
     ORDERS,
     WEBHOOKS,
@@ -270,3 +271,25 @@ async def test_cached_item_pages_are_keyed_on_the_cursor(client: httpx.AsyncClie
     assert {i["id"] for i in first["items"]}.isdisjoint({i["id"] for i in second["items"]})
     assert again == second
     assert second["next_cursor"] is None
+
+
+async def test_a_cursor_with_non_ascii_text_is_422_on_every_list(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    root = await admin(client, resources)
+    webhook = (await register_webhook(client, root))["id"]
+    lists = [
+        ITEMS,
+        POSTS,
+        ORDERS,
+        USERS,
+        API_KEYS,
+        WEBHOOKS,
+        f"{WEBHOOKS}/{webhook}/deliveries",
+        "/api/v1/audit-events",
+    ]
+    # Percent-encoded by the client: é in the signature, in the body, and alone.
+    for cursor in ("a.é", "é.a", "é", "a.\u0663", "\U0001f600.\U0001f600"):
+        for path in lists:
+            response = await client.get(path, params={"cursor": cursor}, headers=root.headers)
+            assert_problem(response, 422, INVALID_CURSOR)

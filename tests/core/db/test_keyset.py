@@ -22,7 +22,16 @@ def test_a_cursor_round_trips_and_resists_tampering() -> None:
 
     body, signature = token.split(".")
     flipped = body[:-1] + ("A" if body[-1] != "A" else "B")
-    for bad in (f"{flipped}.{signature}", f"{body}.{signature[::-1]}", body, "", "...", "ü.x"):
+    for bad in (
+        f"{flipped}.{signature}",
+        f"{body}.{signature[::-1]}",
+        body,
+        "",
+        "...",
+        "ü.x",
+        "a.é",
+        "é.é",
+    ):
         with pytest.raises(InvalidCursor):
             codec.decode(bad, SCOPE)
     with pytest.raises(InvalidCursor):
