@@ -168,6 +168,15 @@ PRIVATE_URLS = [
     "http://[fe80::1]/hook",
     "http://[::ffff:127.0.0.1]/hook",
     "http://0.0.0.0/hook",
+    # IPv6 forms that carry an IPv4 address, which a translator or tunnel may deliver to.
+    "http://[::127.0.0.1]/hook",  # IPv4-compatible
+    "http://[64:ff9b::7f00:1]/hook",  # NAT64, well-known prefix: 127.0.0.1
+    "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64: 169.254.169.254
+    "http://[64:ff9b:1::a00:1]/hook",  # NAT64, local-use prefix
+    "http://[2002:7f00:1::]/hook",  # 6to4: 127.0.0.1
+    "http://[2002:c0a8:a::1]/hook",  # 6to4: 192.168.0.10
+    "http://[::ffff:0:7f00:1]/hook",  # IPv4-translated: 127.0.0.1
+    "http://[::ffff:0:a01:203]/hook",  # IPv4-translated: 10.1.2.3
 ]
 
 
