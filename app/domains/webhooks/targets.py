@@ -8,6 +8,9 @@ changes in between (rebinding) cannot redirect the request to an internal servic
 An IPv6 address can carry an IPv4 one that a translator or tunnel on the way delivers to
 (NAT64, 6to4, the mapped, compatible and translated forms), so such an address is public
 only if the IPv4 address inside it is too.
+
+A refusal says the same whatever the reason: telling an administrator that a name resolves
+to 10.0.0.7, or does not resolve at all, would map the internal network for them.
 """
 
 import asyncio
@@ -71,10 +74,10 @@ async def _resolve(host: str, port: int) -> list[Address]:
                 host, port, type=socket.SOCK_STREAM
             )
     except (OSError, TimeoutError) as error:
-        raise WebhookTargetNotAllowed(f"The host {host} does not resolve.") from error
+        raise WebhookTargetNotAllowed from error
     addresses = list(dict.fromkeys(ip_address(info[4][0]) for info in infos))
     if not addresses:
-        raise WebhookTargetNotAllowed(f"The host {host} does not resolve.")
+        raise WebhookTargetNotAllowed
     return addresses
 
 
@@ -85,11 +88,6 @@ async def checked_address(url: str, *, allow_private: bool) -> Address:
     addresses = await _resolve(
         parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
     )
-    if not allow_private:
-        for address in addresses:
-            if not is_public(address):
-                raise WebhookTargetNotAllowed(
-                    f"{parsed.host} resolves to {address}, which is not a public address "
-                    "(loopback, private, link-local and reserved ranges are refused)."
-                )
+    if not allow_private and not all(is_public(address) for address in addresses):
+        raise WebhookTargetNotAllowed
     return addresses[0]

@@ -206,6 +206,28 @@ async def test_a_host_that_does_not_resolve_is_refused(
     )
 
 
+async def test_a_refusal_tells_nothing_about_what_a_name_resolves_to(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    root = await admin(client, resources)
+    refusals = []
+    for url in [
+        "http://localhost/hook",
+        "https://no-such-host.invalid/hook",
+        "http://10.1.2.3/hook",
+        "http://[64:ff9b::7f00:1]/hook",
+    ]:
+        response = await client.post(
+            WEBHOOKS, json={"url": url, "events": ORDER_EVENTS}, headers=root.headers
+        )
+        refusals.append(assert_problem(response, 422, TARGET_NOT_ALLOWED)["detail"])
+    # One answer for every refused target: an internal name that resolves reads exactly as
+    # one that does not, and no address appears.
+    assert len(set(refusals)) == 1
+    assert "127.0.0.1" not in refusals[0]
+    assert "::1" not in refusals[0]
+
+
 async def test_private_targets_are_allowed_when_configured(
     app: object, settings: Settings, resources: Resources
 ) -> None:
