@@ -1,11 +1,18 @@
 """Constrained field types shared by every domain's schemas."""
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, GetJsonSchemaHandler, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+)
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError
 
 # JSON Schema patterns (ECMA-262, unanchored unless anchored) for what the validators check.
 NUL_FREE_PATTERN = "^[^\\x00]*$"
@@ -86,6 +93,27 @@ def _two_places(value: Decimal) -> str:
     return str(value.quantize(_CENT))
 
 
+# Exactly what a client may write: ASCII digits, then a point and one or two places. Python's
+# Decimal would also read exponents ("1e5"), signs, spaces, underscores and the digits of
+# every script (fullwidth, Arabic-Indic), none of which the documented form allows.
+_MONEY_TEXT = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,2})?", re.ASCII)
+
+
+def _parse_money(value: Any) -> Any:
+    """A money string in the documented form, as a Decimal; numbers go on to the checks."""
+    if isinstance(value, str):
+        if _MONEY_TEXT.fullmatch(value) is None:
+            raise PydanticCustomError(
+                "decimal_parsing",
+                "Input should be ASCII digits with at most two decimal places, such as '12.50'",
+            )
+        return Decimal(value)
+    if isinstance(value, bool):
+        # A bool is an int to Python; true is not a price.
+        raise PydanticCustomError("decimal_type", "Input should be a number or a string")
+    return value
+
+
 # Money in the API: a decimal with at most two places, written as a string with exactly
 # two ("12.50") so no client parses it into a binary float. NaN and infinities are refused.
 Money = Annotated[
@@ -94,6 +122,13 @@ Money = Annotated[
     PlainSerializer(_two_places, return_type=str, when_used="json"),
     _MoneyString(),
 ]
+
+# What makes money sent by a client exact: a string must be ASCII digits with an optional
+# point and up to two places, a number any finite one with at most two places; both then
+# meet the field's bounds. It goes last, after the bounds:
+# `Annotated[Money, Field(gt=0, le=MAX_PRICE), MoneyInput]`. Placed before them, the bounds
+# would still be checked, but pydantic could no longer state them in the JSON Schema.
+MoneyInput = BeforeValidator(_parse_money)
 
 # A sum of many Money values (what a customer spent in all): the same rendering, without the
 # NUMERIC(12, 2) bound that each stored amount has.

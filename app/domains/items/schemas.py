@@ -7,7 +7,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.core.schemas import PartialUpdate
-from app.core.types import MAX_INT32, CleanStr, Money, NoNul
+from app.core.types import MAX_INT32, CleanStr, Money, MoneyInput, NoNul
 
 # Keeps order totals (up to 1000 units on several lines) far inside Numeric(12, 2).
 MAX_PRICE = Decimal("1000000.00")
@@ -17,7 +17,7 @@ MAX_QUERY_LENGTH = 100
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNul]
 Description = Annotated[CleanStr, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
-Price = Annotated[Money, Field(gt=0, le=MAX_PRICE)]
+Price = Annotated[Money, Field(gt=0, le=MAX_PRICE), MoneyInput]
 Stock = Annotated[int, Field(ge=0, le=MAX_INT32)]
 
 
@@ -70,7 +70,7 @@ SearchText = Annotated[
     ),
     NoNul,
 ]
-PriceBound = Annotated[Money, Field(ge=0, le=MAX_PRICE)]
+PriceBound = Annotated[Money, Field(ge=0, le=MAX_PRICE), MoneyInput]
 
 
 class ItemQuery(BaseModel):
