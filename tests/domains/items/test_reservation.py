@@ -78,8 +78,10 @@ def deleted_before_its_stock_is_taken(session: AsyncSession, item_id: int) -> It
 
     def delete_first(state: ORMExecuteState) -> None:
         nonlocal deleted
-        taking = isinstance(state.statement, Update) and not deleted
-        if taking and item_id in state.statement.compile().params.values():
+        statement = state.statement
+        if deleted or not isinstance(statement, Update):
+            return
+        if item_id in statement.compile().params.values():
             deleted = True
             state.session.execute(delete(Item).where(Item.id == item_id))
 
