@@ -1,13 +1,15 @@
 """The outbox delivered to the in-process SMTP server, and the links read from what arrives."""
 
+import json
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 from pydantic import NameEmail, SecretStr
+from sqlalchemy import select
 
-from app.core.jobs import OutboxDispatcher
-from app.core.jobs.email import EMAIL, SmtpEmailSender, email_handler
+from app.core.jobs import OutboxDispatcher, OutboxMessage
+from app.core.jobs.email import EMAIL, LinkTokens, SmtpEmailSender, email_handler
 from app.core.resources import Resources
 from tests.smtp import SmtpServer
 
@@ -55,7 +57,14 @@ class Inbox:
             backoff_base=1,
             backoff_max=1,
         )
-        dispatcher.register(EMAIL, email_handler(sender, domain="example.com"))
+        dispatcher.register(
+            EMAIL,
+            email_handler(
+                sender,
+                domain="example.com",
+                link_tokens=LinkTokens.from_settings(self.resources.settings),
+            ),
+        )
         delivered = await dispatcher.run_once()
         return [(await self.smtp.next_message()).message for _ in range(delivered)]
 
@@ -68,3 +77,17 @@ class Inbox:
         ]
         assert len(matching) == 1, [(m["To"], m["Subject"]) for m in matching]
         return matching[0]
+
+
+async def job_log_text(resources: Resources) -> str:
+    """Everything the job log stores, as a database reader would see it."""
+    async with resources.sessionmaker() as session:
+        rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        return "\n".join(
+            json.dumps([row.topic, row.dedup_key, row.payload, row.last_error]) for row in rows
+        )
+
+
+def stored_link_tokens(text: str, page: str) -> set[str]:
+    """The `token` of every `page` link in stored text, whatever it stands for."""
+    return set(re.findall(rf"{re.escape(page)}\?token=([A-Za-z0-9_-]+)", text))

@@ -147,7 +147,7 @@ class AuthService:
         if user is None or not user.is_active:
             # A miss still mints and hashes a token, as a hit does, so only the hit's few
             # writes tell them apart, and the per-email limit keeps that from being sampled.
-            fingerprint(new_opaque_token())
+            fingerprint(self.links.link_tokens.seal()[1])
             return
         link = await self.links.issue(user, TokenPurpose.PASSWORD_RESET)
         await enqueue_email(
