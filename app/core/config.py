@@ -173,6 +173,28 @@ class Settings(BaseSettings):
     max_request_header_bytes: int = Field(
         default=16 * 1024, ge=1024, le=1024 * 1024, description="all header lines together"
     )
+    # The HTTP server's patience with slow clients (app.core.http.server), so a client that
+    # connects and sends nothing, or sends a request a byte at a time, cannot hold a
+    # connection open for ever.
+    request_head_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="seconds to send a whole request line and headers, from connecting or "
+        "from the first byte of a request on a kept-alive connection",
+    )
+    request_body_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="most seconds between two pieces of a request body",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=600,
+        description="seconds an idle connection stays open after a response",
+    )
     gzip_minimum_size: int = Field(default=1024, ge=0, le=1024 * 1024)
     hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
 
