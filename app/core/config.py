@@ -137,7 +137,9 @@ class Settings(BaseSettings):
 
     outbox_enabled: bool = Field(default=True, description="run the delivery loop in this process")
     outbox_poll_interval: float = Field(default=5.0, gt=0)
-    outbox_batch_size: int = Field(default=20, ge=1, le=1000)
+    outbox_batch_size: int = Field(
+        default=20, ge=1, le=1000, description="deliveries each dispatcher keeps in flight"
+    )
     outbox_max_attempts: int = Field(default=10, ge=1, le=100)
     outbox_lease_seconds: float = Field(default=60.0, gt=0)
     outbox_retry_base_seconds: float = Field(

@@ -31,6 +31,7 @@ logger = logging.getLogger(__package__)
 # Long enough for an operator to see why, short enough not to store a whole traceback.
 _LAST_ERROR_LIMIT = 2000
 _PURGE_INTERVAL_SECONDS = 3600.0
+_RETRY_MARGIN_SECONDS = 0.01
 
 P = TypeVar("P", bound=BaseModel)
 Clock = Callable[[], datetime]
@@ -49,9 +50,14 @@ def backoff_delay(attempt: int, *, base: float, maximum: float) -> float:
 class OutboxDispatcher:
     """Claims due messages and delivers each through the handler registered for its topic.
 
-    `run_once()` processes one batch; `start()` runs batches in a background task until
-    `stop()`, polling every `poll_interval` seconds or sooner when woken: by `wake()` in this
-    process, or by a NOTIFY from any process when `listen_dsn` (PostgreSQL) is given.
+    `run_once()` processes one batch and waits for it. `start()` runs a background loop
+    until `stop()` that keeps up to `batch_size` deliveries in flight: it claims as soon as
+    it is woken and has room, so a slow delivery (a receiver that hangs until its timeout)
+    holds one slot, never the messages queued behind it. It looks for work every
+    `poll_interval` seconds, when one of its retries falls due, when a slot frees up after
+    it ran full, and when woken: by `wake()` in this process, or by a NOTIFY from any process
+    when `listen_dsn` (PostgreSQL) is given. On SQLite, where there is no NOTIFY, these
+    in-process wake-ups are all there is, so none of them may wait for a batch to finish.
     """
 
     def __init__(
@@ -86,6 +92,11 @@ class OutboxDispatcher:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # Whether the last claim filled every slot: then more may be due once one frees up.
+        self._saturated = False
+        # Wake-ups for when the retries this dispatcher scheduled fall due.
+        self._retry_timers: set[asyncio.TimerHandle] = set()
 
     @property
     def running(self) -> bool:
@@ -110,7 +121,7 @@ class OutboxDispatcher:
 
     async def run_once(self) -> int:
         """Claim one batch of due messages and deliver it; returns how many were claimed."""
-        claimed = await self._claim()
+        claimed = await self._claim(limit=self._batch_size)
         if claimed:
             async with asyncio.TaskGroup() as group:
                 for delivery in claimed:
@@ -126,7 +137,8 @@ class OutboxDispatcher:
             self._listen_task = asyncio.create_task(self._listener.run(), name="outbox-listener")
 
     async def stop(self, grace_seconds: float | None = None) -> None:
-        """Let the current batch finish, then stop; cancel it if it outlasts the grace period.
+        """Claim nothing more, let the deliveries in flight finish, then stop; cancel those
+        that outlast the grace period.
 
         A cancelled delivery keeps its lease and is claimed again once the lease expires,
         so stopping never loses a message.
@@ -141,29 +153,73 @@ class OutboxDispatcher:
             return
         self._stopping = True
         self._wake.set()
+        for timer in self._retry_timers:
+            timer.cancel()
+        self._retry_timers.clear()
         grace = self._delivery_timeout if grace_seconds is None else grace_seconds
-        _, pending = await asyncio.wait({task}, timeout=grace)
-        if pending:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        deadline = time.monotonic() + grace
+        # The loop never waits for a delivery, so it ends as soon as a claim in progress
+        # does (whose messages join those in flight).
+        for tasks in ({task}, self._in_flight):
+            if tasks:
+                remaining = max(0.0, deadline - time.monotonic())
+                _, pending = await asyncio.wait(set(tasks), timeout=remaining)
+                for late in pending:
+                    late.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
 
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            try:
-                claimed = await self.run_once()
-                await self._purge_if_due()
-            except Exception:
-                # A database outage must not end the loop; the next poll tries again.
-                logger.exception("outbox dispatch failed")
-                claimed = 0
+            room = self._batch_size - len(self._in_flight)
+            claimed: list[Delivery] = []
+            if room > 0:
+                try:
+                    claimed = await self._claim(limit=room)
+                    await self._purge_if_due()
+                except Exception:
+                    # A database outage must not end the loop; the next poll tries again.
+                    logger.exception("outbox dispatch failed")
+                for delivery in claimed:
+                    self._spawn(delivery)
+            # Full: a delivery that ends wakes the loop, since more may be due by then.
+            self._saturated = len(self._in_flight) >= self._batch_size
             if self._stopping:
                 break
-            if claimed < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._poll_interval):
-                        await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
+
+    def _spawn(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._deliver_reporting(delivery), name="outbox-delivery")
+        self._in_flight.add(task)
+        task.add_done_callback(self._delivery_done)
+
+    def _delivery_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._saturated:
+            self.wake()
+
+    async def _deliver_reporting(self, delivery: Delivery) -> None:
+        try:
+            await self._deliver(delivery)
+        except Exception:
+            # Recording the outcome failed (the database went away): the lease expires and
+            # the message is claimed again, so it is delayed, never lost.
+            logger.exception("outbox message %s: recording its outcome failed", delivery.id)
+
+    def _wake_at_retry(self, delay: float) -> None:
+        """Look again when a retry falls due rather than at the next poll, which may be
+        later; a moment after, so the claim's clock has passed it."""
+        if not self.running:
+            return
+
+        def wake() -> None:
+            self._retry_timers.discard(timer)
+            self.wake()
+
+        timer = asyncio.get_running_loop().call_later(delay + _RETRY_MARGIN_SECONDS, wake)
+        self._retry_timers.add(timer)
 
     async def _purge_if_due(self) -> None:
         """Remove delivered messages past their retention, at most once an hour."""
@@ -174,7 +230,7 @@ class OutboxDispatcher:
         if removed:
             logger.info("purged %s delivered outbox messages", removed)
 
-    async def _claim(self) -> list[Delivery]:
+    async def _claim(self, *, limit: int) -> list[Delivery]:
         if not self._handlers:
             return []
         now = self._clock()
@@ -189,7 +245,7 @@ class OutboxDispatcher:
                 OutboxMessage.topic.in_(list(self._handlers)),
             )
             .order_by(OutboxMessage.available_at, OutboxMessage.id)
-            .limit(self._batch_size)
+            .limit(limit)
             .with_for_update(skip_locked=True)
         )
         async with self._sessionmaker.begin() as session:
@@ -243,6 +299,8 @@ class OutboxDispatcher:
             return
         OUTBOX_RETRIED.labels(delivery.topic).inc()
         delay = backoff_delay(delivery.attempt, base=self._backoff_base, maximum=self._backoff_max)
+        retry_at = self._clock() + timedelta(seconds=delay)
+        self._wake_at_retry(delay)
         logger.warning(
             "outbox message %s (%s) failed on attempt %s, retrying in %.0fs: %s",
             delivery.id,
@@ -253,10 +311,7 @@ class OutboxDispatcher:
             extra=context,
         )
         await self._finish(
-            delivery,
-            status=OutboxStatus.PENDING,
-            available_at=self._clock() + timedelta(seconds=delay),
-            last_error=reason,
+            delivery, status=OutboxStatus.PENDING, available_at=retry_at, last_error=reason
         )
 
     async def _finish(self, delivery: Delivery, **values: Any) -> None:
