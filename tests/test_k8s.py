@@ -170,6 +170,15 @@ def test_the_ingress_lets_the_service_answer_oversize_bodies() -> None:
     )
 
 
+def test_the_worker_is_probed_on_its_liveness_path_and_port() -> None:
+    (worker,) = resource("Deployment", "worker")["spec"]["template"]["spec"]["containers"]
+    probe = worker["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/health"
+    (port,) = [p for p in worker["ports"] if p["name"] == probe["port"]]
+    environment = {variable["name"]: variable["value"] for variable in worker["env"]}
+    assert str(port["containerPort"]) == environment["WORKER_METRICS_PORT"]
+
+
 def test_the_migration_job_and_the_worker_run_the_composes_commands() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     (migrate,) = resource("Job", "migrate")["spec"]["template"]["spec"]["containers"]

@@ -165,7 +165,16 @@ class Settings(BaseSettings):
 
     metrics_enabled: bool = True
     worker_metrics_port: int = Field(
-        default=9100, ge=0, le=65535, description="`python -m app.worker` serves /metrics here"
+        default=9100,
+        ge=0,
+        le=65535,
+        description="`python -m app.worker` serves /metrics and its liveness, /health, here",
+    )
+    worker_unhealthy_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="the worker's /health answers 503 once its database work has been "
+        "failing this long",
     )
 
     cors_origins: Origins = Field(default_factory=list)

@@ -14,7 +14,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db.base import utcnow
-from app.core.jobs.maintenance import purge_delivered
+from app.core.jobs.health import FailureWatch
+from app.core.jobs.inflight import InFlight, RetryAlarms
+from app.core.jobs.maintenance import BACKLOG_COUNT_INTERVAL_SECONDS, Housekeeping
 from app.core.jobs.messages import Delivery, Handler, MessageType
 from app.core.jobs.models import OutboxMessage, OutboxStatus
 from app.core.jobs.wakeups import Listener
@@ -30,8 +32,6 @@ logger = logging.getLogger(__package__)
 
 # Long enough for an operator to see why, short enough not to store a whole traceback.
 _LAST_ERROR_LIMIT = 2000
-_PURGE_INTERVAL_SECONDS = 3600.0
-_RETRY_MARGIN_SECONDS = 0.01
 
 P = TypeVar("P", bound=BaseModel)
 Clock = Callable[[], datetime]
@@ -73,6 +73,7 @@ class OutboxDispatcher:
         retention: timedelta | None = None,
         listen_dsn: str | None = None,
         clock: Clock = utcnow,
+        backlog_count_interval: float = BACKLOG_COUNT_INTERVAL_SECONDS,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._handlers: dict[str, Handler] = {}
@@ -84,23 +85,36 @@ class OutboxDispatcher:
         self._delivery_timeout = lease_seconds / 2
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
-        self._retention = retention
-        self._next_purge = 0.0
+        self._housekeeping = Housekeeping(
+            sessionmaker,
+            retention=retention,
+            clock=clock,
+            topics=lambda: self._handlers,
+            count_every=backlog_count_interval,
+        )
+        self._watch = FailureWatch(logger, "outbox dispatch")
         self._listener = Listener(listen_dsn, self.wake) if listen_dsn is not None else None
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
-        # Whether the last claim filled every slot: then more may be due once one frees up.
-        self._saturated = False
-        # Wake-ups for when the retries this dispatcher scheduled fall due.
-        self._retry_timers: set[asyncio.TimerHandle] = set()
+        self._in_flight = InFlight(batch_size, on_free=self.wake)
+        self._retry_alarms = RetryAlarms(self.wake)
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def failing_for(self) -> float:
+        """Seconds its database work has been failing; 0 when the last attempt worked."""
+        return self._watch.failing_for
+
+    def can_work(self, *, unhealthy_after: float) -> bool:
+        """Running, and not failing for longer than `unhealthy_after` seconds: what a worker's
+        liveness check asks (a restart may not cure an outage, but a stuck process it does)."""
+        return self.running and self.failing_for < unhealthy_after
 
     def register(
         self, message_type: MessageType[P], handle: Callable[[P, Delivery], Awaitable[None]]
@@ -153,82 +167,47 @@ class OutboxDispatcher:
             return
         self._stopping = True
         self._wake.set()
-        for timer in self._retry_timers:
-            timer.cancel()
-        self._retry_timers.clear()
+        self._retry_alarms.cancel()
         grace = self._delivery_timeout if grace_seconds is None else grace_seconds
         deadline = time.monotonic() + grace
         # The loop never waits for a delivery, so it ends as soon as a claim in progress
         # does (whose messages join those in flight).
-        for tasks in ({task}, self._in_flight):
-            if tasks:
-                remaining = max(0.0, deadline - time.monotonic())
-                _, pending = await asyncio.wait(set(tasks), timeout=remaining)
-                for late in pending:
-                    late.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+        _, pending = await asyncio.wait({task}, timeout=grace)
+        if pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await self._in_flight.finish(deadline)
 
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            room = self._batch_size - len(self._in_flight)
+            room = self._in_flight.room
             claimed: list[Delivery] = []
             if room > 0:
                 try:
                     claimed = await self._claim(limit=room)
-                    await self._purge_if_due()
-                except Exception:
+                    await self._housekeeping.run_if_due()
+                except Exception as error:
                     # A database outage must not end the loop; the next poll tries again.
-                    logger.exception("outbox dispatch failed")
+                    self._watch.failed(error, retry_in=self._poll_interval)
+                else:
+                    self._watch.succeeded()
                 for delivery in claimed:
-                    self._spawn(delivery)
-            # Full: a delivery that ends wakes the loop, since more may be due by then.
-            self._saturated = len(self._in_flight) >= self._batch_size
+                    self._in_flight.start(self._deliver_reporting(delivery))
             if self._stopping:
                 break
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_interval):
                     await self._wake.wait()
 
-    def _spawn(self, delivery: Delivery) -> None:
-        task = asyncio.create_task(self._deliver_reporting(delivery), name="outbox-delivery")
-        self._in_flight.add(task)
-        task.add_done_callback(self._delivery_done)
-
-    def _delivery_done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        if self._saturated:
-            self.wake()
-
     async def _deliver_reporting(self, delivery: Delivery) -> None:
         try:
             await self._deliver(delivery)
-        except Exception:
+        except Exception as error:
             # Recording the outcome failed (the database went away): the lease expires and
             # the message is claimed again, so it is delayed, never lost.
-            logger.exception("outbox message %s: recording its outcome failed", delivery.id)
-
-    def _wake_at_retry(self, delay: float) -> None:
-        """Look again when a retry falls due rather than at the next poll, which may be
-        later; a moment after, so the claim's clock has passed it."""
-        if not self.running:
-            return
-
-        def wake() -> None:
-            self._retry_timers.discard(timer)
-            self.wake()
-
-        timer = asyncio.get_running_loop().call_later(delay + _RETRY_MARGIN_SECONDS, wake)
-        self._retry_timers.add(timer)
-
-    async def _purge_if_due(self) -> None:
-        """Remove delivered messages past their retention, at most once an hour."""
-        if self._retention is None or time.monotonic() < self._next_purge:
-            return
-        self._next_purge = time.monotonic() + _PURGE_INTERVAL_SECONDS
-        removed = await purge_delivered(self._sessionmaker, before=self._clock() - self._retention)
-        if removed:
-            logger.info("purged %s delivered outbox messages", removed)
+            self._watch.failed(error, retry_in=self._poll_interval)
 
     async def _claim(self, *, limit: int) -> list[Delivery]:
         if not self._handlers:
@@ -300,7 +279,8 @@ class OutboxDispatcher:
         OUTBOX_RETRIED.labels(delivery.topic).inc()
         delay = backoff_delay(delivery.attempt, base=self._backoff_base, maximum=self._backoff_max)
         retry_at = self._clock() + timedelta(seconds=delay)
-        self._wake_at_retry(delay)
+        if self.running:
+            self._retry_alarms.set(delay)
         logger.warning(
             "outbox message %s (%s) failed on attempt %s, retrying in %.0fs: %s",
             delivery.id,
