@@ -72,8 +72,9 @@ MAX_ID = 2**63 - 1
 MAX_INT32 = 2**31 - 1
 
 _CENT = Decimal("0.01")
-# At most ten digits before the point and two after: NUMERIC(12, 2).
-MONEY_PATTERN = "^-?\\d{1,10}(\\.\\d{1,2})?$"
+# At most ten digits before the point and two after: NUMERIC(12, 2). No sign: money a client
+# sends is never negative, and the parser (`MoneyInput`) reads exactly this form.
+MONEY_PATTERN = "^\\d{1,10}(\\.\\d{1,2})?$"
 
 
 class _MoneyString:
@@ -93,10 +94,11 @@ def _two_places(value: Decimal) -> str:
     return str(value.quantize(_CENT))
 
 
-# Exactly what a client may write: ASCII digits, then a point and one or two places. Python's
+# The form a client may write: ASCII digits, then optionally a point and more digits; how
+# many of each (ten, then two) the decimal checks that follow count, naming the limit. Python's
 # Decimal would also read exponents ("1e5"), signs, spaces, underscores and the digits of
 # every script (fullwidth, Arabic-Indic), none of which the documented form allows.
-_MONEY_TEXT = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,2})?", re.ASCII)
+_MONEY_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
 def _parse_money(value: Any) -> Any:
