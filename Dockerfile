@@ -38,5 +38,6 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
 STOPSIGNAL SIGTERM
 # Gunicorn supervises the workers (restarts a crashed one); WEB_CONCURRENCY sets how many.
 # gunicorn.conf.py prepares the Prometheus multiprocess directory; the worker class is
-# uvicorn-worker's without the Server header.
-CMD ["gunicorn", "app.main:app", "--config", "gunicorn.conf.py", "--worker-class", "app.core.http.server.UvicornWorker", "--bind", "0.0.0.0:8000", "--graceful-timeout", "20", "--timeout", "60", "--keep-alive", "5"]
+# uvicorn-worker's without the Server header, with the service's slow-client and keep-alive
+# bounds (KEEP_ALIVE_TIMEOUT_SECONDS replaces --keep-alive).
+CMD ["gunicorn", "app.main:app", "--config", "gunicorn.conf.py", "--worker-class", "app.core.http.server.UvicornWorker", "--bind", "0.0.0.0:8000", "--graceful-timeout", "20", "--timeout", "60"]

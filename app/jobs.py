@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.jobs import OutboxDispatcher
-from app.core.jobs.email import EMAIL, create_email_sender, email_handler
+from app.core.jobs.email import EMAIL, LinkTokens, create_email_sender, email_handler
 from app.domains.auth.password_resets import PASSWORD_RESET_REQUESTED, password_reset_mailer
 from app.domains.orders.events import ORDER_EVENT
 from app.domains.webhooks.delivery import WEBHOOK_DELIVERY, WebhookSender, fan_out
@@ -21,7 +21,9 @@ def register_handlers(
     outbox.register(
         EMAIL,
         email_handler(
-            create_email_sender(settings), domain=settings.email_from.email.split("@")[-1]
+            create_email_sender(settings),
+            domain=settings.email_from.email.split("@")[-1],
+            link_tokens=LinkTokens.from_settings(settings),
         ),
     )
     outbox.register(

@@ -102,6 +102,12 @@ def test_data_services_are_healthchecked_persistent_and_restarted(
             assert service["restart"] == "unless-stopped", name
 
 
+def test_the_worker_is_healthchecked_on_its_own_liveness(services: dict[str, Any]) -> None:
+    check = " ".join(services["worker"]["healthcheck"]["test"])
+    port = Settings.model_fields["worker_metrics_port"].default
+    assert f"http://127.0.0.1:{port}/health" in check
+
+
 def test_smtp_goes_to_mailpit_with_its_ui(services: dict[str, Any]) -> None:
     environment = services["api"]["environment"]
     assert environment["SMTP_HOST"] == "mailpit"
@@ -301,9 +307,12 @@ async def test_the_dashboard_queries_metrics_the_service_exports(
     scrape = (await client.get(replica_url(client, "/metrics"))).text
     names = dashboard_metric_names()
     assert {"http_requests_total", "http_request_duration_seconds_bucket"} <= names
-    assert {"cache_hits_total", "rate_limit_rejections_total", "outbox_messages_dead_total"} <= (
-        names
-    )
+    assert {
+        "cache_hits_total",
+        "rate_limit_rejections_total",
+        "outbox_messages_dead_total",
+        "outbox_messages_pending",
+    } <= names
     assert names <= exported_names(scrape), names - exported_names(scrape)
     # The request metrics are in this very scrape, not only declared.
     assert "http_requests_total{" in scrape

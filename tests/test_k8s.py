@@ -280,6 +280,15 @@ def test_the_migration_runs_by_its_own_step_and_new_pods_wait_for_it() -> None:
         assert module.replace(".", "/") + ".py" in copied
 
 
+def test_the_worker_is_probed_on_its_liveness_path_and_port() -> None:
+    (worker,) = resource("Deployment", "worker")["spec"]["template"]["spec"]["containers"]
+    probe = worker["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/health"
+    (port,) = [p for p in worker["ports"] if p["name"] == probe["port"]]
+    environment = {variable["name"]: variable["value"] for variable in worker["env"]}
+    assert str(port["containerPort"]) == environment["WORKER_METRICS_PORT"]
+
+
 def test_the_worker_runs_the_composes_command() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     (worker,) = resource("Deployment", "worker")["spec"]["template"]["spec"]["containers"]

@@ -167,7 +167,9 @@ class Settings(BaseSettings):
 
     outbox_enabled: bool = Field(default=True, description="run the delivery loop in this process")
     outbox_poll_interval: float = Field(default=5.0, gt=0)
-    outbox_batch_size: int = Field(default=20, ge=1, le=1000)
+    outbox_batch_size: int = Field(
+        default=20, ge=1, le=1000, description="deliveries each dispatcher keeps in flight"
+    )
     outbox_max_attempts: int = Field(default=10, ge=1, le=100)
     outbox_lease_seconds: float = Field(default=60.0, gt=0)
     outbox_retry_base_seconds: float = Field(
@@ -193,7 +195,16 @@ class Settings(BaseSettings):
 
     metrics_enabled: bool = True
     worker_metrics_port: int = Field(
-        default=9100, ge=0, le=65535, description="`python -m app.worker` serves /metrics here"
+        default=9100,
+        ge=0,
+        le=65535,
+        description="`python -m app.worker` serves /metrics and its liveness, /health, here",
+    )
+    worker_unhealthy_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="the worker's /health answers 503 once its database work has been "
+        "failing this long",
     )
 
     cors_origins: Origins = Field(default_factory=list)
@@ -202,6 +213,28 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_request_header_bytes: int = Field(
         default=16 * 1024, ge=1024, le=1024 * 1024, description="all header lines together"
+    )
+    # The HTTP server's patience with slow clients (app.core.http.server), so a client that
+    # connects and sends nothing, or sends a request a byte at a time, cannot hold a
+    # connection open for ever.
+    request_head_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="seconds to send a whole request line and headers, from connecting or "
+        "from the first byte of a request on a kept-alive connection",
+    )
+    request_body_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="most seconds between two pieces of a request body",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=600,
+        description="seconds an idle connection stays open after a response",
     )
     gzip_minimum_size: int = Field(default=1024, ge=0, le=1024 * 1024)
     hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)

@@ -12,14 +12,15 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
+from app.core.db.cursors import MAX_CURSOR_LENGTH
 from app.core.db.keyset import CursorCodec, InvalidCursor, Slice, Window, scope_of
 from app.core.errors import raises
+
+__all__ = ["MAX_CURSOR_LENGTH", "MAX_LIMIT", "MAX_OFFSET", "Page", "PageParams", "page_of"]
 
 MAX_LIMIT = 100
 # Far beyond any real page, yet small enough for every database's integer type.
 MAX_OFFSET = 1_000_000_000
-# Room for any key this service signs (a 200-character name is the longest), not for abuse.
-MAX_CURSOR_LENGTH = 1024
 
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from tests.factories.accounts import (
 )
 from tests.factories.audit import audit_events
 from tests.factories.catalog import ITEMS, create_item, post_item, stock_of
-from tests.factories.mail import Inbox, body, link_token
+from tests.factories.mail import Inbox, body, job_log_text, link_token, stored_link_tokens
 from tests.factories.orders import ADDRESS, ORDERS, order_body, order_count, place
 from tests.factories.webhooks import ORDER_EVENTS, PUBLIC_URL, WEBHOOKS, register_webhook
 
@@ -37,6 +37,7 @@ __all__ = [
     "body",
     "create_api_key",
     "create_item",
+    "job_log_text",
     "link_token",
     "log_in",
     "order_body",
@@ -47,6 +48,7 @@ __all__ = [
     "register",
     "register_webhook",
     "stock_of",
+    "stored_link_tokens",
     "token",
     "unique_email",
     "user",

@@ -1,13 +1,15 @@
 """The outbox delivered to the in-process SMTP server, and the links read from what arrives."""
 
+import json
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 from pydantic import NameEmail, SecretStr
+from sqlalchemy import select
 
-from app.core.jobs import OutboxDispatcher
-from app.core.jobs.email import EMAIL, SmtpEmailSender, email_handler
+from app.core.jobs import OutboxDispatcher, OutboxMessage
+from app.core.jobs.email import EMAIL, LinkTokens, SmtpEmailSender, email_handler
 from app.core.resources import Resources
 from app.domains.auth.password_resets import PASSWORD_RESET_REQUESTED, password_reset_mailer
 from tests.smtp import SmtpServer
@@ -42,9 +44,8 @@ class Inbox:
     resources: Resources
     smtp: SmtpServer
 
-    async def deliver(self) -> list[EmailMessage]:
-        # Reset requests are jobs that queue their email: they run first, as a dispatcher
-        # would run them before the emails they queue.
+    async def run_jobs(self) -> None:
+        """Run the reset requests, which queue the emails they send."""
         jobs = self._dispatcher()
         jobs.register(
             PASSWORD_RESET_REQUESTED,
@@ -53,6 +54,11 @@ class Inbox:
             ),
         )
         await jobs.run_once()
+
+    async def deliver(self) -> list[EmailMessage]:
+        # Reset requests are jobs that queue their email: they run first, as a dispatcher
+        # would run them before the emails they queue.
+        await self.run_jobs()
         sender = SmtpEmailSender(
             host="127.0.0.1",
             port=self.smtp.port,
@@ -62,7 +68,8 @@ class Inbox:
             security="none",
         )
         dispatcher = self._dispatcher()
-        dispatcher.register(EMAIL, email_handler(sender, domain="example.com"))
+        links = LinkTokens.from_settings(self.resources.settings)
+        dispatcher.register(EMAIL, email_handler(sender, domain="example.com", link_tokens=links))
         delivered = await dispatcher.run_once()
         return [(await self.smtp.next_message()).message for _ in range(delivered)]
 
@@ -86,3 +93,17 @@ class Inbox:
         ]
         assert len(matching) == 1, [(m["To"], m["Subject"]) for m in matching]
         return matching[0]
+
+
+async def job_log_text(resources: Resources) -> str:
+    """Everything the job log stores, as a database reader would see it."""
+    async with resources.sessionmaker() as session:
+        rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        return "\n".join(
+            json.dumps([row.topic, row.dedup_key, row.payload, row.last_error]) for row in rows
+        )
+
+
+def stored_link_tokens(text: str, page: str) -> set[str]:
+    """The `token` of every `page` link in stored text, whatever it stands for."""
+    return set(re.findall(rf"{re.escape(page)}\?token=([A-Za-z0-9_-]+)", text))

@@ -4,19 +4,16 @@ A cursor names the last row of a page by its sort key, (sort column, id), so the
 is `WHERE (column, id) > (:column, :id)` in the list's order: an index range scan that no
 insert or delete between requests can shift, unlike an OFFSET. The cursor is signed with a
 key derived from SECRET_KEY and bound to one list with its filters and sort, so a client
-can neither forge a position nor carry one over to another query.
+can neither forge a position nor carry one over to another query; its compact, bounded
+wire form is `app.core.db.cursors`.
 """
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -25,74 +22,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
 
-from app.core.errors import BusinessRuleViolation
+from app.core.db.cursors import CursorCodec, InvalidCursor, Key, cursor_codec
+
+__all__ = [
+    "CursorCodec",
+    "InvalidCursor",
+    "Key",
+    "Slice",
+    "SortKey",
+    "Window",
+    "cursor_codec",
+    "keyset_page",
+    "page_statement",
+    "scope_of",
+]
 
 T = TypeVar("T")
-Key = tuple[Any, ...]
-
-
-class InvalidCursor(BusinessRuleViolation):
-    type = "urn:problem-type:invalid-cursor"
-    title = "Invalid cursor"
-    detail = (
-        "The cursor is malformed or altered, or belongs to another list, filter or sort; "
-        "start again from the first page."
-    )
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Where a cursor points: after the row with `key`, `offset` rows into the list."""
-
-    key: Key
-    offset: int
-
-
-class CursorCodec:
-    """Signs and verifies cursors; opaque to clients, readable only to this service."""
-
-    def __init__(self, secret: str) -> None:
-        # A key of its own: a cursor signature is never also valid as anything else's.
-        self._key = hmac.new(secret.encode(), b"keyset-cursor", hashlib.sha256).digest()
-
-    def _sign(self, body: str) -> str:
-        return _b64encode(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
-
-    def encode(self, scope: str, key: Key, *, offset: int) -> str:
-        payload = json.dumps({"s": scope, "k": list(key), "o": offset}, separators=(",", ":"))
-        body = _b64encode(payload.encode())
-        return f"{body}.{self._sign(body)}"
-
-    def decode(self, token: str, scope: str) -> Position:
-        body, _, signature = token.partition(".")
-        if not hmac.compare_digest(signature, self._sign(body)):
-            raise InvalidCursor
-        try:
-            payload = json.loads(_b64decode(body))
-        except (binascii.Error, ValueError):
-            raise InvalidCursor from None
-        key, offset = payload.get("k"), payload.get("o")
-        if (
-            payload.get("s") != scope
-            or not isinstance(key, list)
-            or not isinstance(offset, int)
-            or offset < 0
-        ):
-            raise InvalidCursor
-        return Position(key=tuple(key), offset=offset)
-
-
-@lru_cache(maxsize=4)
-def cursor_codec(secret: str) -> CursorCodec:
-    return CursorCodec(secret)
 
 
 def scope_of(name: str, filters: BaseModel | Mapping[str, Any] | None = None) -> str:

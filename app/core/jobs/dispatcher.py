@@ -14,7 +14,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db.base import utcnow
-from app.core.jobs.maintenance import purge_delivered
+from app.core.jobs.health import FailureWatch
+from app.core.jobs.inflight import InFlight, RetryAlarms
+from app.core.jobs.maintenance import BACKLOG_COUNT_INTERVAL_SECONDS, Housekeeping
 from app.core.jobs.messages import Delivery, Handler, MessageType
 from app.core.jobs.models import OutboxMessage, OutboxStatus
 from app.core.jobs.wakeups import Listener
@@ -30,7 +32,6 @@ logger = logging.getLogger(__package__)
 
 # Long enough for an operator to see why, short enough not to store a whole traceback.
 _LAST_ERROR_LIMIT = 2000
-_PURGE_INTERVAL_SECONDS = 3600.0
 
 P = TypeVar("P", bound=BaseModel)
 Clock = Callable[[], datetime]
@@ -49,9 +50,14 @@ def backoff_delay(attempt: int, *, base: float, maximum: float) -> float:
 class OutboxDispatcher:
     """Claims due messages and delivers each through the handler registered for its topic.
 
-    `run_once()` processes one batch; `start()` runs batches in a background task until
-    `stop()`, polling every `poll_interval` seconds or sooner when woken: by `wake()` in this
-    process, or by a NOTIFY from any process when `listen_dsn` (PostgreSQL) is given.
+    `run_once()` processes one batch and waits for it. `start()` runs a background loop
+    until `stop()` that keeps up to `batch_size` deliveries in flight: it claims as soon as
+    it is woken and has room, so a slow delivery (a receiver that hangs until its timeout)
+    holds one slot, never the messages queued behind it. It looks for work every
+    `poll_interval` seconds, when one of its retries falls due, when a slot frees up after
+    it ran full, and when woken: by `wake()` in this process, or by a NOTIFY from any process
+    when `listen_dsn` (PostgreSQL) is given. On SQLite, where there is no NOTIFY, these
+    in-process wake-ups are all there is, so none of them may wait for a batch to finish.
     """
 
     def __init__(
@@ -67,6 +73,7 @@ class OutboxDispatcher:
         retention: timedelta | None = None,
         listen_dsn: str | None = None,
         clock: Clock = utcnow,
+        backlog_count_interval: float = BACKLOG_COUNT_INTERVAL_SECONDS,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._handlers: dict[str, Handler] = {}
@@ -78,18 +85,36 @@ class OutboxDispatcher:
         self._delivery_timeout = lease_seconds / 2
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
-        self._retention = retention
-        self._next_purge = 0.0
+        self._housekeeping = Housekeeping(
+            sessionmaker,
+            retention=retention,
+            clock=clock,
+            topics=lambda: self._handlers,
+            count_every=backlog_count_interval,
+        )
+        self._watch = FailureWatch(logger, "outbox dispatch")
         self._listener = Listener(listen_dsn, self.wake) if listen_dsn is not None else None
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
+        self._in_flight = InFlight(batch_size, on_free=self.wake)
+        self._retry_alarms = RetryAlarms(self.wake)
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def failing_for(self) -> float:
+        """Seconds its database work has been failing; 0 when the last attempt worked."""
+        return self._watch.failing_for
+
+    def can_work(self, *, unhealthy_after: float) -> bool:
+        """Running, and not failing for longer than `unhealthy_after` seconds: what a worker's
+        liveness check asks (a restart may not cure an outage, but a stuck process it does)."""
+        return self.running and self.failing_for < unhealthy_after
 
     def register(
         self, message_type: MessageType[P], handle: Callable[[P, Delivery], Awaitable[None]]
@@ -110,7 +135,7 @@ class OutboxDispatcher:
 
     async def run_once(self) -> int:
         """Claim one batch of due messages and deliver it; returns how many were claimed."""
-        claimed = await self._claim()
+        claimed = await self._claim(limit=self._batch_size)
         if claimed:
             async with asyncio.TaskGroup() as group:
                 for delivery in claimed:
@@ -126,7 +151,8 @@ class OutboxDispatcher:
             self._listen_task = asyncio.create_task(self._listener.run(), name="outbox-listener")
 
     async def stop(self, grace_seconds: float | None = None) -> None:
-        """Let the current batch finish, then stop; cancel it if it outlasts the grace period.
+        """Claim nothing more, let the deliveries in flight finish, then stop; cancel those
+        that outlast the grace period.
 
         A cancelled delivery keeps its lease and is claimed again once the lease expires,
         so stopping never loses a message.
@@ -141,40 +167,49 @@ class OutboxDispatcher:
             return
         self._stopping = True
         self._wake.set()
+        self._retry_alarms.cancel()
         grace = self._delivery_timeout if grace_seconds is None else grace_seconds
+        deadline = time.monotonic() + grace
+        # The loop never waits for a delivery, so it ends as soon as a claim in progress
+        # does (whose messages join those in flight).
         _, pending = await asyncio.wait({task}, timeout=grace)
         if pending:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await self._in_flight.finish(deadline)
 
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            try:
-                claimed = await self.run_once()
-                await self._purge_if_due()
-            except Exception:
-                # A database outage must not end the loop; the next poll tries again.
-                logger.exception("outbox dispatch failed")
-                claimed = 0
+            room = self._in_flight.room
+            claimed: list[Delivery] = []
+            if room > 0:
+                try:
+                    claimed = await self._claim(limit=room)
+                    await self._housekeeping.run_if_due()
+                except Exception as error:
+                    # A database outage must not end the loop; the next poll tries again.
+                    self._watch.failed(error, retry_in=self._poll_interval)
+                else:
+                    self._watch.succeeded()
+                for delivery in claimed:
+                    self._in_flight.start(self._deliver_reporting(delivery))
             if self._stopping:
                 break
-            if claimed < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._poll_interval):
-                        await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
 
-    async def _purge_if_due(self) -> None:
-        """Remove delivered messages past their retention, at most once an hour."""
-        if self._retention is None or time.monotonic() < self._next_purge:
-            return
-        self._next_purge = time.monotonic() + _PURGE_INTERVAL_SECONDS
-        removed = await purge_delivered(self._sessionmaker, before=self._clock() - self._retention)
-        if removed:
-            logger.info("purged %s delivered outbox messages", removed)
+    async def _deliver_reporting(self, delivery: Delivery) -> None:
+        try:
+            await self._deliver(delivery)
+        except Exception as error:
+            # Recording the outcome failed (the database went away): the lease expires and
+            # the message is claimed again, so it is delayed, never lost.
+            self._watch.failed(error, retry_in=self._poll_interval)
 
-    async def _claim(self) -> list[Delivery]:
+    async def _claim(self, *, limit: int) -> list[Delivery]:
         if not self._handlers:
             return []
         now = self._clock()
@@ -189,7 +224,7 @@ class OutboxDispatcher:
                 OutboxMessage.topic.in_(list(self._handlers)),
             )
             .order_by(OutboxMessage.available_at, OutboxMessage.id)
-            .limit(self._batch_size)
+            .limit(limit)
             .with_for_update(skip_locked=True)
         )
         async with self._sessionmaker.begin() as session:
@@ -243,6 +278,9 @@ class OutboxDispatcher:
             return
         OUTBOX_RETRIED.labels(delivery.topic).inc()
         delay = backoff_delay(delivery.attempt, base=self._backoff_base, maximum=self._backoff_max)
+        retry_at = self._clock() + timedelta(seconds=delay)
+        if self.running:
+            self._retry_alarms.set(delay)
         logger.warning(
             "outbox message %s (%s) failed on attempt %s, retrying in %.0fs: %s",
             delivery.id,
@@ -253,10 +291,7 @@ class OutboxDispatcher:
             extra=context,
         )
         await self._finish(
-            delivery,
-            status=OutboxStatus.PENDING,
-            available_at=self._clock() + timedelta(seconds=delay),
-            last_error=reason,
+            delivery, status=OutboxStatus.PENDING, available_at=retry_at, last_error=reason
         )
 
     async def _finish(self, delivery: Delivery, **values: Any) -> None:

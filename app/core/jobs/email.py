@@ -3,14 +3,23 @@
 Request code never talks to SMTP. It calls `enqueue_email` inside its transaction and the
 outbox dispatcher sends the message after the commit, through the SMTP server at `SMTP_HOST`
 or, when none is configured, by logging it.
+
+A link that grants something (a password reset, an email verification) must not sit in the
+job log, where anyone who reads the database, or a backup of it, could use it. The queued
+message holds a seed where the link's token goes (`SealedToken`); the token is derived from
+that seed with a key from SECRET_KEY only as the email is sent (`LinkTokens`), the same on
+every attempt, so a retried delivery sends the link the first one would have.
 """
 
+import base64
 import email.message
 import email.utils
+import hashlib
+import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Literal, Protocol, Self
 
 import aiosmtplib
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, NameEmail, SecretStr
@@ -18,8 +27,66 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.jobs import Delivery, MessageType
+from app.core.security import key_id
 
 logger = logging.getLogger(__name__)
+
+_SEED_BYTES = 32
+
+
+class SealedToken(BaseModel):
+    """Where an emailed link's token goes: the seed it is derived from (which the message's
+    text holds in its place) and the id of the signing key that derives it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: str = Field(pattern=r"^[A-Za-z0-9_-]{43}$")
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+
+
+class UnknownLinkKey(LookupError):
+    """The key that sealed a queued link is configured no more (SECRET_KEY rotated and the old
+    one dropped from PREVIOUS_SECRET_KEYS): the link cannot be sent."""
+
+
+class LinkTokens:
+    """Derives the tokens of emailed links from their seeds.
+
+    The key is SECRET_KEY's, through an HMAC of its own, so a token is never also valid as
+    anything else the key signs; keys in PREVIOUS_SECRET_KEYS still derive the links queued
+    before a rotation.
+    """
+
+    def __init__(self, secret: str, previous: Iterable[str] = ()) -> None:
+        self._current = key_id(secret)
+        self._keys = {key_id(old): self._derive_key(old) for old in previous}
+        self._keys[self._current] = self._derive_key(secret)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            settings.secret_key.get_secret_value(),
+            [old.get_secret_value() for old in settings.previous_secret_keys],
+        )
+
+    @staticmethod
+    def _derive_key(secret: str) -> bytes:
+        return hmac.new(secret.encode(), b"emailed-link-token", hashlib.sha256).digest()
+
+    def seal(self) -> tuple[SealedToken, str]:
+        """A fresh seed to store with the message, and the token it stands for."""
+        sealed = SealedToken(seed=secrets.token_urlsafe(_SEED_BYTES), key_id=self._current)
+        return sealed, self.token(sealed)
+
+    def token(self, sealed: SealedToken) -> str:
+        key = self._keys.get(sealed.key_id)
+        if key is None:
+            raise UnknownLinkKey(
+                f"the link was sealed with signing key {sealed.key_id}, which is no longer "
+                "configured (SECRET_KEY or PREVIOUS_SECRET_KEYS)"
+            )
+        digest = hmac.new(key, sealed.seed.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class EmailMessage(BaseModel):
@@ -35,6 +102,17 @@ class EmailMessage(BaseModel):
     # across databases and deployments (an outbox id is not), and the same on every retry,
     # because it is stored with the queued message.
     key: str = Field(default_factory=lambda: secrets.token_hex(16), pattern=r"^[0-9a-f]{32}$")
+    # Tokens whose seeds stand in the text and HTML for them until the message is sent.
+    sealed: tuple[SealedToken, ...] = ()
+
+    def unsealed(self, tokens: LinkTokens) -> "EmailMessage":
+        """The message as it is sent: each seed replaced by the token it stands for."""
+        text, html = self.text, self.html
+        for sealed in self.sealed:
+            token = tokens.token(sealed)
+            text = text.replace(sealed.seed, token)
+            html = html.replace(sealed.seed, token) if html is not None else None
+        return self.model_copy(update={"text": text, "html": html, "sealed": ()})
 
 
 EMAIL = MessageType("email", EmailMessage)
@@ -128,9 +206,10 @@ def create_email_sender(settings: Settings) -> EmailSender:
 
 
 def email_handler(
-    sender: EmailSender, *, domain: str
+    sender: EmailSender, *, domain: str, link_tokens: LinkTokens | None = None
 ) -> Callable[[EmailMessage, Delivery], Awaitable[None]]:
-    """What delivers an `EMAIL` message.
+    """What delivers an `EMAIL` message; `link_tokens` opens the sealed links of those that
+    carry some.
 
     The Message-ID is the one stored with the message, so the rare repeat after a lost lease
     reaches the recipient as the same message and mail clients fold it away.
@@ -139,6 +218,10 @@ def email_handler(
     async def deliver(message: EmailMessage, delivery: Delivery) -> None:
         # Messages queued before keys were stored keep the id they were first sent with.
         key = message.key if "key" in delivery.payload else f"outbox-{delivery.id}"
+        if message.sealed:
+            if link_tokens is None:
+                raise UnknownLinkKey("the message carries a sealed link and no key was given")
+            message = message.unsealed(link_tokens)
         await sender.send(message, message_id=f"<{key}@{domain}>")
 
     return deliver

@@ -1,17 +1,26 @@
-"""What operators do with the job log: list dead messages, retry them, purge delivered ones."""
+"""What operators do with the job log: count its backlog, list dead messages, retry them,
+purge delivered ones."""
 
-from collections.abc import Sequence
-from datetime import datetime
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db.base import utcnow
 from app.core.jobs.models import OutboxMessage, OutboxStatus
+from app.core.observability.metrics import OUTBOX_PENDING
+
+logger = logging.getLogger(__package__)
 
 # Small enough that each delete holds its locks only briefly, even on a busy table.
 PURGE_BATCH_SIZE = 500
+PURGE_INTERVAL_SECONDS = 3600.0
+# About a scrape interval: the gauge is never much staler than Prometheus reads it.
+BACKLOG_COUNT_INTERVAL_SECONDS = 10.0
 
 
 async def dead_messages(session: AsyncSession, *, limit: int) -> list[OutboxMessage]:
@@ -23,6 +32,16 @@ async def dead_messages(session: AsyncSession, *, limit: int) -> list[OutboxMess
         .limit(limit)
     )
     return list(rows)
+
+
+async def pending_by_topic(session: AsyncSession, *, now: datetime) -> dict[str, int]:
+    """How many messages are due and not yet delivered, by topic: the backlog."""
+    rows = await session.execute(
+        select(OutboxMessage.topic, func.count())
+        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.available_at <= now)
+        .group_by(OutboxMessage.topic)
+    )
+    return dict(rows.all())
 
 
 async def retry_dead(session: AsyncSession, ids: Sequence[int] | None) -> int:
@@ -75,3 +94,46 @@ async def purge_delivered(
         removed += count
         if count < batch_size:
             return removed
+
+
+class Housekeeping:
+    """What a running dispatcher does between claims, each at its own pace: purging delivered
+    messages past their retention (at most hourly) and counting the backlog for the
+    `outbox_messages_pending` gauge (about every scrape)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        retention: timedelta | None,
+        clock: Callable[[], datetime],
+        topics: Callable[[], Iterable[str]],
+        count_every: float = BACKLOG_COUNT_INTERVAL_SECONDS,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._retention = retention
+        self._clock = clock
+        # The topics a dispatcher delivers, reported as 0 rather than absent when idle.
+        self._topics = topics
+        self._count_every = count_every
+        self._counted: set[str] = set()
+        self._next_purge = 0.0
+        self._next_count = 0.0
+
+    async def run_if_due(self) -> None:
+        now = time.monotonic()
+        if self._retention is not None and now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL_SECONDS
+            removed = await purge_delivered(
+                self._sessionmaker, before=self._clock() - self._retention
+            )
+            if removed:
+                logger.info("purged %s delivered outbox messages", removed)
+        if now >= self._next_count:
+            self._next_count = now + self._count_every
+            async with self._sessionmaker() as session:
+                pending = await pending_by_topic(session, now=self._clock())
+            # A topic whose backlog cleared reads 0 rather than its last count.
+            for topic in self._counted | pending.keys() | set(self._topics()):
+                OUTBOX_PENDING.labels(topic).set(pending.get(topic, 0))
+            self._counted |= pending.keys()

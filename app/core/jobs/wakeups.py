@@ -15,6 +15,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.jobs.health import FailureWatch
 from app.core.jobs.models import CHANNEL
 
 logger = logging.getLogger(__package__)
@@ -48,6 +49,9 @@ class Listener:
     async def run(self) -> None:
         """Listen until cancelled."""
         delay = _RECONNECT_MIN_SECONDS
+        # Polling still delivers meanwhile, so a lost listener is a warning, logged when it
+        # is lost and when it is back, not at every attempt in between.
+        watch = FailureWatch(logger, "listening for outbox notifications", level=logging.WARNING)
         while True:
             try:
                 connection = await asyncpg.connect(
@@ -57,12 +61,11 @@ class Listener:
                     server_settings={"application_name": APPLICATION_NAME},
                 )
             except _CONNECTION_ERRORS as error:
-                logger.warning(
-                    "cannot listen for outbox notifications (%s); retrying in %.1fs", error, delay
-                )
+                watch.failed(error, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
                 continue
+            watch.succeeded()
             delay = _RECONNECT_MIN_SECONDS
             try:
                 await self._listen(connection)

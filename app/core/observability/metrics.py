@@ -79,6 +79,14 @@ OUTBOX_RETRIED = Counter(
 OUTBOX_DEAD = Counter(
     "outbox_messages_dead", "Job log messages given up after their last attempt.", ["topic"]
 )
+# Counted in the database by every running dispatcher, each seeing the same table: in a
+# multiprocess scrape the live processes' values are one number, so the largest is kept.
+OUTBOX_PENDING = Gauge(
+    "outbox_messages_pending",
+    "Job log messages due and not yet delivered, by topic.",
+    ["topic"],
+    multiprocess_mode="livemax",
+)
 OUTBOX_BACKLOG_AGE = Histogram(
     "outbox_backlog_age_seconds",
     "How long each claimed job log message had been due and waiting.",

@@ -134,21 +134,30 @@ class ItemService:
         Rows are locked in ascending item id order, the same in every transaction, so two
         reservations sharing items wait for each other instead of deadlocking.
         """
-        known = await self.items.existing_ids(line.item_id for line in lines)
-        unknown = {
-            index: line.item_id for index, line in enumerate(lines) if line.item_id not in known
-        }
+        unknown = await self._unknown_lines(lines)
         if unknown:
             raise UnknownItems(unknown)
         taken: dict[int, ReservedItem] = {}
         for index, line in sorted(enumerate(lines), key=lambda pair: pair[1].item_id):
             reserved = await self.items.take_stock(line.item_id, line.quantity)
             if reserved is None:
+                # Short stock, or the item was deleted since the check above: an item that
+                # vanished meanwhile is unknown to the catalog, not out of stock.
+                vanished = await self._unknown_lines(lines)
+                if vanished:
+                    raise UnknownItems(vanished)
                 raise OutOfStock(item_id=line.item_id, line=index, quantity=line.quantity)
             taken[index] = reserved
         # Stock is part of every cached item read.
-        self._invalidate_after_commit(known)
+        self._invalidate_after_commit(line.item_id for line in lines)
         return [taken[index] for index in range(len(lines))]
+
+    async def _unknown_lines(self, lines: Sequence[StockLine]) -> dict[int, int]:
+        """The lines whose item is not in the catalog, by index."""
+        known = await self.items.existing_ids(line.item_id for line in lines)
+        return {
+            index: line.item_id for index, line in enumerate(lines) if line.item_id not in known
+        }
 
     async def release(self, lines: Sequence[StockLine]) -> None:
         """Return reserved stock (a cancelled order), in the same lock order as `reserve`."""

@@ -9,10 +9,10 @@ from app.core.config import Settings
 from app.core.db.base import utcnow
 from app.core.db.transactions import independent_transaction
 from app.core.errors import raises
-from app.core.jobs.email import EmailMessage, enqueue_email
+from app.core.jobs.email import EmailMessage, LinkTokens, SealedToken, enqueue_email
 from app.core.jobs.templates import render_email
 from app.core.pagination import Page, PageParams, page_of
-from app.core.security import PasswordHasher, fingerprint, new_opaque_token
+from app.core.security import PasswordHasher, fingerprint
 from app.domains.audit.schemas import AuditAction
 from app.domains.audit.service import AuditTrail
 from app.domains.users.exceptions import (
@@ -36,8 +36,11 @@ LINK_PATHS = {
 
 @dataclass(frozen=True, slots=True)
 class Link:
+    """A link as it is queued: its URL holds the seed of `sealed` where the token will go."""
+
     url: str
     valid_for: str
+    sealed: SealedToken
 
 
 def _describe(lifetime: timedelta) -> str:
@@ -48,11 +51,13 @@ def _describe(lifetime: timedelta) -> str:
 
 class AccountLinks:
     """Single-use links emailed to an account's address: email verification and password
-    reset. Only the token's SHA-256 is stored; the link exists in the email alone."""
+    reset. Only the token's SHA-256 is stored, and the queued email holds a seed in its
+    place (app.core.jobs.email): the link exists in the email alone."""
 
     def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.users = UserRepository(session)
         self.tokens = AccountTokenRepository(session)
+        self.link_tokens = LinkTokens.from_settings(settings)
         self.base_url = settings.public_base_url
         self.lifetimes = {
             TokenPurpose.EMAIL_VERIFICATION: timedelta(
@@ -63,7 +68,7 @@ class AccountLinks:
 
     async def issue(self, user: User, purpose: TokenPurpose) -> Link:
         """A fresh link for the user's current address; older unused ones stop working."""
-        token = new_opaque_token()
+        sealed, token = self.link_tokens.seal()
         lifetime = self.lifetimes[purpose]
         await self.tokens.replace(
             user_id=user.id,
@@ -72,8 +77,8 @@ class AccountLinks:
             token_hash=fingerprint(token),
             expires_at=utcnow() + lifetime,
         )
-        query = urlencode({"token": token})
-        return Link(f"{self.base_url}{LINK_PATHS[purpose]}?{query}", _describe(lifetime))
+        query = urlencode({"token": sealed.seed})
+        return Link(f"{self.base_url}{LINK_PATHS[purpose]}?{query}", _describe(lifetime), sealed)
 
     @raises(InvalidAccountToken)
     async def redeem(self, token: str, purpose: TokenPurpose) -> User:
@@ -93,9 +98,11 @@ def account_email(
 ) -> EmailMessage:
     """An email to an account's owner from one of the account templates, with its link."""
     values: dict[str, object] = {"full_name": user.full_name, "email": user.email}
-    if link is not None:
-        values |= {"link": link.url, "valid_for": link.valid_for}
-    return render_email(template, to=user.email, subject=subject, **values)
+    if link is None:
+        return render_email(template, to=user.email, subject=subject, **values)
+    values |= {"link": link.url, "valid_for": link.valid_for}
+    message = render_email(template, to=user.email, subject=subject, **values)
+    return message.model_copy(update={"sealed": (link.sealed,)})
 
 
 class UserService:

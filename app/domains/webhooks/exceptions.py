@@ -13,3 +13,9 @@ class WebhookTargetNotAllowed(BusinessRuleViolation):
 
     type = "urn:problem-type:webhook-target-not-allowed"
     title = "Webhook target not allowed"
+    # One answer for every refused target, so it tells nothing about the network behind
+    # the service: not what a name resolves to, nor whether it resolves at all.
+    detail = (
+        "The URL's host must resolve only to public addresses: names that do not resolve, "
+        "and loopback, private, link-local and reserved addresses, are refused."
+    )

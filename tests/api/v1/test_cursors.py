@@ -8,9 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
+from app.core.pagination import MAX_CURSOR_LENGTH
 from app.core.resources import Resources
 from app.domains.webhooks.models import WebhookDelivery
 from tests.factories import (
+    API_KEYS,
     ITEMS,
     ORDERS,
     WEBHOOKS,
@@ -103,6 +105,35 @@ async def test_items_every_row_once_while_items_arrive(
     walked = [row["id"] for row in rows]
     assert [i for i in walked if i in existing] == [i for i in final if i in existing]
     assert [i for i in final if i in walked] == walked
+
+
+# The longest names the catalog accepts, in the scripts whose characters take the most room:
+# Latin with accents, CJK, and characters beyond the Basic Multilingual Plane.
+LONGEST_NAMES = ["é" * 200, "語" * 200, "\U0001f600" * 200, "\U0010fffd" * 199 + "a"]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_the_longest_names_page_by_name_with_cursors_the_api_accepts(
+    client: httpx.AsyncClient, order: str
+) -> None:
+    owner = await user(client)
+    for name in LONGEST_NAMES:
+        await post_item(client, owner, name=name)
+        await post_item(client, owner, name="x" + name[1:])
+    params: dict[str, str | int] = {"sort": "name", "order": order, "limit": 1}
+    existing = await all_ids(client, ITEMS, {"sort": "name", "order": order})
+
+    response = await client.get(ITEMS, params=params)
+    walked: list[int] = []
+    while True:
+        assert response.status_code == 200, response.text
+        page = response.json()
+        walked += [row["id"] for row in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        assert len(page["next_cursor"]) <= MAX_CURSOR_LENGTH
+        response = await client.get(ITEMS, params=params | {"cursor": page["next_cursor"]})
+    assert walked == existing
 
 
 async def test_item_filters_hold_across_pages(client: httpx.AsyncClient) -> None:
@@ -270,3 +301,25 @@ async def test_cached_item_pages_are_keyed_on_the_cursor(client: httpx.AsyncClie
     assert {i["id"] for i in first["items"]}.isdisjoint({i["id"] for i in second["items"]})
     assert again == second
     assert second["next_cursor"] is None
+
+
+async def test_a_cursor_with_non_ascii_text_is_422_on_every_list(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    root = await admin(client, resources)
+    webhook = (await register_webhook(client, root))["id"]
+    lists = [
+        ITEMS,
+        POSTS,
+        ORDERS,
+        USERS,
+        API_KEYS,
+        WEBHOOKS,
+        f"{WEBHOOKS}/{webhook}/deliveries",
+        "/api/v1/audit-events",
+    ]
+    # Percent-encoded by the client: é in the signature, in the body, and alone.
+    for cursor in ("a.é", "é.a", "é", "a.\u0663", "\U0001f600.\U0001f600"):
+        for path in lists:
+            response = await client.get(path, params={"cursor": cursor}, headers=root.headers)
+            assert_problem(response, 422, INVALID_CURSOR)

@@ -14,9 +14,11 @@ from tests.factories import (
     Inbox,
     body,
     create_api_key,
+    job_log_text,
     link_token,
     log_in,
     register,
+    stored_link_tokens,
     unique_email,
     user,
 )
@@ -44,6 +46,19 @@ async def test_registration_emails_a_link_that_verifies_the_address(
     assert (await client.get(ME, headers=account.headers)).json()["email_verified"] is True
     again = await client.post(VERIFY, json={"token": token_value})
     assert_problem(again, 400, "urn:problem-type:invalid-token")
+
+
+async def test_the_job_log_holds_no_link_that_verifies_the_address(
+    client: httpx.AsyncClient, inbox: Inbox, resources: Resources
+) -> None:
+    account = await user(client)
+    queued = await job_log_text(resources)
+    token_value = link_token(await inbox.one_to(account.email, "Welcome aboard"), "/verify-email")
+
+    assert token_value not in queued + await job_log_text(resources)
+    [stored] = stored_link_tokens(queued, "/verify-email")
+    assert_problem(await client.post(VERIFY, json={"token": stored}), 400)
+    assert (await client.post(VERIFY, json={"token": token_value})).status_code == 204
 
 
 async def test_a_fresh_link_replaces_the_old_one_until_verified(

@@ -66,6 +66,31 @@ HOSTILE_BODIES = [
     {"name": "ok", "price": "NaN", "stock": 1},
     {"name": "ok", "price": "Infinity", "stock": 1},
     {"name": "ok", "price": "-Infinity", "stock": 1},
+    # Strings are ASCII digits, an optional point and at most two places, nothing else.
+    *(
+        {"name": "ok", "price": price, "stock": 1}
+        for price in [
+            "1e5",
+            "1E2",
+            "\uff11\uff12",  # fullwidth
+            "\u0661\u0662",  # Arabic-Indic
+            "\u06f1\u06f2",  # extended Arabic-Indic
+            "\u0967\u0968",  # Devanagari
+            "12.",
+            ".5",
+            "+5",
+            " 12.50",
+            "12.50 ",
+            "12.50\n",
+            "1_000",
+            "0x10",
+            "12,50",
+        ]
+    ),
+    {"name": "ok", "price": True, "stock": 1},
+    {"name": "ok", "price": 0.001, "stock": 1},
+    {"name": "ok", "price": -5, "stock": 1},
+    {"name": "ok", "price": 1000000.01, "stock": 1},
     {"name": "ok", "price": "1.00", "stock": -1},
     {"name": "ok", "price": "1.00", "stock": 2**31},
     {"name": "ok", "price": "1.00", "stock": 99999999999999999999},
@@ -99,6 +124,26 @@ async def test_the_maximum_price_and_stock_are_accepted(client: httpx.AsyncClien
     item = await post_item(client, owner, price="1000000", stock=2**31 - 1)
     assert item["price"] == "1000000.00"
     assert item["stock"] == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("price", "stored"),
+    [
+        ("12.50", "12.50"),
+        ("7", "7.00"),
+        ("0.5", "0.50"),
+        ("0.01", "0.01"),
+        (12.5, "12.50"),
+        (100000, "100000.00"),
+        (1e5, "100000.00"),
+        (1000000, "1000000.00"),
+    ],
+)
+async def test_prices_in_the_documented_forms_are_accepted(
+    client: httpx.AsyncClient, price: str | float, stored: str
+) -> None:
+    owner = await user(client)
+    assert (await post_item(client, owner, price=price))["price"] == stored
 
 
 async def test_owner_update_is_seen_by_the_next_read_and_list(

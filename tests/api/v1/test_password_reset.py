@@ -6,14 +6,18 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from pydantic import NameEmail, SecretStr
 from sqlalchemy import event, update
 
 from app.core.config import Settings
 from app.core.db.base import utcnow
+from app.core.jobs import OutboxDispatcher
+from app.core.jobs.email import EMAIL, LinkTokens, SmtpEmailSender, email_handler
 from app.core.resources import Resources
 from app.domains.users.models import AccountToken, User
 from app.main import create_app
 from tests.api.v1.auth_helpers import ME, REFRESH
+from tests.commands import cli
 from tests.conftest import asgi_client, variant
 from tests.factories import (
     Account,
@@ -22,9 +26,11 @@ from tests.factories import (
     bearer,
     body,
     create_api_key,
+    job_log_text,
     link_token,
     log_in,
     register,
+    stored_link_tokens,
     token,
     unique_email,
     user,
@@ -101,6 +107,77 @@ async def test_a_reset_revokes_every_api_key_of_the_account(
     assert {event.details["reason"] for event in revoked} == {"password_reset"}
     notice = await inbox.one_to(squatter.email, "Your password was reset")
     assert "API key" in body(notice)
+
+
+async def test_the_job_log_holds_no_link_that_resets_the_password(
+    client: httpx.AsyncClient, inbox: Inbox, resources: Resources
+) -> None:
+    account = await register(client)
+    await inbox.deliver()  # the welcome email
+    assert (await client.post(RESET, json={"email": account.email})).status_code == 202
+    await inbox.run_jobs()
+    queued = await job_log_text(resources)
+    message = await inbox.one_to(account.email, "Reset your password")
+    token_value = link_token(message, "/reset-password")
+    delivered = await job_log_text(resources)
+
+    # What a database reader finds where the link goes does not reset anything...
+    for text in (queued, delivered):
+        assert token_value not in text
+        for stored in stored_link_tokens(text, "/reset-password"):
+            taken = await client.post(CONFIRM, json={"token": stored, "new_password": "taken-1234"})
+            assert_problem(taken, 400, "urn:problem-type:invalid-token")
+    assert stored_link_tokens(queued, "/reset-password")
+    # ...while the emailed link does.
+    confirmed = await client.post(
+        CONFIRM, json={"token": token_value, "new_password": NEW_PASSWORD}
+    )
+    assert confirmed.status_code == 204
+
+
+async def test_a_reset_email_that_died_sends_its_working_link_once_retried(
+    client: httpx.AsyncClient, inbox: Inbox, resources: Resources, migrated: Settings
+) -> None:
+    account = await register(client)
+    await inbox.deliver()  # the welcome email
+    assert (await client.post(RESET, json={"email": account.email})).status_code == 202
+    await inbox.run_jobs()
+    # The SMTP server refuses the login: the only attempt fails and the message is dead.
+    refused = SmtpEmailSender(
+        host="127.0.0.1",
+        port=inbox.smtp.port,
+        sender=NameEmail("Reference Service", "no-reply@example.com"),
+        username=inbox.smtp.username,
+        password=SecretStr("not-the-password"),
+        security="none",
+    )
+    failing = OutboxDispatcher(
+        resources.sessionmaker,
+        batch_size=10,
+        max_attempts=1,
+        poll_interval=3600,
+        lease_seconds=30,
+        backoff_base=1,
+        backoff_max=1,
+    )
+    links = LinkTokens.from_settings(resources.settings)
+    failing.register(EMAIL, email_handler(refused, domain="example.com", link_tokens=links))
+    assert await failing.run_once() == 1
+
+    listed = await cli(migrated, "outbox", "list")
+    retried = await cli(migrated, "outbox", "retry", "--all")
+    assert "email" in listed[1]
+    assert "SMTPAuthenticationError" in listed[1]
+    assert retried[1].strip() == "1 dead message(s) queued again"
+
+    message = await inbox.one_to(account.email, "Reset your password")
+    token_value = link_token(message, "/reset-password")
+    for output in (*listed, *retried, await job_log_text(resources)):
+        assert token_value not in str(output)
+    confirmed = await client.post(
+        CONFIRM, json={"token": token_value, "new_password": NEW_PASSWORD}
+    )
+    assert confirmed.status_code == 204
 
 
 async def test_the_email_links_to_the_public_base_url_in_text_and_html(

@@ -187,6 +187,15 @@ PRIVATE_URLS = [
     "http://[fe80::1]/hook",
     "http://[::ffff:127.0.0.1]/hook",
     "http://0.0.0.0/hook",
+    # IPv6 forms that carry an IPv4 address, which a translator or tunnel may deliver to.
+    "http://[::127.0.0.1]/hook",  # IPv4-compatible
+    "http://[64:ff9b::7f00:1]/hook",  # NAT64, well-known prefix: 127.0.0.1
+    "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64: 169.254.169.254
+    "http://[64:ff9b:1::a00:1]/hook",  # NAT64, local-use prefix
+    "http://[2002:7f00:1::]/hook",  # 6to4: 127.0.0.1
+    "http://[2002:c0a8:a::1]/hook",  # 6to4: 192.168.0.10
+    "http://[::ffff:0:7f00:1]/hook",  # IPv4-translated: 127.0.0.1
+    "http://[::ffff:0:a01:203]/hook",  # IPv4-translated: 10.1.2.3
 ]
 
 
@@ -214,6 +223,28 @@ async def test_a_host_that_does_not_resolve_is_refused(
     assert_problem(
         await client.post(WEBHOOKS, json=body, headers=root.headers), 422, TARGET_NOT_ALLOWED
     )
+
+
+async def test_a_refusal_tells_nothing_about_what_a_name_resolves_to(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    root = await admin(client, resources)
+    refusals = []
+    for url in [
+        "http://localhost/hook",
+        "https://no-such-host.invalid/hook",
+        "http://10.1.2.3/hook",
+        "http://[64:ff9b::7f00:1]/hook",
+    ]:
+        response = await client.post(
+            WEBHOOKS, json={"url": url, "events": ORDER_EVENTS}, headers=root.headers
+        )
+        refusals.append(assert_problem(response, 422, TARGET_NOT_ALLOWED)["detail"])
+    # One answer for every refused target: an internal name that resolves reads exactly as
+    # one that does not, and no address appears.
+    assert len(set(refusals)) == 1
+    assert "127.0.0.1" not in refusals[0]
+    assert "::1" not in refusals[0]
 
 
 async def test_private_targets_are_allowed_when_configured(

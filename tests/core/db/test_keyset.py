@@ -1,15 +1,21 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import Select, select, text
+from sqlalchemy import Column, DateTime, Integer, Numeric, Select, String, select, text
 
 from app.core.db.keyset import CursorCodec, InvalidCursor, SortKey, Window, page_statement, scope_of
+from app.core.pagination import MAX_CURSOR_LENGTH, MAX_OFFSET
 from app.core.resources import Resources
+from app.core.types import MAX_ID
 from app.domains.items.models import Item
 from app.domains.orders.models import Order
 from app.domains.posts.models import Post
 from app.domains.users.models import User
 from app.domains.webhooks.models import WebhookDelivery
+from app.models import Base
 
 SCOPE = scope_of("items", {"sort": "price"})
 
@@ -22,13 +28,75 @@ def test_a_cursor_round_trips_and_resists_tampering() -> None:
 
     body, signature = token.split(".")
     flipped = body[:-1] + ("A" if body[-1] != "A" else "B")
-    for bad in (f"{flipped}.{signature}", f"{body}.{signature[::-1]}", body, "", "...", "ü.x"):
+    for bad in (
+        f"{flipped}.{signature}",
+        f"{body}.{signature[::-1]}",
+        body,
+        "",
+        "...",
+        "ü.x",
+        "a.é",
+        "é.é",
+    ):
         with pytest.raises(InvalidCursor):
             codec.decode(bad, SCOPE)
     with pytest.raises(InvalidCursor):
         codec.decode(token, scope_of("items", {"sort": "name"}))
     with pytest.raises(InvalidCursor):
         CursorCodec("secret-two").decode(token, SCOPE)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        ("12.50", 7),
+        ("2026-11-25T10:00:00.123456+00:00", MAX_ID),
+        (-(2**63), 0),
+        ("", 1),
+        ("plain ascii", 2),
+        ("é語\U0001f600\U0010ffff", 3),
+        ("\ud800 lone surrogate", 4),
+        ("\U0001f600" * 200, 5),
+    ],
+)
+def test_every_key_round_trips_exactly(key: tuple[Any, ...]) -> None:
+    codec = CursorCodec("secret-one")
+    token = codec.encode(SCOPE, key, offset=MAX_OFFSET)
+    position = codec.decode(token, SCOPE)
+    assert (position.key, position.offset) == (key, MAX_OFFSET)
+
+
+def _longest_value(column: Column[Any]) -> Any:
+    """The value of `column` whose cursor takes the most room."""
+    kind = column.type
+    if isinstance(kind, String):
+        assert kind.length is not None, f"{column} sorts a list but has no length bound"
+        return "\U0010ffff" * kind.length
+    if isinstance(kind, Numeric):
+        precision, scale = kind.precision or 0, kind.scale or 0
+        return -Decimal("9" * (precision - scale) + "." + "9" * scale)
+    if isinstance(kind, DateTime) or isinstance(getattr(kind, "impl_instance", None), DateTime):
+        return datetime.max.replace(tzinfo=UTC)
+    assert isinstance(kind, Integer), f"no longest value known for {column}"
+    return -(2**63)
+
+
+# Every list sorts by a column and the id, with an index on them: that index names them all.
+SORT_COLUMNS = [
+    columns[-2]
+    for table in Base.metadata.sorted_tables
+    for index in table.indexes
+    if len(columns := list(index.columns)) >= 2 and columns[-1].name == "id"
+]
+
+
+@pytest.mark.parametrize("column", SORT_COLUMNS, ids=str)
+def test_a_cursor_fits_the_api_whatever_the_row_holds(column: Column[Any]) -> None:
+    model = next(m.class_ for m in Base.registry.mappers if m.local_table is column.table)
+    key = SortKey(getattr(model, column.key), model.id)
+    row = SimpleNamespace(**{key.column.key: _longest_value(column), "id": MAX_ID})
+    cursor = CursorCodec("secret-one").encode(SCOPE, key.key_of(row), offset=MAX_OFFSET)
+    assert len(cursor) <= MAX_CURSOR_LENGTH
 
 
 def test_scopes_differ_by_list_and_filters() -> None:

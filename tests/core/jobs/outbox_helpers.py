@@ -62,6 +62,7 @@ def dispatcher(
     max_attempts: int = 3,
     poll_interval: float = 3600.0,
     listen_dsn: str | None = None,
+    backlog_count_interval: float = 10.0,
 ) -> OutboxDispatcher:
     outbox = OutboxDispatcher(
         sessionmaker,
@@ -73,6 +74,7 @@ def dispatcher(
         backoff_max=BACKOFF_MAX,
         clock=clock or utcnow,
         listen_dsn=listen_dsn,
+        backlog_count_interval=backlog_count_interval,
     )
     outbox.register(NOTE, handler)
     return outbox

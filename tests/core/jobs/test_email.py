@@ -10,8 +10,10 @@ from app.core.jobs import Delivery
 from app.core.jobs.email import (
     EMAIL,
     EmailMessage,
+    LinkTokens,
     LogEmailSender,
     SmtpEmailSender,
+    UnknownLinkKey,
     create_email_sender,
     email_handler,
     enqueue_email,
@@ -134,6 +136,70 @@ async def test_message_ids_are_unique_per_message_and_stable_across_retries(
     assert len(local_part) > 30
     assert domain == "example.org>"
     assert message.model_dump(exclude={"key"}) == WELCOME.model_dump(exclude={"key"})
+
+
+CURRENT_KEY = "current-signing-key-0123456789abcdefghij"
+OLD_KEY = "retired-signing-key-0123456789abcdefghij"
+
+
+def sealed_reset(tokens: LinkTokens) -> tuple[EmailMessage, str]:
+    """A queued reset email as the account code builds it, and the token it stands for."""
+    sealed, token = tokens.seal()
+    link = f"https://shop.example/reset-password?token={sealed.seed}"
+    message = EmailMessage(
+        to="ada@example.com",
+        subject="Reset your password",
+        text=f"Open {link}",
+        html=f'<a href="{link}">Reset</a>',
+        sealed=(sealed,),
+    )
+    return message, token
+
+
+async def test_a_sealed_link_is_opened_only_as_it_is_sent_the_same_every_attempt(
+    resources: Resources,
+) -> None:
+    tokens = LinkTokens(CURRENT_KEY)
+    message, token = sealed_reset(tokens)
+    async with resources.sessionmaker.begin() as session:
+        await enqueue_email(session, message)
+    [queued] = await stored(resources.sessionmaker)
+    assert token not in str(queued.payload)
+    sender = RecordingSender()
+    handler = EMAIL.handler(email_handler(sender, domain="example.org", link_tokens=tokens))
+
+    for attempt in (1, 2):
+        await handler(
+            Delivery(
+                id=1, topic="email", payload=queued.payload, attempt=attempt, last_attempt=False
+            )
+        )
+
+    for _, sent in sender.sent:
+        assert sent.text == f"Open https://shop.example/reset-password?token={token}"
+        assert sent.html == f'<a href="https://shop.example/reset-password?token={token}">Reset</a>'
+        assert sent.sealed == ()
+    assert len(token) >= 32
+
+
+async def test_a_link_sealed_before_a_key_rotation_opens_while_the_old_key_is_kept() -> None:
+    message, token = sealed_reset(LinkTokens(OLD_KEY))
+    delivery = Delivery(
+        id=1, topic="email", payload=message.model_dump(mode="json"), attempt=1, last_attempt=False
+    )
+    sender = RecordingSender()
+    rotated = LinkTokens(CURRENT_KEY, previous=[OLD_KEY])
+    await EMAIL.handler(email_handler(sender, domain="example.org", link_tokens=rotated))(delivery)
+    assert token in sender.sent[0][1].text
+
+    dropped = LinkTokens(CURRENT_KEY)
+    for handler in (
+        email_handler(sender, domain="example.org", link_tokens=dropped),
+        email_handler(sender, domain="example.org"),
+    ):
+        with pytest.raises(UnknownLinkKey):
+            await EMAIL.handler(handler)(delivery)
+    assert len(sender.sent) == 1
 
 
 async def test_email_topic_handler_rejects_a_malformed_payload() -> None:

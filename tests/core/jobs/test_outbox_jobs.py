@@ -1,5 +1,6 @@
 """The job log's own rules: dedup keys, the last attempt, metrics per topic, the purge."""
 
+import asyncio
 from datetime import timedelta
 
 from prometheus_client import REGISTRY
@@ -12,6 +13,7 @@ from app.core.jobs import (
     OutboxDispatcher,
     OutboxMessage,
     OutboxStatus,
+    enqueue,
     purge_delivered,
     retry_dead,
 )
@@ -195,3 +197,43 @@ async def test_retrying_dead_messages_gives_them_fresh_attempts(
         assert await retry_dead(session, None) == 1
     assert await outbox.run_once() == 1
     assert [m.status for m in await stored(sessionmaker)] == [OutboxStatus.DELIVERED] * 2
+
+
+async def test_the_running_dispatcher_reports_the_backlog_by_topic(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    release = asyncio.Event()
+
+    async def waits(_: Note, __: Delivery) -> None:
+        await release.wait()
+
+    def pending(topic: str) -> float | None:
+        return REGISTRY.get_sample_value("outbox_messages_pending", {"topic": topic})
+
+    await commit_messages(sessionmaker, {"n": 1}, {"n": 2})
+    # Due, for a topic nothing here delivers; and not due yet.
+    await commit_messages(sessionmaker, {"n": 3}, topic="test.unhandled")
+    async with sessionmaker.begin() as session:
+        await enqueue(session, TOPIC, {"n": 4})
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.payload["n"].as_integer() == 4)
+            .values(available_at=utcnow() + timedelta(hours=1))
+        )
+
+    async def counted(topic: str, count: int) -> bool:
+        return pending(topic) == count
+
+    outbox = dispatcher(sessionmaker, waits, poll_interval=0.05, backlog_count_interval=0)
+    outbox.start()
+    try:
+        # Claimed and in flight, still not delivered: both count.
+        await eventually(lambda: counted(TOPIC, 2))
+        assert pending("test.unhandled") == 1
+        release.set()
+        # Delivered: the topic reads 0, not its last count.
+        await eventually(lambda: counted(TOPIC, 0))
+        assert pending("test.unhandled") == 1
+    finally:
+        release.set()
+        await outbox.stop()

@@ -201,3 +201,69 @@ async def test_concurrent_dispatchers_deliver_each_message_exactly_once(
     assert sorted(delivered) == list(range(200))
     assert sum(counts) == 200
     assert sum(1 for count in counts if count) > 1, "the work was shared"
+
+
+class OutageSessions:
+    """A database that fails `outage` claims in a row, as one that is down would, then
+    answers again."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], outage: int) -> None:
+        self._sessionmaker = sessionmaker
+        self.left = outage
+        self.over = asyncio.Event()
+
+    def begin(self) -> Any:
+        if self.left:
+            self.left -= 1
+            raise ConnectionError("database unavailable")
+        self.over.set()
+        return self._sessionmaker.begin()
+
+    def __call__(self) -> Any:
+        return self._sessionmaker()
+
+
+async def test_an_outage_is_logged_once_when_it_begins_and_once_when_it_ends(
+    sessionmaker: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    sessions = OutageSessions(sessionmaker, outage=20)
+    delivered = asyncio.Event()
+
+    async def handler(_: Note, __: Delivery) -> None:
+        delivered.set()
+
+    # Polling every 10 ms: twenty failed claims in a fraction of a second.
+    outbox = dispatcher(sessions, handler, poll_interval=0.01)  # type: ignore[arg-type]
+    await commit_messages(sessionmaker, {"n": 1})
+    unhealthy_seen = False
+    with caplog.at_level(logging.DEBUG, logger="app.core.jobs"):
+        outbox.start()
+        try:
+            async with asyncio.timeout(10):
+                while sessions.left:
+                    unhealthy_seen |= not outbox.can_work(unhealthy_after=0.05)
+                    await asyncio.sleep(0.005)
+                await delivered.wait()
+        finally:
+            await outbox.stop()
+
+    records = [r for r in caplog.records if r.name == "app.core.jobs"]
+    errors = [r for r in records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "outbox dispatch failed" in errors[0].getMessage()
+    assert "ConnectionError: database unavailable" in errors[0].getMessage()
+    recovered = [r for r in records if r.levelno == logging.WARNING and "again" in r.getMessage()]
+    assert len(recovered) == 1, [r.getMessage() for r in records if r.levelno >= logging.INFO]
+    assert (
+        sum(r.levelno == logging.DEBUG and "still failing" in r.getMessage() for r in records) == 19
+    )
+    # Failing for longer than the threshold made the dispatcher unfit to live; working
+    # again made it fit.
+    assert unhealthy_seen
+    assert outbox.failing_for == 0
+    outbox.start()
+    try:
+        assert outbox.can_work(unhealthy_after=0.05)
+    finally:
+        await outbox.stop()
+    assert not outbox.can_work(unhealthy_after=60)  # a stopped dispatcher cannot work

@@ -2,14 +2,20 @@
 the commit; called as the order service calls it, on a real request transaction."""
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
+from sqlalchemy import Update, delete, event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState
 
 from app.core.db.transactions import request_transaction
 from app.core.resources import Resources
 from app.core.types import MAX_INT32
 from app.domains.items.exceptions import OutOfStock, UnknownItems
+from app.domains.items.models import Item
 from app.domains.items.schemas import StockLine
 from app.domains.items.service import ItemReader, ItemService
 from tests.factories import create_item, stock_of, user
@@ -62,6 +68,50 @@ async def test_unknown_items_are_named_by_their_line(
             )
     assert refused.value.lines == {1: 10**12}
     assert await stock_of(resources, known) == 10
+
+
+@contextmanager
+def deleted_before_its_stock_is_taken(session: AsyncSession, item_id: int) -> Iterator[None]:
+    """The race, made certain: the item is deleted once reserve() has found it in the
+    catalog, just before the statement that takes its stock."""
+    deleted = False
+
+    def delete_first(state: ORMExecuteState) -> None:
+        nonlocal deleted
+        statement = state.statement
+        if deleted or not isinstance(statement, Update):
+            return
+        if item_id in statement.compile().params.values():
+            deleted = True
+            state.session.execute(delete(Item).where(Item.id == item_id))
+
+    event.listen(session.sync_session, "do_orm_execute", delete_first)
+    try:
+        yield
+    finally:
+        event.remove(session.sync_session, "do_orm_execute", delete_first)
+    assert deleted
+
+
+async def test_an_item_deleted_after_the_check_is_unknown_not_out_of_stock(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    kept = await create_item(resources, owner.id, stock=5)
+    vanishing = await create_item(resources, owner.id, stock=5)
+
+    async def reserve_both() -> None:
+        async with request_transaction(resources.sessionmaker) as session:
+            with deleted_before_its_stock_is_taken(session, vanishing):
+                await ItemService(session, resources.cache).reserve(
+                    [StockLine(kept, 1), StockLine(vanishing, 1)]
+                )
+
+    with pytest.raises(UnknownItems) as refused:
+        await reserve_both()
+
+    assert refused.value.lines == {1: vanishing}
+    assert await stock_of(resources, kept) == 5
 
 
 async def test_release_returns_stock_and_saturates_at_the_maximum(

@@ -1,6 +1,7 @@
 import pytest
 from sqlalchemy import select
 
+from app.core.jobs.email import LinkTokens
 from app.core.resources import Resources
 from app.domains.users.exceptions import InvalidAccountToken
 from app.domains.users.models import AccountToken, TokenPurpose, User
@@ -20,7 +21,9 @@ async def issue(resources: Resources, user_id: int, purpose: TokenPurpose) -> st
         user = await session.get(User, user_id)
         assert user is not None
         link = await AccountLinks(session, resources.settings).issue(user, purpose)
-    return link.url.split("token=")[1]
+    # The link holds the seed until the email is sent, and the token from then on.
+    assert link.url.endswith(f"?token={link.sealed.seed}")
+    return LinkTokens.from_settings(resources.settings).token(link.sealed)
 
 
 async def redeem(resources: Resources, token: str, purpose: TokenPurpose) -> int:
