@@ -46,7 +46,7 @@ from app.core.http.methods import GZIP, GZipResponder, answers
 from app.core.http.metrics import RouteTemplates
 from app.core.http.problems import OVERLOADED
 from app.core.observability.context import REQUEST_ID_HEADER, request_id_var, well_formed_request_id
-from app.core.observability.metrics import TALLY, flushing
+from app.core.observability.metrics import TALLY, Flusher
 from app.core.rate_limit import Verdict
 
 logger = logging.getLogger("app.request")
@@ -118,14 +118,27 @@ class Edge:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            self.routes.read(scope)
-            async with flushing():
-                await self.inner(scope, receive, send)
+            await self.lifespan(scope, receive, send)
             return
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
         await self.handle(scope, receive, send)
+
+    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's life: the metrics flushed while it runs, and for the last time before
+        its shutdown is reported complete (the server may end the process right after)."""
+        self.routes.read(scope)
+        flusher = Flusher()
+
+        async def send_and_flush(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                flusher.start()
+            elif message["type"].startswith("lifespan.shutdown."):
+                flusher.stop()
+            await send(message)
+
+        await self.inner(scope, receive, send_and_flush)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()

@@ -23,6 +23,8 @@
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -308,6 +310,17 @@ class UvicornWorker(_UvicornWorker):  # type: ignore[misc]
         "server_header": False,
         "proxy_headers": False,
     }
+
+    def _install_sigquit_handler(self) -> None:
+        """Also stop gracefully on SIGHUP, which gunicorn sends the old workers of a reload.
+
+        uvicorn-worker leaves SIGHUP at its default, which ends the process on the spot: its
+        requests in flight would be cut, and what it had counted in process for the metrics
+        (app.core.observability.metrics.TALLY) lost. SIGTERM is the graceful stop.
+        """
+        super()._install_sigquit_handler()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, os.kill, os.getpid(), signal.SIGTERM)
 
 
 class GunicornLogger(_GunicornLogger):  # type: ignore[misc]

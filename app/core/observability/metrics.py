@@ -1,8 +1,8 @@
 """Prometheus metrics: every series the service records, defined in this one place.
 
 Code increments the counters defined here (cache hits and misses, rate-limit rejections)
-rather than defining its own, so every name is listed once; the HTTP series are recorded by
-app.core.http.metrics, which also serves the `/metrics` scrape.
+rather than defining its own, so every name is listed once; the edge records the HTTP
+series, and app.core.http.metrics serves the `/metrics` scrape.
 
 Under gunicorn every worker is a process with its own counters. With
 `PROMETHEUS_MULTIPROC_DIR` set (gunicorn.conf.py sets and empties it), prometheus_client
@@ -12,7 +12,7 @@ for all of them.
 That write takes a lock and touches a memory-mapped file on every update, a few
 microseconds each and several per request. The hot paths therefore count into `TALLY`, plain
 numbers in this process, and `TALLY.flush()` adds them to the metrics once a second (from
-`flushing()`, which the edge runs for the app's lifetime) and before every scrape. A scrape
+a `Flusher`, which the edge runs for the app's lifetime) and before every scrape. A scrape
 may be a second behind another worker; a worker that dies loses at most its last second.
 """
 
@@ -184,20 +184,24 @@ class Tally:
 TALLY = Tally()
 
 
-@asynccontextmanager
-async def flushing() -> AsyncIterator[None]:
-    """Flush `TALLY` every FLUSH_SECONDS while the block runs, and once more at its end."""
+class Flusher:
+    """Adds `TALLY` to the metrics every FLUSH_SECONDS from `start()` to `stop()`, and once
+    more at `stop()`: the edge runs it from the app's start-up to its shutdown."""
 
-    async def flush_forever() -> None:
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_forever(), name="metrics flush")
+
+    def stop(self) -> None:
+        """Stop, flushing what is left; synchronous, so nothing can cut it short."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        TALLY.flush()
+
+    async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             TALLY.flush()
-
-    task = asyncio.create_task(flush_forever())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        TALLY.flush()
