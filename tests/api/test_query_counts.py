@@ -59,6 +59,23 @@ async def test_a_list_page_is_a_count_and_a_select_then_nothing_while_cached(
     assert (uncached.count, cached.count) == (2, 0), (uncached.seen, cached.seen)
 
 
+async def test_a_list_without_its_total_runs_no_count(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    owner = await user(client)
+    for _ in range(3):
+        await create_item(resources, owner.id)
+    for path in (f"{ITEMS}?include_total=false", f"{ORDERS}?include_total=false"):
+        with statements(resources) as listed:
+            response = await client.get(path, headers=owner.headers)
+        assert response.status_code == 200
+        assert response.json()["total"] is None
+        # The orders list also reads the caller (the principal): no count either way.
+        assert "SELECT count" not in " ".join(listed.sent), listed.sent
+    counted = await client.get(f"{ITEMS}?include_total=true&limit=1")
+    assert counted.json()["total"] == 3
+
+
 async def test_the_current_user_is_one_query(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:

@@ -145,6 +145,31 @@ async def test_limits_are_shared_by_two_apps_on_one_redis(
         assert (await replica_b.get("/reads")).status_code == 429
 
 
+async def test_the_default_limit_holds_across_two_replicas_without_a_round_trip_each(
+    make_client: ClientFactory,
+) -> None:
+    if TEST_REDIS_URL is None:
+        pytest.skip("needs Redis: set TEST_REDIS_URL=redis://...")
+    # The API's routes spend the caller's default limit from each replica's leases.
+    async with (
+        make_client(rate_limit_default="40/minute") as replica_a,
+        make_client(rate_limit_default="40/minute") as replica_b,
+    ):
+        answers = [
+            await client.get("/api/v1/items")
+            for _ in range(30)
+            for client in (replica_a, replica_b)
+        ]
+    statuses = [answer.status_code for answer in answers]
+    # Never past the limit; short of it by at most the two units leased to the other replica.
+    assert 37 <= statuses.count(200) <= 40
+    assert set(statuses) == {200, 429}
+    refused = next(answer for answer in answers if answer.status_code == 429)
+    assert_problem(refused, 429, "urn:problem-type:rate-limit-exceeded")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert answers[0].headers["ratelimit-limit"] == "40"
+
+
 async def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored(
     make_client: ClientFactory,
 ) -> None:
