@@ -16,7 +16,9 @@ Bounds, for a limit of `L` per window and `N` workers across every replica:
   so there is no overshoot to document beyond the window's own approximation below;
 - a caller may be refused while up to `N x m x 3/2` units sit leased to other workers (a
   lease is `m = ceil(L / 20)` units, at most 1,000, and is refilled at half), so with one
-  worker and a caller that stays on it, all `L` are admitted.
+  worker and a caller that stays on it, all `L` are admitted;
+- a caller still busy in the last tenth of its window has its next window's first lease
+  taken ahead, so the window's turn costs none of its requests a wait.
 
 The window slides as Cloudflare's does: the previous fixed window's count weighs in by the
 share of it the sliding window still covers, so a client cannot double its limit across a
@@ -49,16 +51,23 @@ LEASE_SHARE = 20
 MAX_LEASE = 1000
 # Windows whose leases are forgotten at once: a sweep runs every so many new windows.
 SWEEP_EVERY = 4096
+# The share of a window, at its end, in which a busy caller's next window is leased. The
+# early lease counts the ending window in full (its weight is 1 when the next window starts)
+# and the ending window's later grants count the units leased ahead, so together they never
+# pass the limit.
+PRELEASE = 0.1
 
-# Grant up to ARGV[2] units of the window KEYS[1] (the previous window is KEYS[2]) without
-# passing the limit ARGV[1], the previous window weighing ARGV[4] of its count; return the
-# units granted and the window's count after the grant. KEYS share a hash slot (the
-# caller's), so a Redis Cluster takes them in one call.
+# Grant up to ARGV[2] units of the window KEYS[1] without passing the limit ARGV[1], the
+# previous window (KEYS[2]) weighing ARGV[4] of its count and units already leased from the
+# next window (KEYS[3]) weighing in full; return the units granted and the window's count
+# after the grant. KEYS share a hash slot (the caller's), so a Redis Cluster takes them in
+# one call.
 _LEASE = """
 local limit, want, ttl, weight = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local used = tonumber(redis.call('get', KEYS[1]) or '0')
 local earlier = math.floor(tonumber(redis.call('get', KEYS[2]) or '0') * weight)
-local grant = math.min(want, limit - used - earlier)
+local ahead = tonumber(redis.call('get', KEYS[3]) or '0')
+local grant = math.min(want, limit - used - earlier - ahead)
 if grant <= 0 then
     return {0, used + earlier}
 end
@@ -78,6 +87,8 @@ class _Lease:
     counted: int = 0
     exhausted: bool = False
     refill: "asyncio.Task[None] | None" = field(default=None, repr=False)
+    # The next window's lease, taken before this window ends (`PRELEASE`).
+    following: "_Lease | None" = field(default=None, repr=False)
 
 
 class LeasedLimiter:
@@ -110,8 +121,16 @@ class LeasedLimiter:
         key = (limit, window, identity)
         lease = self._leases.get(key)
         if lease is None or lease.window != index:
-            lease = self._leases[key] = _Lease(index)
-            self._forget_old_windows(now)
+            following = lease.following if lease is not None else None
+            if following is None or following.window != index:
+                following = _Lease(index)
+                self._forget_old_windows(now)
+            lease = self._leases[key] = following
+        elif lease.following is None and (index + 1) * window - now < window * PRELEASE:
+            # A caller still busy as its window ends: take the next window's units now, so
+            # its first requests there find them instead of all waiting for Redis at once.
+            following = lease.following = _Lease(index + 1)
+            following.refill = asyncio.create_task(self._take(key, following, (index + 1) * window))
         while True:
             reset_after = max(1, math.ceil((index + 1) * window - now))
             if lease.exhausted:
@@ -140,7 +159,11 @@ class LeasedLimiter:
             prefix = f"{self._prefix}:{limit}/{window}:{{{identity}}}"
             try:
                 granted, counted = await script(
-                    keys=[f"{prefix}:{lease.window}", f"{prefix}:{lease.window - 1}"],
+                    keys=[
+                        f"{prefix}:{lease.window}",
+                        f"{prefix}:{lease.window - 1}",
+                        f"{prefix}:{lease.window + 1}",
+                    ],
                     args=[limit, _lease_size(limit), int(window * 2000), weight],
                 )
             except REDIS_ERRORS as error:
@@ -169,7 +192,9 @@ class LeasedLimiter:
 
     async def aclose(self) -> None:
         """Wait out the leases in flight, for a shutdown that leaves no task behind."""
-        refills = [lease.refill for lease in self._leases.values() if lease.refill is not None]
+        leases = [*self._leases.values()]
+        leases += [lease.following for lease in leases if lease.following is not None]
+        refills = [lease.refill for lease in leases if lease.refill is not None]
         for refill in refills:
             with contextlib.suppress(Exception):
                 await refill

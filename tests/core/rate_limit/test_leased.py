@@ -87,3 +87,30 @@ async def test_a_caller_over_the_limit_is_refused_in_process_until_its_window_en
     finally:
         await client.aclose()
         server.destroy()
+
+
+async def test_units_leased_ahead_of_a_window_never_pass_the_limit_at_its_turn(
+    redis: Redis,
+) -> None:
+    item = parse_limit(LIMIT)
+    start = 60.0 * 29_000_000
+    now = [start + 1]
+    limiter = LeasedLimiter(
+        redis, key_prefix="test:lease", breaker=RedisBreaker("test", 1.0), clock=lambda: now[0]
+    )
+
+    async def spend(hits: int) -> int:
+        return sum([(await limiter.hit(item, "user:9")).allowed for _ in range(hits)])
+
+    admitted = await spend(item.amount // 2)
+    # The window's last tenth: the next window is leased ahead, then the caller spends what
+    # is left of this one.
+    now[0] = start + 57
+    admitted += await spend(1)
+    await limiter.aclose()
+    admitted += await spend(item.amount)
+    # The next window's first instant weighs the ending window in full: nothing is left.
+    now[0] = start + 60
+    admitted += await spend(item.amount)
+    assert admitted == item.amount
+    await limiter.aclose()
