@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     jwt_audience: str = "fastapi-reference-service-api"
     access_token_expire_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_expire_days: int = Field(default=14, ge=1, le=365)
+    max_api_keys_per_user: int = Field(
+        default=50, ge=1, le=10_000, description="live (unexpired) API keys one account may hold"
+    )
 
     # Argon2id cost; the defaults are OWASP's minimum (19 MiB, 2 passes).
     password_hash_memory_kib: int = Field(default=19456, ge=1024)

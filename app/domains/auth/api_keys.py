@@ -20,7 +20,12 @@ from app.core.pagination import Page, PageParams, page_of
 from app.core.security import fingerprint
 from app.domains.audit.schemas import AuditAction
 from app.domains.audit.service import AuditTrail
-from app.domains.auth.exceptions import ApiKeyNotFound, PasswordSessionRequired, ScopeNotAllowed
+from app.domains.auth.exceptions import (
+    ApiKeyLimitReached,
+    ApiKeyNotFound,
+    PasswordSessionRequired,
+    ScopeNotAllowed,
+)
 from app.domains.auth.models import ApiKey
 from app.domains.auth.repository import ApiKeyRepository
 from app.domains.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, Principal
@@ -39,11 +44,12 @@ class ApiKeyService:
     """The caller's own keys. Creating, listing and deleting them needs a password session:
     a leaked key must not be able to mint itself successors or hide its siblings."""
 
-    def __init__(self, session: AsyncSession, *, audit: AuditTrail) -> None:
+    def __init__(self, session: AsyncSession, *, audit: AuditTrail, most_per_user: int) -> None:
         self.keys = ApiKeyRepository(session)
         self.audit = audit
+        self.most_per_user = most_per_user
 
-    @raises(PasswordSessionRequired, ScopeNotAllowed)
+    @raises(PasswordSessionRequired, ScopeNotAllowed, ApiKeyLimitReached)
     async def create(self, principal: Principal, data: ApiKeyCreate) -> ApiKeyCreated:
         principal.password_session()
         requested = frozenset(scope.value for scope in data.scopes)
@@ -56,7 +62,7 @@ class ApiKeyService:
             if data.expires_in_days is not None
             else None
         )
-        api_key = await self.keys.add(
+        api_key = await self.keys.add_within(
             ApiKey(
                 user_id=principal.id,
                 name=data.name,
@@ -64,8 +70,11 @@ class ApiKeyService:
                 key_hash=fingerprint(key),
                 scopes=" ".join(sorted(requested)),
                 expires_at=expires_at,
-            )
+            ),
+            self.most_per_user,
         )
+        if api_key is None:
+            raise ApiKeyLimitReached(self.most_per_user)
         await self.audit.record(
             AuditAction.API_KEY_CREATED,
             actor_id=principal.id,

@@ -196,7 +196,7 @@ AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 async def get_api_key_service(
     session: SessionDep, settings: SettingsDep, audit: AuditTrailDep
 ) -> ApiKeyService:
-    return ApiKeyService(session, audit=audit)
+    return ApiKeyService(session, audit=audit, most_per_user=settings.max_api_keys_per_user)
 
 
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]

@@ -1,4 +1,11 @@
-from app.core.errors import BadRequest, BusinessRuleViolation, Forbidden, NotFound, Unauthorized
+from app.core.errors import (
+    BadRequest,
+    BusinessRuleViolation,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+)
 
 
 class InvalidCredentials(Unauthorized):
@@ -74,6 +81,16 @@ class ScopeNotAllowed(BusinessRuleViolation):
 
     def __init__(self, scopes: list[str]) -> None:
         super().__init__(f"You cannot grant scopes you do not hold: {' '.join(scopes)}.")
+
+
+class ApiKeyLimitReached(Conflict):
+    type = "urn:problem-type:api-key-limit"
+    title = "Too many API keys"
+
+    def __init__(self, most: int) -> None:
+        super().__init__(
+            f"An account holds at most {most} live API keys: revoke one you no longer use first."
+        )
 
 
 class ApiKeyNotFound(NotFound):

@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 
 from app.core.db.base import utcnow
 from app.core.db.keyset import Slice, SortKey, Window
@@ -103,6 +103,27 @@ class ApiKeyRepository(Repository[ApiKey]):
             )
             .values(last_used_at=now)
         )
+
+    async def add_within(self, api_key: ApiKey, most: int) -> ApiKey | None:
+        """Add the key unless its owner would then hold more than `most` live keys (None
+        then, and nothing added). Exact under concurrency: PostgreSQL serializes one owner's
+        additions on the owner's row, SQLite on the write the insert takes before the count."""
+        await self.session.execute(
+            select(User.id).where(User.id == api_key.user_id).with_for_update()
+        )
+        added = await self.add(api_key)
+        live = await self.session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(
+                ApiKey.user_id == api_key.user_id,
+                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
+            )
+        )
+        if (live or 0) <= most:
+            return added
+        await self.delete(added)
+        return None
 
     async def list_for_user(self, user_id: int, window: Window) -> Slice[ApiKey]:
         """Newest first."""

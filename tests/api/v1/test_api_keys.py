@@ -1,3 +1,4 @@
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -12,7 +13,7 @@ from app.core.resources import Resources
 from app.domains.auth.models import ApiKey
 from app.main import create_app
 from tests.api.v1.auth_helpers import ME
-from tests.conftest import asgi_client, variant
+from tests.conftest import asgi_client, serve, variant
 from tests.factories import (
     API_KEYS,
     ITEMS,
@@ -287,3 +288,32 @@ async def test_a_revoked_or_malformed_credential_spends_only_its_senders_budget(
         # The owner's budget is untouched: logging in again and reading still work.
         await log_in(account, owner)
         assert (await owner.get(ME, headers=account.headers)).status_code == 200
+
+
+async def test_an_account_holds_a_bounded_number_of_live_keys(
+    migrated: Settings, resources: Resources
+) -> None:
+    async with serve(variant(migrated, max_api_keys_per_user=3)) as client:
+        account = await user(client)
+        body = {"name": "script", "scopes": ["profile"]}
+        # Concurrent creations cannot pass the bound together.
+        replies = await asyncio.gather(
+            *(client.post(API_KEYS, json=body, headers=account.headers) for _ in range(6))
+        )
+        assert sorted(reply.status_code for reply in replies) == [201] * 3 + [409] * 3
+        refused = next(reply for reply in replies if reply.status_code == 409)
+        assert_problem(refused, 409, "urn:problem-type:api-key-limit")
+        assert "3" in refused.json()["detail"]
+        listed = (await client.get(API_KEYS, headers=account.headers)).json()
+        assert listed["total"] == 3
+        # An expired key no longer counts, and revoking one frees its place.
+        first, second = (entry["id"] for entry in listed["items"][:2])
+        async with resources.sessionmaker.begin() as session:
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == first).values(expires_at=utcnow())
+            )
+        assert (await client.post(API_KEYS, json=body, headers=account.headers)).status_code == 201
+        assert (await client.post(API_KEYS, json=body, headers=account.headers)).status_code == 409
+        revoked = await client.delete(f"{API_KEYS}/{second}", headers=account.headers)
+        assert revoked.status_code == 204
+        assert (await client.post(API_KEYS, json=body, headers=account.headers)).status_code == 201
