@@ -169,8 +169,15 @@ class Cache:
         """
         if not self._enabled:
             return await loader()
-        if self._near is not None and (found := self._near_hit(self._near, key, namespace, codec)):
-            return found[0]
+        near = self._near
+        if near is not None:
+            raw = self._near_raw(near.get, key, namespace)
+            if raw is None and not near.valid and self._near_raw(near.peek, key, namespace):
+                # Held, but the lease lapsed: a proof shared with every read waiting is
+                # cheaper than a GET of this read's own.
+                raw = self._near_raw(near.get, key, namespace) if await near.renew() else None
+            if raw is not None and (found := self._near_hit(raw, key, namespace, codec)):
+                return found[0]
         return await self._flights.share(
             (namespace, key),
             lambda: self._load_through(key, namespace, loader, ttl or self._ttl, codec),
@@ -215,24 +222,27 @@ class Cache:
             if token is not None:
                 await self._release(full_key, token)
 
-    def _near_hit(
-        self, near: NearCache, key: str, namespace: str | None, codec: Codec[T]
-    ) -> tuple[T] | None:
-        """The value held in this process, while the near cache's lease proves it current."""
+    def _near_raw(
+        self, lookup: Callable[[str], bytes | None], key: str, namespace: str | None
+    ) -> bytes | None:
+        """What the near cache holds for `key` (`lookup` says whether under its lease)."""
         if namespace is None:
-            full_key = self._key(key)
-        else:
-            version = near.get(self._version_key(namespace))
-            if version is None:
-                return None
-            full_key = f"{self._prefix}:{namespace}:v{int(version)}:{key}"
-        raw = near.get(full_key)
-        if raw is None or len(raw) < FRESH_UNTIL.size:
+            return lookup(self._key(key))
+        version = lookup(self._version_key(namespace))
+        if version is None:
+            return None
+        return lookup(f"{self._prefix}:{namespace}:v{int(version)}:{key}")
+
+    def _near_hit(
+        self, raw: bytes, key: str, namespace: str | None, codec: Codec[T]
+    ) -> tuple[T] | None:
+        """A near copy's value, while it is fresh."""
+        if len(raw) < FRESH_UNTIL.size:
             return None
         (fresh_until,) = FRESH_UNTIL.unpack_from(raw)
         if self._clock() >= fresh_until:
             return None
-        found = decode(codec, Entry(data=raw[FRESH_UNTIL.size :], fresh=True), full_key)
+        found = decode(codec, Entry(data=raw[FRESH_UNTIL.size :], fresh=True), key)
         if found is not None:
             self._count_hit(key, namespace)
         return found

@@ -24,7 +24,15 @@ clients use):
 
 Anything that stops the PONGs (a stalled event loop, a slow link, Redis down or restarting,
 the connection lost) lets the lease lapse: reads then go to Redis or the database, never to
-an old copy, and a lost connection empties this cache before a new one starts. A Redis
+an old copy, and a lost connection empties this cache before a new one starts.
+
+A worker busy enough that its loop takes longer than a lease to come round to a PONG lets
+the lease lapse too, while the channel is fine. A read that then finds its key held waits
+for the proof instead (`renew`): the PONG of a PING sent since a lease before the read
+began, shared by every read waiting, rather than a GET of its own (which costs a worker
+about as much as the rest of a cached read). It waits only while the channel answers
+within `SLOW_CHANNEL_LEASES` leases, and never longer, so a stalled channel still sends
+reads to Redis at once. A Redis
 Cluster has a tracking table on each primary; the near cache is for a single Redis (with
 REDIS_CLUSTER, reads go to Redis as they would without it).
 """
@@ -43,6 +51,9 @@ logger = logging.getLogger(__package__)
 
 # How long to wait before connecting again after the channel failed, at most.
 _RECONNECT_MAX_SECONDS = 5.0
+# A channel whose oldest unanswered PING is older than this many leases is treated as
+# stalled: reads stop waiting for its proofs and go to Redis.
+SLOW_CHANNEL_LEASES = 4
 
 
 class NearCache:
@@ -71,6 +82,9 @@ class NearCache:
         self._proven_at = float("-inf")
         self._pings: collections.deque[float] = collections.deque()
         self._task: asyncio.Task[None] | None = None
+        self._connection: RespConnection | None = None
+        # Resolved by the next PONG (or the channel's loss): what reads renewing wait on.
+        self._next_proof: asyncio.Future[None] | None = None
 
     @property
     def valid(self) -> bool:
@@ -80,6 +94,34 @@ class NearCache:
         if self._clock() - self._proven_at > self.lease:
             return None
         return self._entries.get(key)
+
+    def peek(self, key: str) -> bytes | None:
+        """What is held for `key`, proven current or not."""
+        return self._entries.get(key)
+
+    async def renew(self) -> bool:
+        """For a read that found the lease lapsed: wait until every invalidation sent up to
+        a lease before now has arrived (true), or give up at once or soon (false) when the
+        channel is down or slower than `SLOW_CHANNEL_LEASES` leases."""
+        connection = self._connection
+        now = self._clock()
+        since = now - self.lease
+        patience = SLOW_CHANNEL_LEASES * self.lease
+        if connection is None or (self._pings and now - self._pings[0] > patience):
+            return False
+        if not self._pings or self._pings[-1] < since:
+            self._send_ping(connection)
+        deadline = now + patience
+        while self._proven_at < since:
+            if self._connection is not connection or self._clock() > deadline:
+                return False
+            if self._next_proof is None or self._next_proof.done():
+                loop = asyncio.get_running_loop()
+                self._next_proof = proof = loop.create_future()
+                # Waiters look at the clock again at least this often, PONG or not.
+                loop.call_later(self.lease, _settle, proof)
+            await asyncio.shield(self._next_proof)
+        return True
 
     def put(self, key: str, value: bytes, epoch: int) -> None:
         """Keep `value`, read from Redis while the epoch was `epoch`, if nothing changed since."""
@@ -126,10 +168,13 @@ class NearCache:
             connection.send("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", self.prefix)
             await connection.reply()
             self._pings.clear()
+            self._connection = connection
             pinger = asyncio.create_task(self._ping(connection))
             try:
                 await self._read(connection)
             finally:
+                self._connection = None
+                self._prove()
                 pinger.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pinger
@@ -139,9 +184,18 @@ class NearCache:
     async def _ping(self, connection: RespConnection) -> None:
         interval = self.lease / 5
         while True:
-            self._pings.append(self._clock())
-            connection.send("PING")
+            self._send_ping(connection)
             await asyncio.sleep(interval)
+
+    def _send_ping(self, connection: RespConnection) -> None:
+        self._pings.append(self._clock())
+        connection.send("PING")
+
+    def _prove(self) -> None:
+        """Wake the reads renewing the lease, to look at it again."""
+        if self._next_proof is not None:
+            _settle(self._next_proof)
+            self._next_proof = None
 
     async def _read(self, connection: RespConnection) -> None:
         while True:
@@ -152,6 +206,7 @@ class NearCache:
                 continue
             if frame == "PONG" and self._pings:
                 self._proven_at = self._pings.popleft()
+                self._prove()
 
     def _invalidate(self, keys: list[bytes] | None) -> None:
         self.epoch += 1
@@ -161,3 +216,8 @@ class NearCache:
             return
         for key in keys:
             self._entries.pop(key.decode(), None)
+
+
+def _settle(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)

@@ -8,10 +8,12 @@ database, then invalidate through its own replica's cache (which waits out the l
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from app.core.cache import JSON, Cache
@@ -155,6 +157,59 @@ async def test_redis_down_or_restarted_never_brings_back_an_old_copy() -> None:
             assert await read(two, database, key) == 2
     finally:
         server.destroy()
+
+
+async def test_a_busy_worker_whose_lease_lapsed_waits_for_the_proof_instead_of_reading_redis() -> (
+    None
+):
+    server = RedisServer()
+    server.start()
+    database = Database()
+    try:
+        async with replica(server.url) as one:
+            key = "thing:1"
+            database.rows[key] = 1
+            await read_until_near(one, database, key)
+            gets = await _gets(server.url)
+            hold_the_loop(2 * LEASE)
+            assert not one.near.valid
+            assert await read(one, database, key) == 1
+            assert await _gets(server.url) == gets
+            assert one.near.valid
+    finally:
+        server.destroy()
+
+
+async def test_a_renewed_lease_never_serves_what_was_invalidated_before_it(
+    clean_redis: str,
+) -> None:
+    database = Database()
+    async with replica(clean_redis) as one:
+        key = "thing:1"
+        database.rows[key] = 1
+        await read_until_near(one, database, key)
+        hold_the_loop(2 * LEASE)
+        # Changed behind the lapsed lease, by a client that holds the loop meanwhile: the
+        # invalidation is on its way, not yet read.
+        database.rows[key] = 2
+        with SyncRedis.from_url(clean_redis) as redis:
+            redis.delete(f"{PREFIX}:{key}")
+        assert await read(one, database, key) == 2
+
+
+def hold_the_loop(seconds: float) -> None:
+    """Keep the event loop busy past the lease, as a loaded worker's is: no PONG is read."""
+    time.sleep(seconds)
+
+
+async def _gets(redis_url: str) -> int:
+    """How many GETs the Redis server has run."""
+    redis = Redis.from_url(redis_url)
+    try:
+        stats = await redis.info("commandstats")
+    finally:
+        await redis.aclose()
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
 
 
 async def test_the_resp_reader_reads_every_frame_redis_sends() -> None:
