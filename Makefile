@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run serve install install-dev migrate test lint format typecheck check lock bench bench-quick soak soak-quick clean openapi
+.PHONY: run serve install install-dev migrate test lint format typecheck check lock bench bench-quick bench-instructions soak soak-quick clean openapi
 
 run: install migrate serve ## install, migrate and serve on http://$(HOST):$(PORT)
 
@@ -79,13 +79,18 @@ lock: $(BIN)/python
 	$(UV) pip compile $(UV_TLS) pyproject.toml --generate-hashes --python-version 3.11 --no-header -q -o requirements/main.txt
 	$(UV) pip compile $(UV_TLS) pyproject.toml --extra dev --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
 
-# wrk against the production server and its baselines on PostgreSQL and Redis (about ten
+# wrk against the production server and its baselines on PostgreSQL and Redis (about eleven
 # minutes; docs/benchmarks.md). bench-quick is the CI smoke run: every scenario, no thresholds.
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-quick: install
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
+# Instructions per request on the hot paths, counted by callgrind: the same on a busy machine
+# as on a quiet one (a minute or two; needs valgrind).
+bench-instructions: install
+	$(BIN)/python -m bench.instructions $(INSTRUCTIONS_ARGS)
 
 # Mixed traffic through a PostgreSQL restart and a Redis outage on private servers, then the
 # data checked; fails on any 500 or lost write. SOAK_SECONDS sets the length.

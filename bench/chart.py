@@ -35,14 +35,19 @@ def throughput_colours(scenarios: list[dict[str, Any]], reference_rps: float) ->
     ]
 
 
-def latency_colours(scenarios: list[dict[str, Any]]) -> list[str]:
+def tail_colours(scenarios: list[dict[str, Any]], bound: float) -> list[str]:
+    """Grey for baselines; green or red against the p99/p50 bound every other row has."""
     return [
         _colour(
             s["kind"] == "baseline",
-            None if s["p99_target_ms"] is None else s["median"]["p99_ms"] <= s["p99_target_ms"],
+            s["median"]["tail_ratio"] is not None and s["median"]["tail_ratio"] <= bound,
         )
         for s in scenarios
     ]
+
+
+def _mark(axes: Any, value: float, position: int, **style: Any) -> None:
+    axes.plot([value, value], [position - 0.4, position + 0.4], color="black", lw=2, **style)
 
 
 def draw(results: dict[str, Any], output: Path) -> None:
@@ -58,7 +63,7 @@ def draw(results: dict[str, Any], output: Path) -> None:
     labels = [s["title"].replace(" (baseline)", "\n(baseline)") for s in scenarios]
     positions = list(range(len(scenarios)))[::-1]
 
-    figure, (throughput, latency) = pyplot.subplots(
+    figure, (throughput, tails) = pyplot.subplots(
         1, 2, figsize=(13, 0.55 * len(scenarios) + 1.8), sharey=True
     )
     rates = [float(s["median"]["requests_per_second"]) for s in scenarios]
@@ -70,24 +75,30 @@ def draw(results: dict[str, Any], output: Path) -> None:
     for position, scenario, rate in zip(positions, scenarios, rates, strict=True):
         throughput.annotate(f" {rate:,.0f}", (rate, position), va="center", fontsize=8)
         if scenario["target_ratio"] is not None:
-            goal = scenario["target_ratio"] * reference_rps
-            throughput.plot([goal, goal], [position - 0.4, position + 0.4], color="black", lw=2)
+            _mark(throughput, scenario["target_ratio"] * reference_rps, position)
+        if scenario.get("stretch_ratio") is not None:
+            _mark(throughput, scenario["stretch_ratio"] * reference_rps, position, ls=":")
     throughput.set_yticks(positions, labels, fontsize=8)
-    throughput.set_title("Throughput; black marks: section 8 target (x pk-read)", fontsize=10)
+    throughput.set_title(
+        "Throughput; black marks: section 8 target (x pk-read), dotted: stretch", fontsize=10
+    )
 
-    p99 = [float(s["median"]["p99_ms"]) for s in scenarios]
-    latency.barh(positions, p99, color=latency_colours(scenarios))
-    latency.set_xscale("log")
-    bounds = [float(s["p99_target_ms"]) for s in scenarios if s["p99_target_ms"] is not None]
-    # Wide enough to the left that every bound's mark shows, even below the fastest bar.
-    latency.set_xlim(left=min([*p99, *bounds]) / 2, right=max(p99) * 4)
-    latency.set_xlabel("p99 latency, ms (median of repetitions, log scale)")
-    for position, scenario, value in zip(positions, scenarios, p99, strict=True):
-        latency.annotate(f" {value:.1f}", (value, position), va="center", fontsize=8)
-        bound = scenario["p99_target_ms"]
-        if bound is not None:
-            latency.plot([bound, bound], [position - 0.4, position + 0.4], color="black", lw=2)
-    latency.set_title("p99 latency; black marks: section 8 bound", fontsize=10)
+    bound = float(results["conditions"]["tail_ratio_bound"])
+    ratios = [float(s["median"]["tail_ratio"] or 0) for s in scenarios]
+    tails.barh(positions, ratios, color=tail_colours(scenarios, bound))
+    tails.axvline(bound, color="black", lw=2)
+    tails.set_xlim(left=0, right=max([*ratios, bound]) * 1.3)
+    tails.set_xlabel("p99 / p50 (median of repetitions)")
+    for position, scenario, value in zip(positions, scenarios, ratios, strict=True):
+        p99 = float(scenario["median"]["p99_ms"])
+        # Right of the bound's line too, so the line never runs through a label.
+        tails.annotate(
+            f" {value:.1f}x (p99 {p99:.1f} ms)",
+            (max(value, bound), position),
+            va="center",
+            fontsize=8,
+        )
+    tails.set_title(f"Tail: p99 over p50; black line: section 8 bound ({bound:g}x)", fontsize=10)
 
     conditions = results["conditions"]
     machine = results["machine"]

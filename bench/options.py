@@ -8,6 +8,8 @@ from pathlib import Path
 from bench.prepare import DemoSize
 
 HIGH_CONCURRENCY = 256
+FULL_DEMO = DemoSize(users=20, items=3000, posts=200, orders=500)
+QUICK_DEMO = DemoSize(users=3, items=100, posts=0, orders=0)
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,5 @@ class Options:
             warmup_seconds=0 if quick else 2,
             cold_starts=1 if quick else 5,
             high_concurrency=not quick,
-            demo=DemoSize(users=3, items=100, posts=0, orders=0)
-            if quick
-            else DemoSize(users=20, items=3000, posts=200, orders=500),
+            demo=QUICK_DEMO if quick else FULL_DEMO,
         )

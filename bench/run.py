@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.drive import drive, interleaved, measure_two_workers, progress
 from bench.machine import describe
 from bench.options import HIGH_CONCURRENCY, Options
+from bench.outcome import Outcome
 from bench.prepare import (
     HOT_ITEM_STOCK,
     Backends,
@@ -32,19 +33,20 @@ from bench.prepare import (
     last_order_id,
     load_database,
 )
-from bench.report import Summary, failures, print_report, verdicts
+from bench.report import failures, print_report
 from bench.scenarios import Kind, ServerName, build_scenarios
 from bench.servers import SERVICE_CONFIG, Server, ServerError, cpus_for_pinning
 from bench.service import (
     BASELINE_APPS,
     baseline_environment,
-    cache_setting_supported,
     log_in,
     measure_cold_start,
     running,
     service_environment,
     worker_rss,
 )
+from bench.summary import Summary
+from bench.verdicts import verdicts
 from bench.wrk import Load, WrkError
 
 TOKEN_USERS = 8
@@ -116,7 +118,8 @@ def run(options: Options) -> int:
                     hot_orders += result.successes if scenario.key == "order-hot" else 0
                     progress(
                         f"{HIGH_CONCURRENCY} connections {scenario.key:<14} "
-                        f"{result.requests_per_second:>8.0f} req/s  errors {result.errors}"
+                        f"{result.requests_per_second:>8.0f} req/s  timeouts {result.timeouts}  "
+                        f"503 overloaded {result.refused}  other errors {result.other_errors}"
                     )
         stock = check_stock(backends, catalog.hot_item_id, HOT_ITEM_STOCK, orders_before)
     hot_orders += sum(result.successes for result in runs["order-hot"])
@@ -126,73 +129,37 @@ def run(options: Options) -> int:
     tokens_file.unlink()
     scratch.rmdir()
 
-    load_after = os.getloadavg()
-    machine["load_average"] = {"start": load_before, "end": load_after}
-    cold_start = statistics.median(cold_starts)
+    machine["load_average"] = {"start": load_before, "end": os.getloadavg()}
     largest_rss = max(rss) if rss else None
     found = verdicts(
         scenarios,
         summaries,
         high_concurrency=high,
-        cold_start_seconds=cold_start,
+        stock=stock,
+        hot_orders=hot_orders,
+        cold_start_seconds=statistics.median(cold_starts),
         rss_megabytes=largest_rss,
+        two_workers=two_workers,
     )
-    print_report(
-        options,
-        machine,
-        scenarios,
-        summaries,
-        high,
-        found,
-        cold_starts,
-        rss,
-        two_workers,
-        two_worker_rss,
-        stock,
-        hot_orders,
-        pinning is not None,
-        (load_before[0], load_after[0]),
+    outcome = Outcome(
+        machine=machine,
+        scenarios=scenarios,
+        runs=runs,
+        summaries=summaries,
+        high_concurrency=high,
+        two_workers=two_workers,
+        two_worker_rss=two_worker_rss,
+        cold_starts=cold_starts,
+        rss=rss,
+        stock=stock,
+        hot_orders=hot_orders,
+        verdicts=found,
+        pinning=pinning,
     )
+    print_report(options, outcome)
     if options.json_path is not None:
-        document = {
-            "machine": machine,
-            "conditions": {
-                "connections": options.connections,
-                "seconds": options.seconds,
-                "repetitions": options.repetitions,
-                "pinned": pinning is not None,
-                "server_cpu": server_cpu,
-                "wrk_cpu": wrk_cpu,
-                "quick": options.quick,
-                "cache_setting_supported": cache_setting_supported(),
-                "demo": vars(options.demo),
-            },
-            "scenarios": [
-                {
-                    "key": scenario.key,
-                    "title": scenario.title,
-                    "kind": scenario.kind.value,
-                    "baseline": scenario.baseline,
-                    "connections": scenario.connections or options.connections,
-                    "target_ratio": scenario.target_ratio,
-                    "p99_target_ms": scenario.p99_target_ms,
-                    "median": summaries[scenario.key].to_json(),
-                    "runs": [result.to_json() for result in runs[scenario.key]],
-                }
-                for scenario in scenarios
-            ],
-            "high_concurrency": {key: summary.to_json() for key, summary in high.items()},
-            "workers": {
-                "one_pinned": {key: summaries[key].to_json() for key in two_workers},
-                "two_unpinned": {key: summary.to_json() for key, summary in two_workers.items()},
-            },
-            "cold_start_seconds": {"runs": cold_starts, "median": cold_start},
-            "rss_megabytes": {"one_worker": rss, "two_workers": two_worker_rss},
-            "flash_sale": stock.to_json() | {"orders_answered_201": hot_orders},
-            "targets": [verdict.to_json() for verdict in found],
-        }
         options.json_path.parent.mkdir(parents=True, exist_ok=True)
-        options.json_path.write_text(json.dumps(document, indent=2) + "\n")
+        options.json_path.write_text(json.dumps(outcome.to_json(options), indent=2) + "\n")
     return failures(scenarios, summaries, stock, hot_orders)
 
 

@@ -1,4 +1,5 @@
-"""What is measured: each scenario's server, wrk script, baseline and section 8 target."""
+"""What is measured: each scenario's server, wrk script, baseline, section 8 target and,
+for a cached read, the cache it reads and every path it can request."""
 
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,10 +27,13 @@ class ServerName(StrEnum):
 
 # The reference every ratio target of ARCHITECTURE.md section 8 is measured against.
 TARGET_REFERENCE = "pk-read"
-P99_TARGET_MS = {Kind.READ: 50.0, Kind.WRITE: 100.0}
 # Argon2 is slow on purpose; at 64 connections logins would only queue up to wrk's timeout.
 LOGIN_CONNECTIONS = 8
+LIST_PATH = "/api/v1/items?limit=20&sort=price&order=asc"
 LIST_OFFSETS = ("0", "20", "40", "60", "80")
+# The service's cache metrics label a look-up by namespace: an item by id, a list page.
+ITEM_NAMESPACE = "item"
+LIST_NAMESPACE = "items"
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,13 @@ class Scenario:
     kind: Kind = Kind.READ
     baseline: str | None = TARGET_REFERENCE
     target_ratio: float | None = None
+    # Reported as met or missed, never failing: where the design means to get to.
+    stretch_ratio: float | None = None
     connections: int | None = None
-
-    @property
-    def p99_target_ms(self) -> float | None:
-        return P99_TARGET_MS.get(self.kind)
+    # A cached read: the namespace its look-ups are counted under, and every path the
+    # script can request, each read once before a measured run so that run starts warm.
+    cache_namespace: str | None = None
+    warm_paths: tuple[str, ...] = ()
 
 
 def build_scenarios(catalog: Catalog, token: str, tokens_file: Path) -> list[Scenario]:
@@ -58,6 +64,11 @@ def build_scenarios(catalog: Catalog, token: str, tokens_file: Path) -> list[Sce
     spread_first = str(catalog.first_id + 1)
     hot = str(catalog.hot_item_id)
     bearer = (f"Authorization: Bearer {token}",)
+    # As item.lua and list.lua build them from their arguments.
+    items = tuple(
+        f"/api/v1/items/{item_id}" for item_id in range(catalog.first_id, catalog.last_id + 1)
+    )
+    pages = tuple(f"{LIST_PATH}&offset={offset}" for offset in LIST_OFFSETS)
     return [
         Scenario(
             "bare-asgi",
@@ -95,7 +106,7 @@ def build_scenarios(catalog: Catalog, token: str, tokens_file: Path) -> list[Sce
             "/health",
             "health.lua",
             baseline="bare-asgi",
-            target_ratio=1.2,
+            target_ratio=1.3,
         ),
         Scenario(
             "item-cached",
@@ -105,6 +116,9 @@ def build_scenarios(catalog: Catalog, token: str, tokens_file: Path) -> list[Sce
             "item.lua",
             ("/api/v1/items/", first, last),
             target_ratio=0.6,
+            stretch_ratio=0.8,
+            cache_namespace=ITEM_NAMESPACE,
+            warm_paths=items,
         ),
         Scenario(
             "item-uncached",
@@ -113,7 +127,8 @@ def build_scenarios(catalog: Catalog, token: str, tokens_file: Path) -> list[Sce
             "/api/v1/items/",
             "item.lua",
             ("/api/v1/items/", first, last),
-            target_ratio=0.45,
+            target_ratio=0.4,
+            stretch_ratio=0.45,
         ),
         Scenario(
             "list-page",
@@ -121,8 +136,10 @@ def build_scenarios(catalog: Catalog, token: str, tokens_file: Path) -> list[Sce
             ServerName.SERVICE,
             "/api/v1/items",
             "list.lua",
-            ("/api/v1/items?limit=20&sort=price&order=asc", *LIST_OFFSETS),
-            target_ratio=0.35,
+            (LIST_PATH, *LIST_OFFSETS),
+            target_ratio=0.45,
+            cache_namespace=LIST_NAMESPACE,
+            warm_paths=pages,
         ),
         Scenario(
             "users-me",
@@ -153,6 +170,7 @@ def build_scenarios(catalog: Catalog, token: str, tokens_file: Path) -> list[Sce
             (str(tokens_file), hot, hot),
             kind=Kind.WRITE,
             baseline="raw-insert",
+            target_ratio=0.1,
         ),
         Scenario(
             "login",

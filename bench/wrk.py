@@ -26,9 +26,16 @@ class WrkResult:
     socket_errors: int
     timeouts: int
     statuses: dict[int, int] = field(default_factory=dict)
+    # 503s with the `overloaded` problem type and Retry-After: how section 8 allows the
+    # service to refuse work it cannot start in time. Any other 503 is an error.
+    refused: int = 0
     # CPU time the server's workers spent during the run: unlike throughput, it barely moves
     # when other processes compete for the machine.
     server_cpu_seconds: float | None = None
+    # The cache look-ups of the scenario's namespace during the run, from the service's
+    # /metrics; None where the scenario reads no cache.
+    cache_hits: int | None = None
+    cache_misses: int | None = None
 
     @property
     def cpu_us_per_request(self) -> float | None:
@@ -52,6 +59,16 @@ class WrkResult:
     def successes(self) -> int:
         return self.requests - self.non_2xx
 
+    @property
+    def other_errors(self) -> int:
+        """Every error but a timeout and an `overloaded` 503 with Retry-After."""
+        return self.non_2xx - self.refused + self.socket_errors
+
+    @property
+    def tail_ratio(self) -> float | None:
+        """p99 over p50: how far the slow requests are from the typical one."""
+        return self.p99_ms / self.p50_ms if self.p50_ms > 0 else None
+
     def to_json(self) -> dict[str, object]:
         return {
             "requests": self.requests,
@@ -64,11 +81,16 @@ class WrkResult:
             "socket_errors": self.socket_errors,
             "timeouts": self.timeouts,
             "non_2xx": self.non_2xx,
+            "refused_503": self.refused,
+            "other_errors": self.other_errors,
             "errors": self.errors,
             "statuses": {str(status): count for status, count in sorted(self.statuses.items())},
             "cpu_us_per_request": (
                 None if self.cpu_us_per_request is None else round(self.cpu_us_per_request, 1)
             ),
+            "tail_ratio": None if self.tail_ratio is None else round(self.tail_ratio, 2),
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.cache_misses,
         }
 
 
@@ -99,6 +121,7 @@ def parse_summary(output: str) -> WrkResult:
             + int(data["write_errors"]),
             timeouts=int(data["timeouts"]),
             statuses={int(status): int(count) for status, count in data["statuses"].items()},
+            refused=int(data["refused"]),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise WrkError(f"unreadable wrk summary: {error}") from error
