@@ -113,7 +113,7 @@ class SortKey:
     """
 
     column: InstrumentedAttribute[Any]
-    id: InstrumentedAttribute[int]
+    id: InstrumentedAttribute[Any]
     descending: bool = False
 
     @property
