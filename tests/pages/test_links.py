@@ -9,7 +9,7 @@ import pytest
 from app.core.resources import Resources
 from app.pages.rendering import CONTENT_SECURITY_POLICY
 from tests.api.v1.auth_helpers import ME
-from tests.factories import Inbox, link_token, register, token, user
+from tests.factories import Inbox, link_token, log_in, register, token, user
 
 RESET = "/api/v1/auth/password-reset"
 CHECK = "/api/v1/auth/password-reset/check"
@@ -120,19 +120,14 @@ async def test_a_verification_link_asks_for_a_click_and_the_click_verifies(
     )
     assert '<form method="post" action="verify-email">' in page
     await client.get("/verify-email", params={"token": link})
-    account = await user_with(client, account.email, account.password)
-    assert (await client.get(ME, headers=account)).json()["email_verified"] is False
+    signed_in = await log_in(account, client)
+    assert (await client.get(ME, headers=signed_in.headers)).json()["email_verified"] is False
 
     done = await client.post("/verify-email", data={"token": link}, headers={"Origin": "null"})
     assert_page(done, 200, "Email verified")
-    assert (await client.get(ME, headers=account)).json()["email_verified"] is True
+    assert (await client.get(ME, headers=signed_in.headers)).json()["email_verified"] is True
     used = await client.post("/verify-email", data={"token": link})
     assert_page(used, 400, "This link is invalid or already used")
-
-
-async def user_with(client: httpx.AsyncClient, email: str, password: str) -> dict[str, str]:
-    response = await token(client, email, password)
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def test_the_pages_are_not_in_the_openapi_document(client: httpx.AsyncClient) -> None:
