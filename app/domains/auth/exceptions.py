@@ -64,7 +64,10 @@ class MfaRequired(Unauthorized):
     oauth_error: ClassVar[str] = "invalid_grant"
 
     def __init__(self, mfa_token: str, expires_in: int) -> None:
-        super().__init__()
+        # It carries a credential, so it is never stored, as a token response is not.
+        super().__init__(
+            headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store", "Pragma": "no-cache"}
+        )
         self.extensions = {"mfa_token": mfa_token, "mfa_token_expires_in": expires_in}
 
 
