@@ -65,9 +65,8 @@ class MfaRequired(Unauthorized):
 
     def __init__(self, mfa_token: str, expires_in: int) -> None:
         # It carries a credential, so it is never stored, as a token response is not.
-        super().__init__(
-            headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store", "Pragma": "no-cache"}
-        )
+        never_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        super().__init__(headers={"WWW-Authenticate": "Bearer", **never_store})
         self.extensions = {"mfa_token": mfa_token, "mfa_token_expires_in": expires_in}
 
 
