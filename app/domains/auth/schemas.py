@@ -286,7 +286,7 @@ class TotpEnrolment(BaseModel):
             "examples": [
                 {
                     "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
-                    "otpauth_uri": "otpauth://totp/Service:ada%40example.com?secret=JBSWY3DP"
+                    "otpauth_uri": "otpauth://totp/Service:ada@example.com?secret=JBSWY3DP"
                     "EHPK3PXPJBSWY3DPEHPK3PXP&issuer=Service&algorithm=SHA1&digits=6&period=30",
                 }
             ]
