@@ -13,6 +13,7 @@ from app.domains.audit.schemas import AuditAction
 from app.domains.audit.service import AuditTrail
 from app.domains.auth.exceptions import (
     InvalidCredentials,
+    InvalidMfaToken,
     InvalidRefreshToken,
     InvalidScope,
     LastAdmin,
@@ -106,17 +107,17 @@ class AuthService:
             raise await self.mfa.challenge(user, scopes, new_hash=new_hash)
         return await self._open_session(user.id, scopes, user_agent=user_agent)
 
-    @raises(MfaService.pass_challenge)
+    @raises(MfaService.pass_challenge, InvalidMfaToken)
     async def login_with_code(self, body: MfaLogin, *, user_agent: str | None) -> TokenPair:
         """The second step of a login with two-factor login on: the mfa_token and a code."""
         attempt, kind = await self.mfa.pass_challenge(body.mfa_token, body.code)
         user = await self.users.get(attempt.user_id)
+        if user is None or not user.is_active:
+            # Deactivated between the two steps: the password step no longer stands.
+            raise InvalidMfaToken
         # Scopes as the role allows now, should it have changed since the password step.
-        role_scopes = ROLE_SCOPES[user.role] if user is not None else frozenset()
-        scopes = attempt.scopes & role_scopes
-        return await self._open_session(
-            attempt.user_id, scopes, user_agent=user_agent, mfa=kind.value
-        )
+        scopes = attempt.scopes & ROLE_SCOPES[user.role]
+        return await self._open_session(user.id, scopes, user_agent=user_agent, mfa=kind.value)
 
     async def _open_session(
         self, user_id: int, scopes: frozenset[str], *, user_agent: str | None, **details: str

@@ -19,6 +19,7 @@ from tests.conftest import serve, variant
 from tests.factories import (
     Account,
     Inbox,
+    admin,
     audit_events,
     bearer,
     create_api_key,
@@ -316,3 +317,18 @@ async def test_a_current_code_turns_it_off_too(client: httpx.AsyncClient) -> Non
     )
     assert off.status_code == 204
     assert (await token(client, account.email, account.password)).status_code == 200
+
+
+async def test_an_account_deactivated_between_the_steps_is_refused(
+    client: httpx.AsyncClient, resources: Resources
+) -> None:
+    account = await user(client)
+    app, _ = await enrol(client, account)
+    mfa_token = await password_step(client, account)
+    boss = await admin(client, resources)
+    deactivate = {"is_active": False}
+    changed = await client.patch(
+        f"/api/v1/users/{account.id}", json=deactivate, headers=boss.headers
+    )
+    assert changed.status_code == 200
+    assert_problem(await second_step(client, mfa_token, app.next_code()), 401, INVALID_MFA_TOKEN)
