@@ -20,6 +20,7 @@ from app.core.observability.metrics import pool_usage_refresh
 from app.core.resources import open_resources
 from app.domains.users.service import ensure_admin
 from app.jobs import register_handlers
+from app.pages import links
 
 DESCRIPTION = """
 A layered REST API: users and authentication, a catalog of items, orders and posts.
@@ -115,6 +116,8 @@ def create_app(
     # Probes first: two routes, matched before the API's many.
     app.include_router(health.router)
     include_v1(app)
+    # The pages the emailed links open, last: two paths, rarely asked for.
+    app.include_router(links.router)
     if docs:
         install_docs(app, openapi_url="/openapi.json")
     if settings.metrics_enabled:

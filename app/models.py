@@ -6,7 +6,14 @@ Alembic's autogenerate and the test set-up import this module.
 from app.core.db.base import Base
 from app.core.jobs import OutboxMessage
 from app.domains.audit.models import AuditEvent
-from app.domains.auth.models import ApiKey, AuthSession, RefreshToken
+from app.domains.auth.models import (
+    ApiKey,
+    AuthSession,
+    BackupCode,
+    MfaChallenge,
+    RefreshToken,
+    TotpCredential,
+)
 from app.domains.items.models import Item
 from app.domains.orders.models import IdempotencyKey, Order, OrderLine
 from app.domains.posts.models import Post
@@ -18,14 +25,17 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "AuthSession",
+    "BackupCode",
     "Base",
     "IdempotencyKey",
     "Item",
+    "MfaChallenge",
     "Order",
     "OrderLine",
     "OutboxMessage",
     "Post",
     "RefreshToken",
+    "TotpCredential",
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",

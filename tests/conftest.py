@@ -71,6 +71,8 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         "rate_limit_orders": "100000/minute",
         "rate_limit_password_reset": "100000/hour",
         "rate_limit_verify_email": "100000/hour",
+        "rate_limit_mfa": "100000/minute",
+        "rate_limit_export": "100000/hour",
     }
     values.update(overrides)
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]

@@ -2,7 +2,20 @@
 
 from fastapi import FastAPI
 
-from app.api.v1 import api_keys, audit, auth, dashboard, items, orders, posts, users, webhooks
+from app.api.v1 import (
+    api_keys,
+    audit,
+    auth,
+    dashboard,
+    items,
+    mfa,
+    orders,
+    posts,
+    privacy,
+    sessions,
+    users,
+    webhooks,
+)
 from app.core.errors import error_responses
 from app.core.rate_limit import RateLimitExceeded
 
@@ -14,9 +27,13 @@ V1_ROUTERS = (
     users.router,
     orders.router,
     posts.router,
+    auth.token_router,
     auth.router,
     dashboard.router,
     api_keys.router,
+    sessions.router,
+    mfa.router,
+    privacy.router,
     webhooks.router,
     audit.router,
 )

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     rate_limit_orders: RateLimitString = "30/minute"
     rate_limit_password_reset: RateLimitString = "5/hour"  # noqa: S105 - a limit, not a secret
     rate_limit_verify_email: RateLimitString = "5/hour"
+    # Two-factor codes, per address at login and per account when turning it on or off.
+    rate_limit_mfa: RateLimitString = "10/minute"
+    rate_limit_export: RateLimitString = "5/hour"
     trusted_proxies: Networks = ()
 
     # Tokens: HMAC-signed JWTs; PREVIOUS_SECRET_KEYS still verify during a key rotation.

@@ -46,6 +46,8 @@ class DomainError(Exception):
         if detail is not None:
             self.detail = detail
         self.headers = headers or {}
+        # RFC 9457 extension members the problem adds to the standard ones.
+        self.extensions: dict[str, Any] = {}
         super().__init__(self.detail)
 
 

@@ -5,7 +5,9 @@ threads behind a limiter: a burst of logins queues for hashing capacity instead 
 stalling the event loop that serves every other request.
 """
 
+import base64
 import hashlib
+import hmac
 import math
 import os
 import re
@@ -20,6 +22,8 @@ import anyio
 import bcrypt
 import jwt
 from anyio import CapacityLimiter
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
@@ -259,3 +263,59 @@ def new_opaque_token() -> str:
 def fingerprint(token: str) -> str:
     """How opaque tokens are stored: a leaked table holds nothing that can be presented."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UndecryptableSecret(Exception):
+    """A stored secret that no configured key opens: its key was dropped from
+    PREVIOUS_SECRET_KEYS, or the stored text was altered."""
+
+
+class SecretBox:
+    """Encrypts small secrets stored at rest (TOTP secrets) with AES-256-GCM.
+
+    The key is derived from SECRET_KEY for this purpose alone, so it is never also a key
+    that signs tokens; a sealed value names the key that sealed it (`key_id`), and keys in
+    PREVIOUS_SECRET_KEYS still open what was sealed before a rotation. `context` is bound to
+    the ciphertext (the owner's id), so a sealed value copied to another row does not open.
+    """
+
+    _NONCE_BYTES = 12
+
+    def __init__(self, secret: str, previous: list[str] | None = None) -> None:
+        self._current = key_id(secret)
+        self._keys = {key_id(old): self._derive(old) for old in previous or []}
+        self._keys[self._current] = self._derive(secret)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SecretBox":
+        return cls(
+            settings.secret_key.get_secret_value(),
+            [old.get_secret_value() for old in settings.previous_secret_keys],
+        )
+
+    @staticmethod
+    def _derive(secret: str) -> AESGCM:
+        return AESGCM(hmac.new(secret.encode(), b"secrets-at-rest", hashlib.sha256).digest())
+
+    def seal(self, plaintext: str, context: str) -> str:
+        nonce = secrets.token_bytes(self._NONCE_BYTES)
+        sealed = self._keys[self._current].encrypt(nonce, plaintext.encode(), context.encode())
+        return f"{self._current}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def open(self, sealed: str, context: str) -> str:
+        kid, _, body = sealed.partition(".")
+        key = self._keys.get(kid)
+        if key is None:
+            raise UndecryptableSecret(f"sealed with key {kid}, which is no longer configured")
+        raw = base64.urlsafe_b64decode(body)
+        try:
+            plain = key.decrypt(
+                raw[: self._NONCE_BYTES], raw[self._NONCE_BYTES :], context.encode()
+            )
+        except InvalidTag as error:
+            raise UndecryptableSecret("the sealed value does not open with its key") from error
+        return plain.decode()
+
+    def needs_resealing(self, sealed: str) -> bool:
+        """Whether `sealed` was sealed with a key other than the current one."""
+        return not sealed.startswith(f"{self._current}.")

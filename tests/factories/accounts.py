@@ -107,6 +107,7 @@ def principal(
         role=role,
         is_active=True,
         email_verified=True,
+        mfa_enabled=False,
         created_at=utcnow(),
         session_id=uuid.uuid4().hex,
         scopes=frozenset(ROLE_SCOPES[role] if scopes is None else scopes),

@@ -113,7 +113,7 @@ class SortKey:
     """
 
     column: InstrumentedAttribute[Any]
-    id: InstrumentedAttribute[int]
+    id: InstrumentedAttribute[Any]
     descending: bool = False
 
     @property
@@ -128,7 +128,7 @@ class SortKey:
         """Rows after `after` in this order, as one row-value comparison the index serves."""
         try:
             value = _from_json(after[0], _python_type(self.column))
-            row_id = _from_json(after[1], int)
+            row_id = _from_json(after[1], _python_type(self.id))
         except (IndexError, ValueError, InvalidOperation):
             raise InvalidCursor from None
         bound_id = literal(row_id, self.id.type)

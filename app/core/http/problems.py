@@ -22,6 +22,10 @@ from app.core.observability.context import REQUEST_ID_HEADER, request_id_var
 
 logger = logging.getLogger(__name__)
 
+# The scope key of members a route adds to whatever problem its request ends in (the RFC 6749
+# `error` of the token endpoint): set by the route as the error passes, read by every handler.
+PROBLEM_MEMBERS = "app.problem_members"
+
 
 def problem_response(
     request: Request,
@@ -34,7 +38,9 @@ def problem_response(
     errors: list[FieldError] | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    """Render a problem; `extensions` adds RFC 9457 extension members."""
+    """Render a problem; `extensions` adds RFC 9457 extension members, and so does the
+    route, for every problem of its requests (`PROBLEM_MEMBERS`)."""
+    extensions = (extensions or {}) | request.scope.get(PROBLEM_MEMBERS, {})
     problem = Problem(
         type=type_,
         title=title or HTTPStatus(status).phrase,
@@ -45,7 +51,7 @@ def problem_response(
         errors=errors,
     )
     return JSONResponse(
-        problem.model_dump(mode="json", exclude_none=True) | (extensions or {}),
+        problem.model_dump(mode="json", exclude_none=True) | extensions,
         status_code=status,
         headers=headers,
         media_type=PROBLEM_JSON,
@@ -93,6 +99,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         detail=exc.detail,
         type_=exc.type,
         headers=exc.headers,
+        extensions=exc.extensions,
     )
 
 

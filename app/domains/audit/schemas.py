@@ -17,10 +17,15 @@ class AuditAction(StrEnum):
     USER_PASSWORD_RESET = "user.password_reset"  # noqa: S105 - an action name
     USER_EMAIL_VERIFIED = "user.email_verified"
     USER_EMAIL_CHANGED = "user.email_changed"
+    USER_DELETED = "user.deleted"
     AUTH_LOGIN = "auth.login"
     AUTH_LOGIN_FAILED = "auth.login_failed"
     AUTH_LOGOUT = "auth.logout"
     AUTH_REFRESH_REUSE_DETECTED = "auth.refresh_reuse_detected"
+    AUTH_SESSION_REVOKED = "auth.session_revoked"
+    AUTH_MFA_FAILED = "auth.mfa_failed"
+    MFA_ENABLED = "mfa.enabled"
+    MFA_DISABLED = "mfa.disabled"
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     ORDER_PLACED = "order.placed"
@@ -33,6 +38,10 @@ class AuditAction(StrEnum):
 
 # What an event is about: ("order", 42).
 Target = tuple[str, int]
+
+# The members of `details` that name a person rather than an id (`user.email_changed` and
+# `user.email_verified` hold addresses): erasing an account removes them from its events.
+PERSONAL_DETAILS = frozenset({"email", "previous_email", "full_name"})
 
 
 class AuditEventRead(BaseModel):

@@ -19,7 +19,7 @@ from app.core.errors import raises
 from app.core.http.clients import client_address
 from app.core.http.limits import spend_default_limit
 from app.core.resources import Resources
-from app.core.security import InvalidToken, fingerprint
+from app.core.security import InvalidToken, SecretBox, fingerprint
 from app.domains.audit.dependencies import AuditTrailDep
 from app.domains.auth.api_keys import API_KEY_PREFIX, ApiKeyService, record_key_use
 from app.domains.auth.exceptions import (
@@ -29,6 +29,7 @@ from app.domains.auth.exceptions import (
     InvalidAccessToken,
     NotAuthenticated,
 )
+from app.domains.auth.mfa import MfaService
 from app.domains.auth.repository import find_key_principal, find_principal
 from app.domains.auth.schemas import (
     SCOPE_DESCRIPTIONS,
@@ -38,6 +39,7 @@ from app.domains.auth.schemas import (
     TokenRequest,
 )
 from app.domains.auth.service import AuthService
+from app.domains.auth.sessions import SessionService
 from app.domains.users.dependencies import AccountLinksDep, UserServiceDep
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
@@ -155,7 +157,19 @@ AdminUser = Annotated[Principal, Security(get_admin, scopes=[Scope.USERS_ADMIN])
 async def login_rate_key(ip: ClientIPDep, form: Annotated[TokenRequest, Form()]) -> str:
     # Per address and account: one client cannot guess many passwords for an account, and
     # one busy address (a NAT) does not lock everyone behind it out of every account.
+    if form.refresh_token is not None and form.grant_type == "refresh_token":
+        # A refresh guesses no password, and each token works once: per token, the limit
+        # never holds back a client that refreshes as it should.
+        return f"refresh|{fingerprint(form.refresh_token)}"
     return f"{ip}|{form.username}"
+
+
+async def user_agent(request: Request) -> str | None:
+    """The client's User-Agent, which names a session in its owner's list."""
+    return request.headers.get("User-Agent")
+
+
+UserAgentDep = Annotated[str | None, Depends(user_agent)]
 
 
 async def password_reset_rate_key(body: PasswordResetRequest) -> str:
@@ -168,6 +182,21 @@ async def profile_user_key(principal: ProfileUser) -> str:
     return f"user:{principal.id}"
 
 
+async def get_mfa_service(
+    session: SessionDep, sessionmaker: SessionmakerDep, settings: SettingsDep, audit: AuditTrailDep
+) -> MfaService:
+    return MfaService(
+        session,
+        sessionmaker=sessionmaker,
+        box=SecretBox.from_settings(settings),
+        audit=audit,
+        issuer=settings.project_name,
+    )
+
+
+MfaServiceDep = Annotated[MfaService, Depends(get_mfa_service)]
+
+
 async def get_auth_service(
     session: SessionDep,
     sessionmaker: SessionmakerDep,
@@ -177,6 +206,7 @@ async def get_auth_service(
     links: AccountLinksDep,
     audit: AuditTrailDep,
     profiles: UserServiceDep,
+    mfa: MfaServiceDep,
 ) -> AuthService:
     return AuthService(
         session,
@@ -187,6 +217,7 @@ async def get_auth_service(
         links=links,
         audit=audit,
         profiles=profiles,
+        mfa=mfa,
     )
 
 
@@ -200,3 +231,10 @@ async def get_api_key_service(
 
 
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
+
+
+async def get_session_service(session: SessionDep, audit: AuditTrailDep) -> SessionService:
+    return SessionService(session, audit=audit)
+
+
+SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]

@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 
 from app.core.db.base import utcnow
 from app.core.db.keyset import Slice, SortKey, Window
@@ -17,14 +17,79 @@ from app.domains.users.schemas import UserRead
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+def _live_sessions(user_id: int) -> Select[AuthSession]:
+    """The user's sessions that can still be used: not revoked, with a refresh token
+    neither spent nor expired."""
+    refreshable = (
+        select(RefreshToken.id)
+        .where(
+            RefreshToken.session_id == AuthSession.id,
+            RefreshToken.spent_at.is_(None),
+            RefreshToken.expires_at > utcnow(),
+        )
+        .exists()
+    )
+    return select(AuthSession).where(
+        AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None), refreshable
+    )
+
+
+NEWEST_SESSIONS_FIRST = SortKey(AuthSession.created_at, AuthSession.id, descending=True)
+
+
 class AuthSessionRepository(Repository[AuthSession]):
     model = AuthSession
 
-    async def open(self, *, session_id: str, user_id: int, scopes: frozenset[str]) -> AuthSession:
-        auth_session = AuthSession(id=session_id, user_id=user_id, scopes=" ".join(sorted(scopes)))
+    async def open(
+        self,
+        *,
+        session_id: str,
+        user_id: int,
+        scopes: frozenset[str],
+        ip: str | None,
+        user_agent: str | None,
+    ) -> AuthSession:
+        now = utcnow()
+        auth_session = AuthSession(
+            id=session_id,
+            user_id=user_id,
+            scopes=" ".join(sorted(scopes)),
+            created_at=now,
+            last_used_at=now,
+            ip=ip,
+            user_agent=user_agent,
+        )
         self.session.add(auth_session)
         await self.session.flush()
         return auth_session
+
+    async def mark_used(self, session_id: str) -> None:
+        """Note a refresh: the write the refresh makes anyway, so requests need none."""
+        await self.session.execute(
+            update(AuthSession).where(AuthSession.id == session_id).values(last_used_at=utcnow())
+        )
+
+    async def list_live_for_user(self, user_id: int, window: Window) -> Slice[AuthSession]:
+        """The user's live sessions, newest first."""
+        return await self.page(NEWEST_SESSIONS_FIRST, window, _live_sessions(user_id))
+
+    async def all_live_for_user(self, user_id: int) -> list[AuthSession]:
+        statement = _live_sessions(user_id).order_by(*NEWEST_SESSIONS_FIRST.ordering())
+        return list(await self.session.scalars(statement))
+
+    async def revoke_for_user(self, session_id: str, user_id: int) -> bool:
+        """Revoke one of the user's live sessions; False when the user has none with this id."""
+        result = await self.session.execute(
+            update(AuthSession)
+            .where(
+                AuthSession.id == session_id,
+                AuthSession.user_id == user_id,
+                AuthSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow())
+            .returning(AuthSession.id)
+        )
+        return result.first() is not None
 
     async def add_refresh_token(
         self, *, session_id: str, token_hash: str, expires_at: datetime

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -10,7 +11,9 @@ from pydantic import (
     Field,
     JsonValue,
     StringConstraints,
+    ValidationInfo,
 )
+from pydantic_core import PydanticCustomError
 
 from app.core.types import JsonNumber, NoNul
 from app.domains.auth.exceptions import PasswordSessionRequired
@@ -18,6 +21,7 @@ from app.domains.users.models import Role
 from app.domains.users.schemas import (
     MAX_PASSWORD_LENGTH,
     AccountTokenValue,
+    CurrentPassword,
     Email,
     Password,
     UserRead,
@@ -95,17 +99,47 @@ class Principal(UserRead):
         return self.session_id
 
 
-class TokenRequest(BaseModel):
-    """The OAuth2 password grant form (RFC 6749 section 4.3); `username` is the email."""
+OpaqueToken = Annotated[str, StringConstraints(min_length=1, max_length=4096), NoNul]
+# Normalised exactly as registration stores emails, so what was registered logs in.
+LoginEmail = Annotated[
+    str, StringConstraints(max_length=320), NoNul, AfterValidator(normalize_email)
+]
 
-    grant_type: Annotated[Literal["password"] | None, Field()] = None
-    # Normalised exactly as registration stores emails, so what was registered logs in.
+
+def _required_for(grant: str) -> Callable[[str | None, ValidationInfo], str | None]:
+    """A check that the field is given when the form's grant is `grant`."""
+
+    def check(value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and (info.data.get("grant_type") or "password") == grant:
+            raise PydanticCustomError("missing", f"Field required for grant_type={grant}")
+        return value
+
+    return check
+
+
+class TokenRequest(BaseModel):
+    """The token endpoint's form: the OAuth2 password grant (RFC 6749 section 4.3;
+    `username` is the email) or a refresh (section 6). No grant_type means the password."""
+
+    grant_type: Annotated[Literal["password", "refresh_token"] | None, Field()] = None
     username: Annotated[
-        str, StringConstraints(max_length=320), NoNul, AfterValidator(normalize_email)
-    ]
-    password: Annotated[str, StringConstraints(max_length=MAX_PASSWORD_LENGTH), NoNul]
+        LoginEmail | None,
+        Field(validate_default=True, description="your email; for grant_type=password"),
+        AfterValidator(_required_for("password")),
+    ] = None
+    password: Annotated[
+        CurrentPassword | None,
+        Field(validate_default=True, description="for grant_type=password"),
+        AfterValidator(_required_for("password")),
+    ] = None
+    refresh_token: Annotated[
+        OpaqueToken | None,
+        Field(validate_default=True, description="for grant_type=refresh_token"),
+        AfterValidator(_required_for("refresh_token")),
+    ] = None
     scope: Annotated[str, StringConstraints(max_length=500), NoNul] = Field(
-        default="", description="space-separated scopes"
+        default="",
+        description="space-separated scopes; on a refresh, a subset of those first granted",
     )
 
 
@@ -122,7 +156,7 @@ class RefreshRequest(BaseModel):
 
     # Long enough for any token a client might mistake for a refresh token (an access token
     # is a JWT of several hundred characters): those get the same 401 as any unknown token.
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096), NoNul]
+    refresh_token: OpaqueToken
 
 
 class PasswordChange(BaseModel):
@@ -152,6 +186,14 @@ class PasswordResetConfirm(BaseModel):
 
     token: AccountTokenValue
     new_password: Password
+
+
+class PasswordResetCheck(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"token": "the token from the link"}]}
+    )
+
+    token: AccountTokenValue
 
 
 def _split_scopes(value: object) -> object:
@@ -208,3 +250,88 @@ class ApiKeyCreated(ApiKeyRead):
     key: str = Field(
         description="send as `Authorization: Bearer <key>`; shown only in this response"
     )
+
+
+# A code as people type it: six digits from an app, or a backup code with or without its
+# dash; spaces are dropped, and anything longer than a backup code is simply wrong.
+MfaCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
+    NoNul,
+    Field(examples=["123456"]),
+]
+
+
+class MfaLogin(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"mfa_token": "from the 401 mfa-required", "code": "123456"}]
+        },
+    )
+
+    mfa_token: OpaqueToken
+    code: MfaCode = Field(description="a code from your authenticator app, or a backup code")
+
+
+class MfaCodeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"code": "123456"}]})
+
+    code: MfaCode
+
+
+class TotpEnrolment(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                    "otpauth_uri": "otpauth://totp/Service:ada@example.com?secret=JBSWY3DP"
+                    "EHPK3PXPJBSWY3DPEHPK3PXP&issuer=Service&algorithm=SHA1&digits=6&period=30",
+                }
+            ]
+        }
+    )
+
+    secret: str = Field(description="base32; add it to an authenticator app (shown only here)")
+    otpauth_uri: str = Field(description="the same secret as an authenticator app's URI")
+
+
+class BackupCodes(BaseModel):
+    backup_codes: list[str] = Field(
+        description="ten single-use codes for when the authenticator is not at hand; "
+        "shown only here"
+    )
+
+
+class SessionRead(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5f0c1e2d3a4b5c6d7e8f90a1b2c3d4e5",
+                    "created_at": "2026-12-01T09:30:00Z",
+                    "last_used_at": "2026-12-01T10:15:00Z",
+                    "ip": "203.0.113.7",
+                    "user_agent": "curl/8.5.0",
+                    "current": True,
+                }
+            ]
+        },
+    )
+
+    id: str
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="the last login or refresh")
+    ip: str | None = Field(description="the address the session logged in from")
+    user_agent: str | None
+    current: bool = Field(default=False, description="the session of this request")
+
+
+class AccountDeletion(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"password": "correct-horse-7"}]}
+    )
+
+    password: CurrentPassword

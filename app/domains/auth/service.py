@@ -8,18 +8,27 @@ from app.core.db.transactions import after_rollback, independent_transaction
 from app.core.errors import raises
 from app.core.jobs.email import enqueue_email
 from app.core.security import PasswordHasher, TokenCodec, fingerprint, new_opaque_token
+from app.domains.audit.repository import AuditEventRepository
 from app.domains.audit.schemas import AuditAction
 from app.domains.audit.service import AuditTrail
 from app.domains.auth.exceptions import (
     InvalidCredentials,
+    InvalidMfaToken,
     InvalidRefreshToken,
+    InvalidScope,
+    LastAdmin,
     PasswordSessionRequired,
     WrongCurrentPassword,
 )
+from app.domains.auth.mfa import MfaService
+from app.domains.auth.mfa_repository import TotpRepository
+from app.domains.auth.models import USER_AGENT_LENGTH
 from app.domains.auth.password_resets import PasswordResetJob, queue_password_reset
 from app.domains.auth.repository import ApiKeyRepository, AuthSessionRepository
 from app.domains.auth.schemas import (
     ROLE_SCOPES,
+    AccountDeletion,
+    MfaLogin,
     PasswordChange,
     PasswordResetConfirm,
     Principal,
@@ -27,8 +36,8 @@ from app.domains.auth.schemas import (
     TokenRequest,
 )
 from app.domains.users.exceptions import UserNotFound
-from app.domains.users.models import TokenPurpose, User
-from app.domains.users.repository import UserRepository
+from app.domains.users.models import Role, TokenPurpose, User
+from app.domains.users.repository import AccountTokenRepository, UserRepository
 from app.domains.users.schemas import UserAdminUpdate, UserRead, UserUpdate
 from app.domains.users.service import AccountLinks, UserService, account_email
 
@@ -47,6 +56,7 @@ class AuthService:
         links: AccountLinks,
         audit: AuditTrail,
         profiles: UserService,
+        mfa: MfaService,
     ) -> None:
         self.session = session
         self.sessionmaker = sessionmaker
@@ -59,13 +69,23 @@ class AuthService:
         self.links = links
         self.audit = audit
         self.profiles = profiles
+        self.mfa = mfa
 
-    @raises(InvalidCredentials)
-    async def login(self, form: TokenRequest) -> TokenPair:
-        user = await self.users.get_by_email(form.username)
+    @raises(InvalidCredentials, InvalidRefreshToken, InvalidScope, MfaService.challenge)
+    async def grant(self, form: TokenRequest, *, user_agent: str | None) -> TokenPair:
+        """The token endpoint: a password login, or a refresh (RFC 6749 section 6) with
+        exactly /auth/refresh's effects."""
+        if form.grant_type == "refresh_token" and form.refresh_token is not None:
+            return await self.refresh(form.refresh_token, scope=form.scope)
+        return await self.login(form, user_agent=user_agent)
+
+    @raises(InvalidCredentials, MfaService.challenge)
+    async def login(self, form: TokenRequest, *, user_agent: str | None) -> TokenPair:
+        email, password = form.username or "", form.password or ""
+        user = await self.users.get_by_email(email)
         # Verified even for an unknown email (against a dummy hash) so timing is the same.
         valid, new_hash = await self.passwords.verify(
-            form.password, user.hashed_password if user else None
+            password, user.hashed_password if user else None
         )
         if user is None or not valid or not user.is_active:
             # The username is kept out of the event: people type passwords into it.
@@ -82,18 +102,46 @@ class AuthService:
         allowed = ROLE_SCOPES[user.role]
         requested = frozenset(form.scope.split())
         scopes = allowed & requested if requested else allowed
+        if user.mfa_enabled:
+            # The rehash commits with the challenge: the 401 rolls this request back.
+            raise await self.mfa.challenge(user, scopes, new_hash=new_hash)
+        return await self._open_session(user.id, scopes, user_agent=user_agent)
+
+    @raises(MfaService.pass_challenge, InvalidMfaToken)
+    async def login_with_code(self, body: MfaLogin, *, user_agent: str | None) -> TokenPair:
+        """The second step of a login with two-factor login on: the mfa_token and a code."""
+        attempt, kind = await self.mfa.pass_challenge(body.mfa_token, body.code)
+        user = await self.users.get(attempt.user_id)
+        if user is None or not user.is_active:
+            # Deactivated between the two steps: the password step no longer stands.
+            raise InvalidMfaToken
+        # Scopes as the role allows now, should it have changed since the password step.
+        scopes = attempt.scopes & ROLE_SCOPES[user.role]
+        return await self._open_session(user.id, scopes, user_agent=user_agent, mfa=kind.value)
+
+    async def _open_session(
+        self, user_id: int, scopes: frozenset[str], *, user_agent: str | None, **details: str
+    ) -> TokenPair:
         session_id = uuid.uuid4().hex
-        await self.sessions.open(session_id=session_id, user_id=user.id, scopes=scopes)
+        await self.sessions.open(
+            session_id=session_id,
+            user_id=user_id,
+            scopes=scopes,
+            ip=self.audit.ip,
+            user_agent=user_agent[:USER_AGENT_LENGTH] if user_agent else None,
+        )
         await self.audit.record(
             AuditAction.AUTH_LOGIN,
-            actor_id=user.id,
-            target=("user", user.id),
-            details={"scopes": sorted(scopes)},
+            actor_id=user_id,
+            target=("user", user_id),
+            details={"scopes": sorted(scopes), **details},
         )
-        return await self._issue(user_id=user.id, session_id=session_id, scopes=scopes)
+        return await self._issue(user_id=user_id, session_id=session_id, scopes=scopes)
 
-    @raises(InvalidRefreshToken)
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    @raises(InvalidRefreshToken, InvalidScope)
+    async def refresh(self, refresh_token: str, *, scope: str = "") -> TokenPair:
+        """A new pair for a live refresh token, which is spent; `scope` may narrow the new
+        access token to some of the scopes the session was granted (RFC 6749 section 6)."""
         token_hash = fingerprint(refresh_token)
         session_id = await self.sessions.spend_refresh_token(token_hash)
         if session_id is None:
@@ -118,7 +166,11 @@ class AuthService:
         if not user.is_active:
             raise InvalidRefreshToken
         scopes = frozenset(auth_session.scopes.split()) & ROLE_SCOPES[user.role]
-        return await self._issue(user_id=user.id, session_id=session_id, scopes=scopes)
+        requested = frozenset(scope.split())
+        if requested - scopes:
+            raise InvalidScope(sorted(requested - scopes))
+        await self.sessions.mark_used(session_id)
+        return await self._issue(user_id=user.id, session_id=session_id, scopes=requested or scopes)
 
     @raises(PasswordSessionRequired)
     async def logout(self, principal: Principal) -> None:
@@ -179,6 +231,30 @@ class AuthService:
         )
         await self.audit.record(
             AuditAction.USER_PASSWORD_RESET, actor_id=user.id, target=("user", user.id)
+        )
+
+    @raises(PasswordSessionRequired, WrongCurrentPassword, LastAdmin)
+    async def erase_account(self, principal: Principal, deletion: AccountDeletion) -> None:
+        """Erase the caller's account: the email and name are gone (the address may register
+        again), it never logs in again, its sessions, API keys, pending links and second
+        factor end now, and its past audit events lose the email and name they held. The
+        row stays, so the orders and items that name its id stay business records."""
+        principal.password_session()
+        user = await self._user_with_password(principal.id, deletion.password)
+        if user.role == Role.ADMIN and not await self.users.other_active_admins(user.id):
+            raise LastAdmin
+        # Rendered while the address is known: the last email the account gets.
+        notice = account_email("account_deleted", "Your account was deleted", user)
+        user.erase()
+        await self.session.flush()
+        await self.sessions.revoke_all_for_user(user.id)
+        await self.keys.delete_all_for_user(user.id)
+        await AccountTokenRepository(self.session).delete_all_for_user(user.id)
+        await TotpRepository(self.session).remove_all_for_user(user.id)
+        await AuditEventRepository(self.session).forget_personal_details(user.id)
+        await enqueue_email(self.session, notice)
+        await self.audit.record(
+            AuditAction.USER_DELETED, actor_id=user.id, target=("user", user.id)
         )
 
     @raises(UserNotFound)

@@ -89,7 +89,8 @@ class OrderEvents:
         await self._publish(OrderEventType.SHIPPED, order)
         # Shipped by an administrator: the address is the customer's, not the caller's.
         customer = await self.users.get(order.user_id)
-        if customer is not None:
+        # An erased account has no address any more: its order ships without an email.
+        if customer is not None and customer.deleted_at is None:
             await enqueue_email(
                 self.session,
                 shipped_email(customer.email, order),

@@ -25,6 +25,23 @@ class User(TimestampMixin, Base):
     role: Mapped[str] = mapped_column(String(16), default=Role.USER)
     is_active: Mapped[bool] = mapped_column(default=True)
     email_verified: Mapped[bool] = mapped_column(default=False, server_default=false())
+    mfa_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Set when the account was erased: its email and name are gone, the row stays because
+    # orders and items still name its id.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    def erase(self) -> None:
+        """Make the account anonymous, keeping its id for the records that name it. The
+        address left in its place is unique and under `.invalid` (RFC 2606), which no
+        registration accepts, so it can neither be registered nor receive mail."""
+        self.email = f"deleted-{self.id}@erased.invalid"
+        self.full_name = ""
+        # No password hashes to this: the account never logs in again.
+        self.hashed_password = "!"  # noqa: S105 - matches no password
+        self.is_active = False
+        self.email_verified = False
+        self.mfa_enabled = False
+        self.deleted_at = utcnow()
 
 
 class TokenPurpose(StrEnum):

@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -9,7 +9,7 @@ from app.core.db.base import utcnow
 from app.core.db.keyset import Slice, SortKey, Window
 from app.core.db.repository import Repository
 from app.domains.users.exceptions import EmailTaken
-from app.domains.users.models import AccountToken, TokenPurpose, User
+from app.domains.users.models import AccountToken, Role, TokenPurpose, User
 from app.domains.users.schemas import UserRead
 
 # The user's public view, column for column as `UserRead` names its fields: every query for it
@@ -41,6 +41,21 @@ class UserRepository(Repository[User]):
             if "email" in str(error.orig).lower():
                 raise EmailTaken from error
             raise
+
+    async def set_password_hash(self, user_id: int, hashed_password: str) -> None:
+        await self.session.execute(
+            update(User).where(User.id == user_id).values(hashed_password=hashed_password)
+        )
+
+    async def other_active_admins(self, user_id: int) -> int:
+        """How many active administrators there are besides the user. The rows are locked
+        (PostgreSQL), so two administrators leaving at once cannot both count the other."""
+        rows = await self.session.scalars(
+            select(User.id)
+            .where(User.role == Role.ADMIN, User.is_active.is_(True), User.id != user_id)
+            .with_for_update()
+        )
+        return len(rows.all())
 
     async def list_page(self, window: Window) -> Slice[User]:
         """Oldest account first: the id is the order, and the primary key the index."""
@@ -86,6 +101,23 @@ class AccountTokenRepository:
             )
         )
         await self.session.flush()
+
+    async def delete_all_for_user(self, user_id: int) -> None:
+        await self.session.execute(delete(AccountToken).where(AccountToken.user_id == user_id))
+
+    async def find_live(self, token_hash: str, purpose: TokenPurpose) -> SpentToken | None:
+        """Whose a live token is, without spending it."""
+        row = (
+            await self.session.execute(
+                select(AccountToken.user_id, AccountToken.email).where(
+                    AccountToken.token_hash == token_hash,
+                    AccountToken.purpose == purpose,
+                    AccountToken.spent_at.is_(None),
+                    AccountToken.expires_at > utcnow(),
+                )
+            )
+        ).first()
+        return SpentToken(user_id=row.user_id, email=row.email) if row is not None else None
 
     async def spend(self, token_hash: str, purpose: TokenPurpose) -> SpentToken | None:
         """Mark a live token spent and say whose it was, in one atomic statement.

@@ -109,6 +109,7 @@ class UserRead(BaseModel):
     role: Role
     is_active: bool
     email_verified: bool
+    mfa_enabled: bool = Field(description="two-factor login (TOTP) is on")
     created_at: datetime
 
 

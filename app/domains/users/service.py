@@ -22,7 +22,7 @@ from app.domains.users.exceptions import (
     UserNotFound,
 )
 from app.domains.users.models import Role, TokenPurpose, User
-from app.domains.users.repository import AccountTokenRepository, UserRepository
+from app.domains.users.repository import AccountTokenRepository, SpentToken, UserRepository
 from app.domains.users.schemas import UserCreate, UserRead, UserUpdate
 
 logger = logging.getLogger(__name__)
@@ -81,14 +81,22 @@ class AccountLinks:
         return Link(f"{self.base_url}{LINK_PATHS[purpose]}?{query}", _describe(lifetime), sealed)
 
     @raises(InvalidAccountToken)
+    async def check(self, token: str, purpose: TokenPurpose) -> None:
+        """Whether `redeem` would accept the token now; nothing is spent."""
+        live = await self.tokens.find_live(fingerprint(token), purpose)
+        await self._owner(live)
+
+    @raises(InvalidAccountToken)
     async def redeem(self, token: str, purpose: TokenPurpose) -> User:
         """The active account a live token was sent to, spending the token.
 
         A token sent to an address the account no longer has proves nothing about it.
         """
-        spent = await self.tokens.spend(fingerprint(token), purpose)
-        user = await self.users.get(spent.user_id) if spent is not None else None
-        if spent is None or user is None or not user.is_active or user.email != spent.email:
+        return await self._owner(await self.tokens.spend(fingerprint(token), purpose))
+
+    async def _owner(self, token: SpentToken | None) -> User:
+        user = await self.users.get(token.user_id) if token is not None else None
+        if token is None or user is None or not user.is_active or user.email != token.email:
             raise InvalidAccountToken
         return user
 

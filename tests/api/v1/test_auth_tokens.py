@@ -50,7 +50,7 @@ async def test_malformed_and_hostile_tokens_are_401(
     mine = real_claims(account.access_token)
     live = {"sub": mine["sub"], "sid": mine["sid"]}
     header, payload, signature = account.access_token.split(".")
-    unsigned = jwt.encode(live | {"typ": "access"}, None, algorithm="none")
+    unsigned = jwt.encode(live | {"typ": "access"}, "", algorithm="none")
 
     hostile = {
         "alg none": unsigned,

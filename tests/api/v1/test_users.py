@@ -63,9 +63,11 @@ async def test_registration_returns_the_user_without_secrets(
         "role",
         "is_active",
         "email_verified",
+        "mfa_enabled",
         "created_at",
     }
     assert body["email_verified"] is False
+    assert body["mfa_enabled"] is False
     assert body["email"] == email
     assert body["role"] == "user"
     assert body["is_active"] is True

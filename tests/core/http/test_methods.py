@@ -23,7 +23,7 @@ async def create_item(client: httpx.AsyncClient) -> str:
     [
         ("PUT", "/api/v1/items/1", "GET, HEAD, PATCH, DELETE"),
         ("DELETE", "/api/v1/items", "GET, HEAD, POST"),
-        ("DELETE", "/api/v1/users/me", "GET, HEAD, PATCH"),
+        ("PUT", "/api/v1/users/me", "GET, HEAD, PATCH, DELETE"),
         ("HEAD", "/api/v1/auth/token", "POST"),
         ("POST", "/health", "GET, HEAD"),
     ],
