@@ -134,6 +134,14 @@ async def test_liveness_stays_200_and_readiness_is_503(api: httpx.AsyncClient) -
             Unavailability.DOWN,
         ),
         (asyncpg.exceptions.CannotConnectNowError("starting up"), Unavailability.DOWN),
+        (
+            exc.InterfaceError("BEGIN", {}, asyncpg.InterfaceError("connection is closed")),
+            Unavailability.DOWN,
+        ),
+        (
+            asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+            None,
+        ),
         (asyncpg.exceptions.AdminShutdownError("terminating connection"), Unavailability.DOWN),
         (asyncpg.exceptions.TooManyConnectionsError("too many clients"), Unavailability.DOWN),
         (

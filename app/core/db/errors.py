@@ -59,6 +59,9 @@ def classify(error: BaseException) -> Unavailability | None:
             return Unavailability.DOWN
         if isinstance(cause, _SERVER_UNAVAILABLE):
             return Unavailability.DOWN
+        if isinstance(cause, asyncpg.InterfaceError) and "connection is closed" in str(cause):
+            # The server closed it between its checkout and the statement.
+            return Unavailability.DOWN
         if isinstance(cause, OSError) and _raised_by_driver(cause):
             return Unavailability.DOWN
     return None

@@ -5,9 +5,10 @@ connect timeout (and one heartbeat), and let the pool recover by itself when the
 returns:
 
 - a connection that has been idle for a while is pinged when it leaves the pool, with the
-  connect timeout as its limit, and a connection the server dropped makes the pool replace
-  all of its connections; a connection in steady use is not pinged (a ping on every
-  checkout would cost every request a round trip);
+  connect timeout as its limit, and a connection the server dropped (found by the ping, or
+  already seen closed by the driver) makes the pool replace all of its connections; a
+  connection in steady use is not pinged (a ping on every checkout would cost every request
+  a round trip);
 - a heartbeat pings the server from each worker every HEARTBEAT_SECONDS on a connection of
   its own: a server that does not answer within the connect timeout closes the gate and
   terminates the connections requests hold, so a statement sent to a server that has just
@@ -138,6 +139,11 @@ def guard_engine(engine: AsyncEngine, *, connect_timeout: float) -> Guard:
     def ping(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         gate.check()
         driver = dbapi_connection.driver_connection
+        if driver.is_closed():
+            # The server closed it since its last use (a restart, a failover): the driver
+            # saw the socket go, so this costs no round trip, and the connections made
+            # before it are as dead.
+            raise InvalidatePoolError("the server closed the connection")
         idle_since = record.info.get(_RETURNED, 0.0)
         if guard._clock() - idle_since < PING_IDLE_SECONDS:
             guard.held.add(driver)
@@ -163,7 +169,9 @@ def guard_engine(engine: AsyncEngine, *, connect_timeout: float) -> Guard:
         guard.held.add(driver)
 
     def returned(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        guard.held.discard(dbapi_connection.driver_connection)
+        # None when the connection was invalidated, or a failed checkout could not replace it.
+        if dbapi_connection is not None:
+            guard.held.discard(dbapi_connection.driver_connection)
         record.info[_RETURNED] = guard._clock()
 
     event.listen(engine.sync_engine, "do_connect", connect)
