@@ -69,6 +69,7 @@ def create_outbox(
         listen_dsn=None
         if settings.uses_sqlite
         else driver_dsn(settings.outbox_listen_url or settings.sqlalchemy_url),
+        notify_others=not settings.uses_sqlite,
     )
     register_handlers(outbox, settings, sessionmaker)
     return outbox
