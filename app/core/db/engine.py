@@ -1,5 +1,5 @@
-"""Engines, session factories and the hot paths' reads, one shape per backend: SQLite as
-embedded, PostgreSQL bounded against a failing server (app.core.db.guard)."""
+"""Engines, session factories, the hot paths' reads and the one-call writes, one shape per
+backend: SQLite as embedded, PostgreSQL bounded against a failing server (app.core.db.guard)."""
 
 import asyncio
 import contextlib
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.core.config import Settings
+from app.core.db.calls import DriverCalls
 from app.core.db.guard import Guard, guard_engine
 from app.core.db.reads import DriverReads, EngineReads, Reads
 
@@ -105,6 +106,8 @@ class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     reads: Reads
+    # Writes that are one call at the driver's cost (app.core.db.calls); None on SQLite.
+    calls: DriverCalls | None
 
 
 @asynccontextmanager
@@ -113,10 +116,14 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
     server while they are open (app.core.db.guard)."""
     engine, guard = _create_engine(settings)
     reads: Reads = EngineReads(read_engine(engine, settings))
+    calls: DriverCalls | None = None
     heartbeat: asyncio.Task[None] | None = None
     if guard is not None:
         dsn = driver_dsn(settings.sqlalchemy_url)
         heartbeat = asyncio.create_task(guard.heartbeat(dsn), name="database heartbeat")
+        calls = DriverCalls(engine, pgbouncer=settings.db_pgbouncer)
+        if settings.db_echo:
+            calls.listeners.append(_echo)
         if not settings.db_pgbouncer:
             reads = await DriverReads.open(
                 dsn,
@@ -128,7 +135,7 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
             if settings.db_echo:
                 reads.listeners.append(_echo)
     try:
-        yield Database(engine, create_sessionmaker(engine), reads)
+        yield Database(engine, create_sessionmaker(engine), reads, calls)
     finally:
         if heartbeat is not None:
             heartbeat.cancel()
