@@ -3,6 +3,7 @@ the connection pool exhausted. Each outage is measured per request, and the data
 afterwards: nothing answered 201 was lost, nothing refused half-happened."""
 
 import asyncio
+import signal
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from support.servers import (
 )
 from tests.conftest import RUNS_WITH_POSTGRES
 from tests.faults.conftest import Service
+from tests.waiting import eventually
 
 pytestmark = RUNS_WITH_POSTGRES
 
@@ -167,6 +169,44 @@ async def test_a_statement_past_the_command_timeout_is_a_503_that_changed_nothin
         assert order.status_code == 503, order.text
         assert "retry-after" in order.headers
         assert elapsed < 1 + 1.0
+        await assert_recovers(http, ledger, headers, item_id)
+    assert await ledger.problems(database_url) == []
+
+
+async def test_postgres_killed_while_orders_wait_inside_it(
+    service: Service, postgres: PostgresServer, database_url: str
+) -> None:
+    ledger = Ledger()
+    async with service(DB_COMMAND_TIMEOUT="30") as (_app, http):
+        headers = await customer(http, ledger)
+        item_id = await stocked_item(http, ledger, headers)
+        # Another client holds the item's row: each order is inside its one call, its key
+        # claimed, waiting for the row, when the server dies.
+        holder = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+        # This server acknowledges commits before writing them (synchronous_commit=off): what
+        # came before the crash is made durable first, so only the orders are in question.
+        await holder.execute("CHECKPOINT")
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT stock FROM items WHERE id = $1 FOR UPDATE", item_id)
+        orders = [asyncio.create_task(ledger.order(http, headers, item_id)) for _ in range(4)]
+
+        async def all_waiting() -> bool:
+            # Activity is read once per transaction unless the snapshot is dropped.
+            await holder.execute("SELECT pg_stat_clear_snapshot()")
+            waiting = await holder.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND query LIKE '%place_order_v1%'"
+            )
+            return bool(waiting == len(orders))
+
+        await eventually(all_waiting, seconds=20)
+        postgres.signal_group(signal.SIGKILL)
+        postgres.stop()
+        for order in await asyncio.gather(*orders):
+            assert order.status_code == 503, order.text
+        holder.terminate()
+
+        postgres.start()
         await assert_recovers(http, ledger, headers, item_id)
     assert await ledger.problems(database_url) == []
 
