@@ -45,14 +45,18 @@ class Ledger:
             self.registered.add(email)
         return response
 
-    async def order(
-        self, client: httpx.AsyncClient, headers: dict[str, str], item_id: int, quantity: int = 1
-    ) -> httpx.Response:
-        body = {
+    @staticmethod
+    def order_body(item_id: int, quantity: int = 1) -> dict[str, object]:
+        return {
             "lines": [{"item_id": item_id, "quantity": quantity}],
             "shipping": "standard",
             "address": ORDER_ADDRESS,
         }
+
+    async def order(
+        self, client: httpx.AsyncClient, headers: dict[str, str], item_id: int, quantity: int = 1
+    ) -> httpx.Response:
+        body = self.order_body(item_id, quantity)
         response = await client.post("/api/v1/orders", json=body, headers=headers)
         if response.status_code == 201:
             self.orders[response.json()["id"]] = {item_id: quantity}

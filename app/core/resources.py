@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.cache import Cache
 from app.core.cache.near import NearCache
 from app.core.config import Settings
-from app.core.db.calls import DriverCalls
+from app.core.db.calls import Calls
 from app.core.db.engine import driver_dsn, open_database
 from app.core.db.keyset import CursorCodec, cursor_codec
 from app.core.db.reads import Reads
@@ -33,7 +33,7 @@ class Resources:
     # Single-row reads at the driver's cost (app.core.db.reads).
     reads: Reads
     # Writes that are one call at the driver's cost (app.core.db.calls); None on SQLite.
-    calls: DriverCalls | None
+    calls: Calls | None
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     passwords: PasswordHasher

@@ -119,21 +119,38 @@ async def test_an_exhausted_pool_refuses_fast_and_recovers(
     service: Service, postgres: PostgresServer, database_url: str
 ) -> None:
     ledger = Ledger()
-    pool = {"DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "0.5"}
-    async with service(**pool, DB_COMMAND_TIMEOUT="4") as (_app, http):
+    pools = {
+        "DB_POOL_SIZE": "2",
+        "DB_MAX_OVERFLOW": "0",
+        "DB_CALL_POOL_SIZE": "2",
+        "DB_POOL_TIMEOUT": "0.5",
+    }
+    async with service(**pools, DB_COMMAND_TIMEOUT="4") as (_app, http):
         headers = await customer(http, ledger)
         item_id = await stocked_item(http, ledger, headers)
-        # Another client holds the item's row: orders for it wait on the lock, each holding
-        # one of the pool's two connections.
+        item = f"/api/v1/items/{item_id}"
+        # Another client holds the item's row: changes of the item wait on the lock, each
+        # holding one of the engine pool's two connections, and orders for it one of the two
+        # their calls have.
         holder = await asyncpg.connect(database_url.replace("+asyncpg", ""))
         transaction = holder.transaction()
         await transaction.start()
         await holder.execute("SELECT stock FROM items WHERE id = $1 FOR UPDATE", item_id)
         try:
             stuck = [asyncio.create_task(ledger.order(http, headers, item_id)) for _ in range(2)]
+            edits = [
+                asyncio.create_task(
+                    http.patch(item, json={"description": f"edit {n}"}, headers=headers)
+                )
+                for n in range(2)
+            ]
             await asyncio.sleep(0.5)
             refused = await asyncio.gather(
-                *(timed(http, "GET", "/api/v1/posts") for _ in range(10))
+                *(timed(http, "GET", "/api/v1/posts") for _ in range(5)),
+                *(
+                    timed(http, "POST", "/api/v1/orders", json=order, headers=headers)
+                    for order in [ledger.order_body(item_id)] * 5
+                ),
             )
             for response, elapsed in refused:
                 assert response.status_code == 503, response.text
@@ -144,6 +161,8 @@ async def test_an_exhausted_pool_refuses_fast_and_recovers(
             await holder.close()
         for order in await asyncio.gather(*stuck):
             assert order.status_code == 201, order.text
+        for edit in await asyncio.gather(*edits):
+            assert edit.status_code == 200, edit.text
         await assert_recovers(http, ledger, headers, item_id)
     assert await ledger.problems(database_url) == []
 

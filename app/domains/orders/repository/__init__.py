@@ -5,14 +5,14 @@ plain statements on SQLite (`sqlite`), behind one protocol (`writes`)."""
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.db.calls import DriverCalls
+from app.core.db.calls import Calls
 from app.domains.orders.repository.orders import OrderRepository, purge_expired_keys
 from app.domains.orders.repository.postgres import PostgresOrderWrites
 from app.domains.orders.repository.sqlite import SqliteOrderWrites
 from app.domains.orders.repository.writes import OrderWrites
 
 
-def order_writes(engine: AsyncEngine, calls: DriverCalls | None, tracer: Tracer) -> OrderWrites:
+def order_writes(engine: AsyncEngine, calls: Calls | None, tracer: Tracer) -> OrderWrites:
     """The writes for the database behind `engine`: its functions when it has `calls`
     (PostgreSQL), plain statements otherwise (SQLite)."""
     if calls is not None:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from opentelemetry.trace import SpanKind, Tracer
 
-from app.core.db.calls import DriverCalls, Record
+from app.core.db.calls import Calls, Record
 from app.domains.audit.schemas import AuditAction
 from app.domains.orders.repository.writes import (
     ChangeOutcome,
@@ -105,7 +105,7 @@ _KEY_CONSTRAINT = "uq_idempotency_keys_user_id"
 
 
 class PostgresOrderWrites:
-    def __init__(self, calls: DriverCalls, tracer: Tracer) -> None:
+    def __init__(self, calls: Calls, tracer: Tracer) -> None:
         self.calls = calls
         self.tracer = tracer
 
