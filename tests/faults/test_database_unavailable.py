@@ -124,7 +124,10 @@ async def test_liveness_stays_200_and_readiness_is_503(api: httpx.AsyncClient) -
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
-        (exc.TimeoutError("QueuePool limit of size 1 overflow 0 reached"), Unavailability.DOWN),
+        (
+            exc.TimeoutError("QueuePool limit of size 1 overflow 0 reached"),
+            Unavailability.OVERLOADED,
+        ),
         (DatabaseNotAnswering("no answer to a ping"), Unavailability.DOWN),
         (
             exc.DBAPIError("SELECT 1", {}, Exception("closed"), connection_invalidated=True),
