@@ -132,6 +132,10 @@ class OutboxDispatcher:
         """Run `chore` between claims, at most once per its interval (app.core.jobs.maintenance)."""
         self._housekeeping.add(chore)
 
+    @property
+    def chores(self) -> tuple[Chore, ...]:
+        return self._housekeeping.chores
+
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""
         self._wake.set()

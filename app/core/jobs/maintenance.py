@@ -136,6 +136,10 @@ class Housekeeping:
         self._chores: list[Chore] = []
         self._next_chore: dict[str, float] = {}
 
+    @property
+    def chores(self) -> tuple[Chore, ...]:
+        return tuple(self._chores)
+
     def add(self, chore: Chore) -> None:
         if chore.name in self._next_chore:
             raise ValueError(f"a chore named {chore.name!r} is already registered")

@@ -3,6 +3,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import select
 
@@ -329,3 +331,31 @@ async def test_the_confirmation_is_queued_as_data_and_rendered_as_it_is_sent(
     assert "<td>14.00</td>" in email_part(message, "html")
     # The key stored with the data: every attempt sends the same Message-ID.
     assert message["Message-ID"] == f"<{key}@example.com>"
+
+
+def test_placing_resolves_the_caller_the_order_limit_and_one_service_dependency(
+    app: FastAPI,
+) -> None:
+    [route] = [
+        route
+        for route in iter_route_contexts(app.routes)
+        if isinstance(route.original_route, APIRoute) and route.original_route.name == "place_order"
+    ]
+
+    def calls(dependant: Dependant) -> set[Any]:
+        found: set[Any] = set()
+        for sub in dependant.dependencies:
+            found |= {sub.call} | calls(sub)
+        return found
+
+    resolved = {getattr(call, "__name__", call) for call in calls(route.dependant)}
+    # The caller (through the writer's chain), the exact order limit keyed by the caller,
+    # and the service: no request session, no per-object platform dependencies.
+    assert resolved == {
+        "get_writer",
+        "get_principal",
+        "get_settings",
+        "check_rate_limit",
+        "ordering_user",
+        "get_order_service",
+    }
