@@ -36,7 +36,15 @@ _CONNECT_TIMEOUT_SECONDS = 10.0
 # An idle connection whose peer vanished without closing it (a network partition) would
 # otherwise look alive forever; a periodic query notices.
 _HEALTH_CHECK_SECONDS = 30.0
-_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: the driver lost track of the connection's state (a server that cut it
+# off while it was being set up); a new connection is the cure, as for the others.
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 # Short enough that a wake-up is never noticeably late, long enough that a busy process
