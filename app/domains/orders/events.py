@@ -158,7 +158,7 @@ def dedup_key(change: str, order_id: int) -> str:
 
 def placed_event_head(timestamp: datetime) -> dict[str, Any]:
     """The `order.placed` event without its data, which the order's own transaction adds
-    once the order has an id (repository.placement)."""
+    once the order has an id (repository.writes)."""
     return {
         "id": new_event_id(),
         "type": OrderEventType.PLACED.value,

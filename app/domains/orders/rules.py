@@ -4,7 +4,7 @@ an order may be, and which status changes are allowed.
 
 Plain functions of plain values: the database never prices or judges an order. It is given
 the prices these rules used and refuses the order only when one of them is no longer the
-item's price (repository.placement), so the rules stay here even where the database does
+item's price (repository.writes), so the rules stay here even where the database does
 the rest in one call.
 """
 
