@@ -1,8 +1,10 @@
 """What clients were told, checked against what the database holds after the faults.
 
 A committed write is never lost, and a write that got a 5xx never half-happened: every order
-answered 201 exists; each item's stock is its initial stock minus what orders took plus what
-cancellations gave back; every account has exactly one welcome email queued with it.
+answered 201 exists, with its lines, its audit event, its order event and its confirmation
+email, and nothing of an order that does not exist is left behind; each item's stock is its
+initial stock minus what orders took plus what cancellations gave back; every account has
+exactly one welcome email queued with it.
 """
 
 import itertools
@@ -43,14 +45,18 @@ class Ledger:
             self.registered.add(email)
         return response
 
-    async def order(
-        self, client: httpx.AsyncClient, headers: dict[str, str], item_id: int, quantity: int = 1
-    ) -> httpx.Response:
-        body = {
+    @staticmethod
+    def order_body(item_id: int, quantity: int = 1) -> dict[str, object]:
+        return {
             "lines": [{"item_id": item_id, "quantity": quantity}],
             "shipping": "standard",
             "address": ORDER_ADDRESS,
         }
+
+    async def order(
+        self, client: httpx.AsyncClient, headers: dict[str, str], item_id: int, quantity: int = 1
+    ) -> httpx.Response:
+        body = self.order_body(item_id, quantity)
         response = await client.post("/api/v1/orders", json=body, headers=headers)
         if response.status_code == 201:
             self.orders[response.json()["id"]] = {item_id: quantity}
@@ -85,6 +91,7 @@ class Ledger:
         for order_id in self.cancelled:
             if stored.get(order_id) != "cancelled":
                 problems.append(f"order {order_id} answered cancelled is {stored.get(order_id)}")
+        problems += await _order_records(db, set(stored))
         lines = await db.fetch("SELECT order_id, item_id, quantity FROM order_lines")
         taken: Counter[int] = Counter()
         for line in lines:
@@ -115,6 +122,41 @@ class Ledger:
         if wrong:
             problems.append(f"accounts without exactly one welcome email: {wrong}")
         return problems
+
+
+async def _order_records(db: asyncpg.Connection, orders: set[int]) -> list[str]:
+    """Each order's lines, audit event and job log messages, exactly once, and none of an
+    order that is not there: what its one transaction writes."""
+    problems = []
+    records: dict[str, Counter[int]] = {
+        "lines": Counter(
+            row["order_id"] for row in await db.fetch("SELECT order_id FROM order_lines")
+        ),
+        "audit events": Counter(
+            row["target_id"]
+            for row in await db.fetch(
+                "SELECT target_id FROM audit_events WHERE action = 'order.placed'"
+            )
+        ),
+    }
+    for kind, prefix in (
+        ("order events", "order.placed:"),
+        ("confirmations", "email.order_confirmed:"),
+    ):
+        keys = await db.fetch(
+            "SELECT dedup_key FROM outbox_messages WHERE dedup_key LIKE $1", prefix + "%"
+        )
+        records[kind] = Counter(int(row["dedup_key"].removeprefix(prefix)) for row in keys)
+    for kind, counts in records.items():
+        missing = sorted(orders - set(counts))
+        if missing:
+            problems.append(f"orders without {kind}: {missing}")
+        stray = sorted(set(counts) - orders)
+        if stray:
+            problems.append(f"{kind} of orders that do not exist: {stray}")
+        if kind != "lines" and any(count != 1 for count in counts.values()):
+            problems.append(f"{kind} recorded more than once: {counts}")
+    return problems
 
 
 async def customer(http: httpx.AsyncClient, ledger: Ledger) -> dict[str, str]:

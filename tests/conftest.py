@@ -22,6 +22,7 @@ from sqlalchemy import delete, text
 
 from app.core.config import Environment, Settings
 from app.core.resources import Resources
+from app.domains.orders.prices import price_hints
 from app.main import create_app
 from app.models import Base
 from support.processes import Unavailable
@@ -112,7 +113,8 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """Empty tables, Redis and the cache before each test that uses the shared app.
 
     Ids restart with the tables, so an in-process cache entry from an earlier test would
-    describe another row: the app's cache forgets what it holds in process too.
+    describe another row: the app's cache forgets what it holds in process too, and so do
+    the orders' price hints.
     """
     if "app" not in request.fixturenames:
         yield
@@ -129,6 +131,7 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if resources.redis is not None:
         await resources.redis.flushdb()
     resources.cache.forget_local()
+    price_hints(resources.engine).clear()
     yield
 
 

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     db_read_pool_size: int = Field(
         default=5, ge=1, description="connections of the hot paths' reads (PostgreSQL), each worker"
     )
+    db_call_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="connections of the writes that are one database call, such as placing an "
+        "order (PostgreSQL), each worker",
+    )
     db_echo: bool = False
     db_connect_timeout: float = Field(
         default=3.0, gt=0, description="seconds to open a connection or hear back from a ping"

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.cache import Cache
 from app.core.cache.near import NearCache
 from app.core.config import Settings
+from app.core.db.calls import Calls
 from app.core.db.engine import driver_dsn, open_database
 from app.core.db.keyset import CursorCodec, cursor_codec
 from app.core.db.reads import Reads
@@ -31,6 +32,8 @@ class Resources:
     engine: AsyncEngine
     # Single-row reads at the driver's cost (app.core.db.reads).
     reads: Reads
+    # Writes that are one call at the driver's cost (app.core.db.calls); None on SQLite.
+    calls: Calls | None
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     passwords: PasswordHasher
@@ -69,6 +72,7 @@ def create_outbox(
         listen_dsn=None
         if settings.uses_sqlite
         else driver_dsn(settings.outbox_listen_url or settings.sqlalchemy_url),
+        notify_others=not settings.uses_sqlite,
     )
     register_handlers(outbox, settings, sessionmaker)
     return outbox
@@ -100,6 +104,7 @@ async def open_resources(
                 settings=settings,
                 engine=database.engine,
                 reads=database.reads,
+                calls=database.calls,
                 sessionmaker=database.sessionmaker,
                 redis=redis,
                 passwords=PasswordHasher(settings),

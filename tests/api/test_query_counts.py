@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import httpx
 
 from app.core.resources import Resources
+from app.domains.orders.repository.postgres import PLACE_ORDER
 from tests.factories import ITEMS, ORDERS, create_item, order_body, user
 from tests.statements import counted_statements
 
@@ -85,7 +86,7 @@ async def test_the_current_user_is_one_query(
     assert seen.seen == ["SELECT"]
 
 
-async def test_placing_an_order_takes_a_fixed_number_of_statements(
+async def test_placing_an_order_is_one_call_once_its_prices_are_known(
     client: httpx.AsyncClient, resources: Resources
 ) -> None:
     buyer = await user(client)
@@ -93,16 +94,39 @@ async def test_placing_an_order_takes_a_fixed_number_of_statements(
     one_line = order_body((items[0], 1))
     three_lines = order_body(*((item, 2) for item in items))
 
+    with statements(resources) as cold:
+        assert (await client.post(ORDERS, json=three_lines, headers=buyer.headers)).is_success
     with statements(resources) as single:
         assert (await client.post(ORDERS, json=one_line, headers=buyer.headers)).is_success
     with statements(resources) as triple:
         assert (await client.post(ORDERS, json=three_lines, headers=buyer.headers)).is_success
+    with statements(resources) as keyed:
+        headers = buyer.headers | {"Idempotency-Key": "counted"}
+        assert (await client.post(ORDERS, json=one_line, headers=headers)).is_success
 
-    # The principal, the existence check, one conditional UPDATE per line, the order and its
-    # lines (one batched INSERT on PostgreSQL, one per line on SQLite), its audit event, then
-    # the job log's confirmation email and order event: nothing per line but its stock
-    # update and, at most, its own INSERT.
-    expected = ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT", "INSERT", "INSERT"]
-    assert single.seen == expected, single.seen
-    assert triple.seen.count("UPDATE") == 3, triple.seen
-    assert triple.count - single.count <= 2 * 2, (single.seen, triple.seen)
+    if resources.calls is not None:
+        # The principal, then one call that claims, takes the stock and records everything.
+        assert single.seen == ["SELECT", "SELECT"], single.sent
+        assert single.sent[1] == PLACE_ORDER.call
+        assert keyed.sent == single.sent
+    else:
+        # The principal, then one transaction of plain statements holding the write lock:
+        # the items checked, their stock taken, the order, its lines, its audit event and
+        # its two job log messages (one statement each, whatever the number of lines).
+        expected = ["SELECT", "BEGIN", "SELECT", "UPDATE", "INSERT", "INSERT", "INSERT"]
+        assert single.seen == [*expected, "INSERT", "COMMIT"], single.sent
+        # The key read first, and written with the order.
+        assert keyed.seen == [
+            "SELECT",
+            "BEGIN",
+            "SELECT",
+            *expected[2:],
+            "INSERT",
+            "INSERT",
+            "COMMIT",
+        ]
+    # Nothing per line, and prices this process has not seen cost one read first.
+    assert triple.seen == single.seen, (single.seen, triple.seen)
+    assert cold.count == single.count + 1, cold.sent
+    # The job log's wake-up is sent after the commit (app.core.jobs.wakeups), never with it.
+    assert not [sql for sql in cold.sent + single.sent if "notify" in sql.lower()]

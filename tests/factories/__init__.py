@@ -17,7 +17,14 @@ from tests.factories.accounts import (
 from tests.factories.audit import audit_events
 from tests.factories.catalog import ITEMS, create_item, post_item, stock_of
 from tests.factories.mail import Inbox, body, job_log_text, link_token, stored_link_tokens
-from tests.factories.orders import ADDRESS, ORDERS, order_body, order_count, place
+from tests.factories.orders import (
+    ADDRESS,
+    ORDERS,
+    order_body,
+    order_count,
+    order_service,
+    place,
+)
 from tests.factories.webhooks import ORDER_EVENTS, PUBLIC_URL, WEBHOOKS, register_webhook
 
 __all__ = [
@@ -42,6 +49,7 @@ __all__ = [
     "log_in",
     "order_body",
     "order_count",
+    "order_service",
     "place",
     "post_item",
     "principal",

@@ -12,6 +12,13 @@ from app.core.jobs import OutboxDispatcher, OutboxMessage
 from app.core.jobs.email import EMAIL, LinkTokens, SmtpEmailSender, email_handler
 from app.core.resources import Resources
 from app.domains.auth.password_resets import PASSWORD_RESET_REQUESTED, password_reset_mailer
+from app.domains.orders.events import (
+    ORDER_CONFIRMED,
+    ORDER_SHIPPED,
+    confirmation_email,
+    mailer,
+    shipped_email,
+)
 from tests.smtp import SmtpServer
 
 
@@ -69,7 +76,11 @@ class Inbox:
         )
         dispatcher = self._dispatcher()
         links = LinkTokens.from_settings(self.resources.settings)
-        dispatcher.register(EMAIL, email_handler(sender, domain="example.com", link_tokens=links))
+        send = email_handler(sender, domain="example.com", link_tokens=links)
+        dispatcher.register(EMAIL, send)
+        # The emails queued as data, rendered as they are sent (app.jobs registers the same).
+        dispatcher.register(ORDER_CONFIRMED, mailer(confirmation_email, send))
+        dispatcher.register(ORDER_SHIPPED, mailer(shipped_email, send))
         delivered = await dispatcher.run_once()
         return [(await self.smtp.next_message()).message for _ in range(delivered)]
 

@@ -3,10 +3,15 @@
 from typing import Any
 
 import httpx
+from opentelemetry.trace import NoOpTracer
 from sqlalchemy import func, select
 
 from app.core.resources import Resources
+from app.domains.audit.schemas import AuditOrigin
 from app.domains.orders.models import Order
+from app.domains.orders.prices import PriceHints
+from app.domains.orders.repository import order_writes
+from app.domains.orders.service import OrderService
 from tests.factories.accounts import Account
 
 ORDERS = "/api/v1/orders"
@@ -30,3 +35,17 @@ def order_body(
         "shipping": shipping,
         "address": ADDRESS | address,
     }
+
+
+def order_service(resources: Resources, *, hints: PriceHints | None = None) -> OrderService:
+    """The order service as a request gets it (app.domains.orders.dependencies), with price
+    hints of its own unless given."""
+    return OrderService(
+        writes=order_writes(resources.engine, resources.calls, NoOpTracer()),
+        sessionmaker=resources.sessionmaker,
+        cache=resources.cache,
+        announce=resources.outbox.announce,
+        tracer=NoOpTracer(),
+        hints=hints if hints is not None else PriceHints(),
+        origin=AuditOrigin.of("test-request", "127.0.0.1"),
+    )

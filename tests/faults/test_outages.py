@@ -3,6 +3,7 @@ the connection pool exhausted. Each outage is measured per request, and the data
 afterwards: nothing answered 201 was lost, nothing refused half-happened."""
 
 import asyncio
+import signal
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from support.servers import (
 )
 from tests.conftest import RUNS_WITH_POSTGRES
 from tests.faults.conftest import Service
+from tests.waiting import eventually
 
 pytestmark = RUNS_WITH_POSTGRES
 
@@ -117,21 +119,38 @@ async def test_an_exhausted_pool_refuses_fast_and_recovers(
     service: Service, postgres: PostgresServer, database_url: str
 ) -> None:
     ledger = Ledger()
-    pool = {"DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "0.5"}
-    async with service(**pool, DB_COMMAND_TIMEOUT="4") as (_app, http):
+    pools = {
+        "DB_POOL_SIZE": "2",
+        "DB_MAX_OVERFLOW": "0",
+        "DB_CALL_POOL_SIZE": "2",
+        "DB_POOL_TIMEOUT": "0.5",
+    }
+    async with service(**pools, DB_COMMAND_TIMEOUT="4") as (_app, http):
         headers = await customer(http, ledger)
         item_id = await stocked_item(http, ledger, headers)
-        # Another client holds the item's row: orders for it wait on the lock, each holding
-        # one of the pool's two connections.
+        item = f"/api/v1/items/{item_id}"
+        # Another client holds the item's row: changes of the item wait on the lock, each
+        # holding one of the engine pool's two connections, and orders for it one of the two
+        # their calls have.
         holder = await asyncpg.connect(database_url.replace("+asyncpg", ""))
         transaction = holder.transaction()
         await transaction.start()
         await holder.execute("SELECT stock FROM items WHERE id = $1 FOR UPDATE", item_id)
         try:
             stuck = [asyncio.create_task(ledger.order(http, headers, item_id)) for _ in range(2)]
+            edits = [
+                asyncio.create_task(
+                    http.patch(item, json={"description": f"edit {n}"}, headers=headers)
+                )
+                for n in range(2)
+            ]
             await asyncio.sleep(0.5)
             refused = await asyncio.gather(
-                *(timed(http, "GET", "/api/v1/posts") for _ in range(10))
+                *(timed(http, "GET", "/api/v1/posts") for _ in range(5)),
+                *(
+                    timed(http, "POST", "/api/v1/orders", json=order, headers=headers)
+                    for order in [ledger.order_body(item_id)] * 5
+                ),
             )
             for response, elapsed in refused:
                 assert response.status_code == 503, response.text
@@ -142,6 +161,8 @@ async def test_an_exhausted_pool_refuses_fast_and_recovers(
             await holder.close()
         for order in await asyncio.gather(*stuck):
             assert order.status_code == 201, order.text
+        for edit in await asyncio.gather(*edits):
+            assert edit.status_code == 200, edit.text
         await assert_recovers(http, ledger, headers, item_id)
     assert await ledger.problems(database_url) == []
 
@@ -167,6 +188,44 @@ async def test_a_statement_past_the_command_timeout_is_a_503_that_changed_nothin
         assert order.status_code == 503, order.text
         assert "retry-after" in order.headers
         assert elapsed < 1 + 1.0
+        await assert_recovers(http, ledger, headers, item_id)
+    assert await ledger.problems(database_url) == []
+
+
+async def test_postgres_killed_while_orders_wait_inside_it(
+    service: Service, postgres: PostgresServer, database_url: str
+) -> None:
+    ledger = Ledger()
+    async with service(DB_COMMAND_TIMEOUT="30") as (_app, http):
+        headers = await customer(http, ledger)
+        item_id = await stocked_item(http, ledger, headers)
+        # Another client holds the item's row: each order is inside its one call, its key
+        # claimed, waiting for the row, when the server dies.
+        holder = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+        # This server acknowledges commits before writing them (synchronous_commit=off): what
+        # came before the crash is made durable first, so only the orders are in question.
+        await holder.execute("CHECKPOINT")
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT stock FROM items WHERE id = $1 FOR UPDATE", item_id)
+        orders = [asyncio.create_task(ledger.order(http, headers, item_id)) for _ in range(4)]
+
+        async def all_waiting() -> bool:
+            # Activity is read once per transaction unless the snapshot is dropped.
+            await holder.execute("SELECT pg_stat_clear_snapshot()")
+            waiting = await holder.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND query LIKE '%place_order_v1%'"
+            )
+            return bool(waiting == len(orders))
+
+        await eventually(all_waiting, seconds=20)
+        postgres.signal_group(signal.SIGKILL)
+        postgres.stop()
+        for order in await asyncio.gather(*orders):
+            assert order.status_code == 503, order.text
+        holder.terminate()
+
+        postgres.start()
         await assert_recovers(http, ledger, headers, item_id)
     assert await ledger.problems(database_url) == []
 

@@ -28,6 +28,11 @@ R = TypeVar("R")
 _POLL_SECONDS = 0.05
 # Only the holder of the lock may release it; a lock that outlived its holder is left alone.
 _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+# A namespace's next version; a missing version key starts from the seed (the clock).
+_BUMP = (
+    "if redis.call('exists', KEYS[1]) == 0 then redis.call('set', KEYS[1], ARGV[1]) end "
+    "return redis.call('incr', KEYS[1])"
+)
 
 
 class _Unavailable(Exception):
@@ -144,6 +149,39 @@ class Cache:
             await self._call(increment)
         except _Unavailable:
             logger.warning("cache: could not bump %r; its lists stale until TTL ends", namespace)
+        await self._settled()
+
+    async def invalidate(self, *keys: str, namespace: str) -> None:
+        """`delete(*keys)` and `bump(namespace)` in one round trip, and one wait for the
+        near caches' lease: what a write that changed some cached values and every list
+        showing them costs after its commit."""
+        full_keys = [self._key(key) for key in keys]
+        if self._redis is None:
+            for full_key in full_keys:
+                self._local.delete(full_key)
+            self._versions[namespace] = self._versions.get(namespace, 0) + 1
+            return
+        redis, version_key, seed = self._redis, self._version_key(namespace), self._seed()
+
+        async def delete_and_increment() -> None:
+            # Not a MULTI: the keys live in different hash slots on a cluster, where each
+            # command of the pipeline goes to its own node. The version's one-key script
+            # keeps `bump`'s guarantee that a lost version restarts from the clock.
+            async with redis.pipeline(transaction=False) as pipe:
+                for full_key in full_keys:
+                    pipe.delete(full_key)
+                pipe.eval(_BUMP, 1, version_key, seed)
+                await pipe.execute()
+
+        try:
+            await self._call(delete_and_increment)
+        except _Unavailable:
+            logger.warning(
+                "cache: could not invalidate %s and %r; stale until their TTL ends",
+                keys,
+                namespace,
+            )
+        # Even when Redis failed: replicas' near caches then lose their lease meanwhile.
         await self._settled()
 
     async def _settled(self) -> None:

@@ -1,5 +1,6 @@
 """The database: engines (`engine`), the models' base and column types (`base`), the
 request's transaction and its named exits (`transactions`), the behaviour of a failing
 server (`guard`, `errors`), keyset pagination (`keyset`, its cursors' wire form in
-`cursors`) and the repositories' shared shape (`repository`). All SQL outside this package
-lives in the domains' repositories."""
+`cursors`), the repositories' shared shape (`repository`), and the driver-level paths of
+the hot reads (`reads`) and one-call writes (`calls`). All SQL outside this package lives
+in the domains' repositories."""

@@ -1,5 +1,5 @@
-"""Engines, session factories and the hot paths' reads, one shape per backend: SQLite as
-embedded, PostgreSQL bounded against a failing server (app.core.db.guard)."""
+"""Engines, session factories, the hot paths' reads and the one-call writes, one shape per
+backend: SQLite as embedded, PostgreSQL bounded against a failing server (app.core.db.guard)."""
 
 import asyncio
 import contextlib
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.core.config import Settings
+from app.core.db.calls import Calls, DriverCalls, EngineCalls
 from app.core.db.guard import Guard, guard_engine
 from app.core.db.reads import DriverReads, EngineReads, Reads
 
@@ -105,19 +106,30 @@ class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     reads: Reads
+    # Writes that are one call at the driver's cost (app.core.db.calls); None on SQLite.
+    calls: Calls | None
 
 
 @asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[Database]:
-    """The engine, its sessions and the hot paths' reads, with the heartbeat that watches the
-    server while they are open (app.core.db.guard)."""
+    """The engine, its sessions, the hot paths' reads and the one-call writes, with the
+    heartbeat that watches the server while they are open (app.core.db.guard)."""
     engine, guard = _create_engine(settings)
     reads: Reads = EngineReads(read_engine(engine, settings))
+    calls: Calls | None = None
     heartbeat: asyncio.Task[None] | None = None
     if guard is not None:
         dsn = driver_dsn(settings.sqlalchemy_url)
         heartbeat = asyncio.create_task(guard.heartbeat(dsn), name="database heartbeat")
+        calls = EngineCalls(engine)
         if not settings.db_pgbouncer:
+            calls = await DriverCalls.open(
+                dsn,
+                size=settings.db_call_pool_size,
+                guard=guard,
+                wait=connection_wait(settings),
+                command_timeout=settings.db_command_timeout,
+            )
             reads = await DriverReads.open(
                 dsn,
                 size=settings.db_read_pool_size,
@@ -127,8 +139,10 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
             )
             if settings.db_echo:
                 reads.listeners.append(_echo)
+        if settings.db_echo:
+            calls.listeners.append(_echo)
     try:
-        yield Database(engine, create_sessionmaker(engine), reads)
+        yield Database(engine, create_sessionmaker(engine), reads, calls)
     finally:
         if heartbeat is not None:
             heartbeat.cancel()
@@ -136,6 +150,8 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
                 await heartbeat
         if isinstance(reads, DriverReads):
             await reads.close()
+        if isinstance(calls, DriverCalls):
+            await calls.close()
         await engine.dispose()
 
 

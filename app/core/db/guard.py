@@ -174,9 +174,14 @@ def guard_engine(engine: AsyncEngine, *, connect_timeout: float) -> Guard:
             guard.held.discard(dbapi_connection.driver_connection)
         record.info[_RETURNED] = guard._clock()
 
+    def forget(dbapi_connection: Any, _record: ConnectionPoolEntry, _error: Any) -> None:
+        if dbapi_connection is not None:
+            guard.held.discard(dbapi_connection.driver_connection)
+
     event.listen(engine.sync_engine, "do_connect", connect)
     event.listen(engine.sync_engine, "checkout", ping)
     event.listen(engine.sync_engine, "checkin", returned)
+    event.listen(engine.sync_engine, "invalidate", forget)
     event.listen(engine.sync_engine, "handle_error", _drop_timed_out_connection)
     return guard
 

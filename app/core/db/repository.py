@@ -2,7 +2,7 @@
 
 A domain's repository subclasses `Repository[Model]`: it gets the request's session once and
 the model's `get`, `add`, `delete` and `page`, and adds methods named for what the domain asks
-(`get_by_email`, `take_stock`). All SQL lives in repositories; services call these names.
+(`get_by_email`, `list_page`). All SQL lives in repositories; services call these names.
 """
 
 from collections.abc import Sequence

@@ -4,8 +4,10 @@
 when the handler returns and rolls back when it raises; an error never commits. What must
 follow the outcome is a callback registered with `after_commit` or `after_rollback`; what
 must not share the request's fate runs in `independent_transaction`, either before the
-response (an idempotency claim) or after it, as a background task the response does not wait
-for (recording an API key's last use). Nothing else commits, and no read writes.
+response or after it, as a background task the response does not wait for (recording an API
+key's last use). Nothing else commits, and no read writes. A request that writes in one
+database call, as placing an order does, has no session to commit: the call is its
+transaction, and what follows the commit follows the call.
 """
 
 import logging
@@ -34,8 +36,8 @@ def after_commit(session: AsyncSession, callback: Callback) -> None:
 def after_rollback(session: AsyncSession, callback: Callback) -> None:
     """Run `callback` once the transaction on `session` has rolled back.
 
-    For what must outlive a failed request (releasing an idempotency claim, recording that
-    a spent refresh token came back): the callback writes through `independent_transaction`,
+    For what must outlive a failed request (recording a refused login, or that a spent
+    refresh token came back): the callback writes through `independent_transaction`,
     after the request's own locks are gone, so SQLite's single writer is free for it.
     """
     session.info.setdefault(_AFTER_ROLLBACK, []).append(callback)

@@ -13,30 +13,42 @@ twice a no-op. The `OutboxDispatcher` delivers it afterwards:
    or gives up after the maximum number of attempts and logs the message as dead.
 
 After a commit that enqueued, `announce()` wakes the local dispatcher and, on PostgreSQL,
-every other one through NOTIFY; polling remains the fallback. A worker that dies
+every other one through a NOTIFY sent after the commit, at most one per short interval per
+process (`wakeups`); polling remains the fallback. A worker that dies
 mid-delivery leaves only a lease behind; once it expires another worker claims the message
 again. Delivery is therefore at least once: handlers should tolerate a rare repeat (the
 email handler gives each message a stable Message-ID, webhooks a stable `webhook-id`).
 
-app.core knows no domain: the composition root (`app.jobs`) registers each topic's handler.
+app.core knows no domain: the composition root (`app.jobs`) registers each topic's handler,
+and the domains' periodic chores (`Chore`), which running dispatchers do between claims.
 """
 
 from app.core.jobs.dispatcher import OutboxDispatcher, backoff_delay
-from app.core.jobs.maintenance import dead_messages, purge_delivered, retry_dead
+from app.core.jobs.maintenance import Chore, dead_messages, purge_delivered, retry_dead
 from app.core.jobs.messages import Delivery, Handler, MessageType
-from app.core.jobs.models import OutboxMessage, OutboxStatus, enqueue, take_enqueued
+from app.core.jobs.models import (
+    NewMessage,
+    OutboxMessage,
+    OutboxStatus,
+    enqueue,
+    enqueue_on,
+    take_enqueued,
+)
 from app.core.jobs.wakeups import notify
 
 __all__ = [
+    "Chore",
     "Delivery",
     "Handler",
     "MessageType",
+    "NewMessage",
     "OutboxDispatcher",
     "OutboxMessage",
     "OutboxStatus",
     "backoff_delay",
     "dead_messages",
     "enqueue",
+    "enqueue_on",
     "notify",
     "purge_delivered",
     "retry_dead",

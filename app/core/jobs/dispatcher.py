@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.db.base import utcnow
 from app.core.jobs.health import FailureWatch
 from app.core.jobs.inflight import InFlight, RetryAlarms
-from app.core.jobs.maintenance import BACKLOG_COUNT_INTERVAL_SECONDS, Housekeeping
+from app.core.jobs.maintenance import BACKLOG_COUNT_INTERVAL_SECONDS, Chore, Housekeeping
 from app.core.jobs.messages import Delivery, Handler, MessageType
 from app.core.jobs.models import OutboxMessage, OutboxStatus
-from app.core.jobs.wakeups import Listener
+from app.core.jobs.wakeups import Announcer, Listener, notify
 from app.core.observability.metrics import (
     OUTBOX_BACKLOG_AGE,
     OUTBOX_DEAD,
@@ -58,6 +58,8 @@ class OutboxDispatcher:
     it ran full, and when woken: by `wake()` in this process, or by a NOTIFY from any process
     when `listen_dsn` (PostgreSQL) is given. On SQLite, where there is no NOTIFY, these
     in-process wake-ups are all there is, so none of them may wait for a batch to finish.
+    With `notify_others` (PostgreSQL), `announce()` also sends that NOTIFY, coalesced
+    (app.core.jobs.wakeups), whether or not this process delivers messages itself.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class OutboxDispatcher:
         backoff_max: float,
         retention: timedelta | None = None,
         listen_dsn: str | None = None,
+        notify_others: bool = False,
         clock: Clock = utcnow,
         backlog_count_interval: float = BACKLOG_COUNT_INTERVAL_SECONDS,
     ) -> None:
@@ -94,6 +97,7 @@ class OutboxDispatcher:
         )
         self._watch = FailureWatch(logger, "outbox dispatch")
         self._listener = Listener(listen_dsn, self.wake) if listen_dsn is not None else None
+        self._announcer = Announcer(lambda: notify(sessionmaker)) if notify_others else None
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
@@ -124,14 +128,24 @@ class OutboxDispatcher:
             raise ValueError(f"a handler for {message_type.topic!r} is already registered")
         self._handlers[message_type.topic] = message_type.handler(handle)
 
+    def register_chore(self, chore: Chore) -> None:
+        """Run `chore` between claims, at most once per its interval (app.core.jobs.maintenance)."""
+        self._housekeeping.add(chore)
+
+    @property
+    def chores(self) -> tuple[Chore, ...]:
+        return self._housekeeping.chores
+
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""
         self._wake.set()
 
     async def announce(self) -> None:
-        """Call after a commit that enqueued: wakes this process's dispatcher at once. On
-        PostgreSQL every other one was woken by that commit itself (see `enqueue`)."""
+        """Call after a commit that enqueued: wakes this process's dispatcher at once, and
+        with `notify_others` every other one within the announcer's interval."""
         self.wake()
+        if self._announcer is not None:
+            self._announcer.request()
 
     async def run_once(self) -> int:
         """Claim one batch of due messages and deliver it; returns how many were claimed."""
@@ -157,6 +171,8 @@ class OutboxDispatcher:
         A cancelled delivery keeps its lease and is claimed again once the lease expires,
         so stopping never loses a message.
         """
+        if self._announcer is not None:
+            await self._announcer.close()
         listen_task, self._listen_task = self._listen_task, None
         if listen_task is not None:
             listen_task.cancel()

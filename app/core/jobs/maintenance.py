@@ -1,9 +1,11 @@
 """What operators do with the job log: count its backlog, list dead messages, retry them,
-purge delivered ones."""
+purge delivered ones; and the chores running dispatchers do between claims for the rest of
+the application (purging what expires elsewhere)."""
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -96,10 +98,22 @@ async def purge_delivered(
             return removed
 
 
+@dataclass(frozen=True, slots=True)
+class Chore:
+    """Periodic maintenance that a domain hands the dispatchers (the composition root
+    registers it): `run` is called at most once per `every_seconds` by each running
+    dispatcher and returns how many rows it handled, for the log. Any number of processes
+    may run it at once, so it must be safe to repeat."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[], Awaitable[int]]
+
+
 class Housekeeping:
     """What a running dispatcher does between claims, each at its own pace: purging delivered
-    messages past their retention (at most hourly) and counting the backlog for the
-    `outbox_messages_pending` gauge (about every scrape)."""
+    messages past their retention (at most hourly), counting the backlog for the
+    `outbox_messages_pending` gauge (about every scrape), and the registered chores."""
 
     def __init__(
         self,
@@ -119,9 +133,27 @@ class Housekeeping:
         self._counted: set[str] = set()
         self._next_purge = 0.0
         self._next_count = 0.0
+        self._chores: list[Chore] = []
+        self._next_chore: dict[str, float] = {}
+
+    @property
+    def chores(self) -> tuple[Chore, ...]:
+        return tuple(self._chores)
+
+    def add(self, chore: Chore) -> None:
+        if chore.name in self._next_chore:
+            raise ValueError(f"a chore named {chore.name!r} is already registered")
+        self._chores.append(chore)
+        self._next_chore[chore.name] = 0.0
 
     async def run_if_due(self) -> None:
         now = time.monotonic()
+        for chore in self._chores:
+            if now >= self._next_chore[chore.name]:
+                self._next_chore[chore.name] = now + chore.every_seconds
+                done = await chore.run()
+                if done:
+                    logger.info("%s: %s", chore.name, done)
         if self._retention is not None and now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL_SECONDS
             removed = await purge_delivered(

@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.jobs.models import enqueue
+from app.core.jobs.models import NewMessage, enqueue
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -46,6 +46,10 @@ class MessageType(Generic[P]):
         return await enqueue(
             session, self.topic, payload.model_dump(mode="json"), dedup_key=dedup_key
         )
+
+    def message(self, payload: P, *, dedup_key: str | None = None) -> NewMessage:
+        """`payload` as a message of this type, for writes that queue it without a session."""
+        return NewMessage(self.topic, payload.model_dump(mode="json"), dedup_key)
 
     def handler(self, handle: Callable[[P, Delivery], Awaitable[None]]) -> Handler:
         """A dispatcher handler that hands `handle` the payload parsed into its schema."""

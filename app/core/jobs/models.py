@@ -1,12 +1,13 @@
 """The outbox table and the enqueue that writes to it inside the caller's transaction."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Enum, Index, Integer, String, Text, func
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db.base import Base, utcnow
@@ -77,22 +78,46 @@ async def enqueue(
     should then call the dispatcher's `announce()` when `take_enqueued(session)` is true
     (the request session dependency does); without it the message still goes out at the
     next poll.
+
+    No NOTIFY rides on the insert: PostgreSQL makes every transaction that notified commit
+    one after another, across the whole cluster, so one in each request's transaction
+    would queue every such commit behind the others. `announce()` wakes the dispatchers
+    after the commit instead, at most once per short interval per process.
     """
-    statement = (
+    inserted = await session.scalar(
         insert_ignoring(session, OutboxMessage, [OutboxMessage.dedup_key])
         .values(topic=topic, payload=dict(payload), dedup_key=dedup_key)
         .returning(OutboxMessage.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # The wake-up for every listening dispatcher, in the same statement: a NOTIFY is
-        # part of its transaction, delivered if and only if it commits (and once however
-        # many messages the transaction holds), so no second round trip is needed after it.
-        statement = statement.returning(func.pg_notify(CHANNEL, ""))
-    inserted = await session.scalar(statement)
     if inserted is None:
         return False
     session.info[_ENQUEUED] = True
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to add to the job log: its topic, its payload as JSON, its dedup key."""
+
+    topic: str
+    payload: Mapping[str, Any]
+    dedup_key: str | None = None
+
+
+async def enqueue_on(connection: AsyncConnection, messages: Sequence[NewMessage]) -> None:
+    """Add `messages` in the transaction open on `connection`, in one statement; those whose
+    dedup key a stored message already has are skipped. For writes made without a session
+    (one transaction of plain statements); the caller announces them after its commit."""
+    if not messages:
+        return
+    await connection.execute(
+        insert_ignoring(connection, OutboxMessage, [OutboxMessage.dedup_key]).values(
+            [
+                {"topic": m.topic, "payload": dict(m.payload), "dedup_key": m.dedup_key}
+                for m in messages
+            ]
+        )
+    )
 
 
 def take_enqueued(session: AsyncSession) -> bool:

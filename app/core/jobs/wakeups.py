@@ -1,14 +1,23 @@
-"""Wake-ups across replicas: a NOTIFY after each commit that enqueued, a LISTEN per dispatcher.
+"""Wake-ups across replicas: a NOTIFY after the commits that enqueued, a LISTEN per dispatcher.
 
 PostgreSQL only. The notification carries nothing: it only says "look now", and the claim
 query decides what there is to do, so a lost or repeated notification costs at most a poll
 interval or one empty claim. SQLite deployments are one host, woken in process.
+
+The NOTIFY is sent after the commit, in a transaction of its own, never inside the
+transaction that enqueued: PostgreSQL serialises the commits of every transaction that
+notified, across the whole cluster and through their WAL flushes, so a NOTIFY per request
+would make every enqueuing write commit one at a time. `Announcer` sends at most one per
+`interval` for all the commits of a process meanwhile: the first at once, the next when the
+interval has passed. A process that dies between a commit and its NOTIFY leaves the message
+to the dispatchers' next poll; it is committed, so it is never lost.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -27,7 +36,22 @@ _CONNECT_TIMEOUT_SECONDS = 10.0
 # An idle connection whose peer vanished without closing it (a network partition) would
 # otherwise look alive forever; a periodic query notices.
 _HEALTH_CHECK_SECONDS = 30.0
-_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: the driver lost track of the connection's state (a server that cut it
+# off while it was being set up); a new connection is the cure, as for the others.
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+# Short enough that a wake-up is never noticeably late, long enough that a busy process
+# sends a few NOTIFYs a second rather than one per request.
+ANNOUNCE_INTERVAL_SECONDS = 0.05
+# How long stopping waits for a NOTIFY still due.
+_FLUSH_SECONDS = 1.0
 
 
 async def notify(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
@@ -35,6 +59,62 @@ async def notify(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     async with sessionmaker() as session:
         await session.execute(text(f"NOTIFY {CHANNEL}"))
         await session.commit()
+
+
+class Announcer:
+    """Coalesces the wake-ups a process owes the other dispatchers: `request()` after each
+    commit that enqueued costs nothing, and at most one `send()` runs per `interval`."""
+
+    def __init__(
+        self,
+        send: Callable[[], Awaitable[None]],
+        *,
+        interval: float = ANNOUNCE_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._send = send
+        self._interval = interval
+        self._clock = clock
+        self._due = False
+        self._last_sent = -interval
+        self._task: asyncio.Task[None] | None = None
+        # Polling delivers while NOTIFY fails, so a failure is logged once per outage.
+        self._watch = FailureWatch(logger, "announcing outbox messages", level=logging.WARNING)
+
+    def request(self) -> None:
+        """Ask for a NOTIFY: sent now if none went out within the interval, else once it ends."""
+        self._due = True
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="outbox-announcer")
+
+    async def _run(self) -> None:
+        try:
+            while self._due:
+                wait = self._last_sent + self._interval - self._clock()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                # Commits from here on ask for the next one.
+                self._due = False
+                self._last_sent = self._clock()
+                try:
+                    await self._send()
+                except Exception as error:
+                    self._watch.failed(error, retry_in=self._interval)
+                else:
+                    self._watch.succeeded()
+        finally:
+            self._task = None
+
+    async def close(self) -> None:
+        """Send what is still due (within a second), then stop."""
+        task = self._task
+        if task is None:
+            return
+        _, pending = await asyncio.wait({task}, timeout=_FLUSH_SECONDS)
+        if pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class Listener:

@@ -1,10 +1,12 @@
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.types import MAX_ID
+from app.domains.audit.models import IP_LENGTH
 
 
 class AuditAction(StrEnum):
@@ -42,6 +44,20 @@ Target = tuple[str, int]
 # The members of `details` that name a person rather than an id (`user.email_changed` and
 # `user.email_verified` hold addresses): erasing an account removes them from its events.
 PERSONAL_DETAILS = frozenset({"email", "previous_email", "full_name"})
+
+
+@dataclass(frozen=True, slots=True)
+class AuditOrigin:
+    """Where a change came from, as its event records it: the id of the request that caused
+    it (its X-Request-ID) and the client's address."""
+
+    request_id: str | None
+    ip: str | None
+
+    @classmethod
+    def of(cls, request_id: str | None, ip: str | None) -> Self:
+        # An IP address fits in 45 characters; a peer that is not one is cut to the column.
+        return cls(request_id, ip[:IP_LENGTH] if ip is not None else None)
 
 
 class AuditEventRead(BaseModel):

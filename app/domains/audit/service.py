@@ -6,9 +6,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.db.transactions import after_rollback, independent_transaction
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
-from app.domains.audit.models import IP_LENGTH, AuditEvent
+from app.domains.audit.models import AuditEvent
 from app.domains.audit.repository import AuditEventRepository
-from app.domains.audit.schemas import AuditAction, AuditEventRead, AuditFilter, Target
+from app.domains.audit.schemas import (
+    AuditAction,
+    AuditEventRead,
+    AuditFilter,
+    AuditOrigin,
+    Target,
+)
 
 
 class AuditTrail:
@@ -29,9 +35,9 @@ class AuditTrail:
     ) -> None:
         self.session = session
         self.sessionmaker = sessionmaker
-        self.request_id = request_id
-        # An IP address fits in 45 characters; a peer that is not one is cut to the column.
-        self.ip = ip[:IP_LENGTH] if ip is not None else None
+        origin = AuditOrigin.of(request_id, ip)
+        self.request_id = origin.request_id
+        self.ip = origin.ip
 
     async def record(
         self,

@@ -1,13 +1,10 @@
-from collections.abc import Iterable
-
-from sqlalchemy import ColumnElement, bindparam, case, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, or_, select
 
 from app.core.db.keyset import Slice, SortKey, Window
 from app.core.db.reads import Reads, Row
 from app.core.db.repository import Repository
-from app.core.types import MAX_INT32
 from app.domains.items.models import Item
-from app.domains.items.schemas import ItemQuery, ItemSort, ReservedItem, SortOrder
+from app.domains.items.schemas import ItemQuery, ItemSort, SortOrder
 
 _SORT_COLUMNS = {
     ItemSort.CREATED_AT: Item.created_at,
@@ -55,46 +52,6 @@ class ItemRepository(Repository[Item]):
         """
         key = SortKey(_SORT_COLUMNS[query.sort], Item.id, descending=query.order is SortOrder.DESC)
         return await self.page(key, window, select(Item).where(*_conditions(query)))
-
-    async def existing_ids(self, item_ids: Iterable[int]) -> set[int]:
-        rows = await self.session.scalars(select(Item.id).where(Item.id.in_(list(item_ids))))
-        return set(rows)
-
-    async def take_stock(self, item_id: int, quantity: int) -> ReservedItem | None:
-        """Take `quantity` of an item if that many are in stock; None if not.
-
-        One conditional UPDATE: the check and the decrement are a single atomic step, so
-        concurrent orders can never both take the last unit, and on PostgreSQL only this
-        item's row is locked (until the transaction ends), never unrelated ones.
-        """
-        result = await self.session.execute(
-            update(Item)
-            .where(Item.id == item_id, Item.stock >= quantity)
-            .values(stock=Item.stock - quantity)
-            .returning(Item.name, Item.price)
-            .execution_options(synchronize_session=False)
-        )
-        row = result.first()
-        if row is None:
-            return None
-        return ReservedItem(item_id=item_id, name=row.name, price=row.price, quantity=quantity)
-
-    async def return_stock(self, item_id: int, quantity: int) -> None:
-        """Put `quantity` back, saturating at the column's maximum.
-
-        The owner may have raised the stock close to the maximum since the units were
-        taken; the sum is bounded in the statement itself, so it can never overflow.
-        """
-        await self.session.execute(
-            update(Item)
-            .where(Item.id == item_id)
-            .values(
-                stock=case(
-                    (Item.stock > MAX_INT32 - quantity, MAX_INT32), else_=Item.stock + quantity
-                )
-            )
-            .execution_options(synchronize_session=False)
-        )
 
 
 # Built once with a bound parameter, so a read does not build and hash a new statement.

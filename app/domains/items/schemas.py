@@ -1,4 +1,3 @@
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -105,21 +104,3 @@ class ItemSearch(ItemQuery, PageQuery):
         return ItemQuery.model_construct(
             **{name: getattr(self, name) for name in ItemQuery.model_fields}
         )
-
-
-@dataclass(frozen=True, slots=True)
-class StockLine:
-    """One line of a stock reservation: how many of which item."""
-
-    item_id: int
-    quantity: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReservedItem:
-    """What the catalog said about an item at the moment its stock was taken."""
-
-    item_id: int
-    name: str
-    price: Decimal
-    quantity: int

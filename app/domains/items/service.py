@@ -1,6 +1,6 @@
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -12,7 +12,7 @@ from app.core.errors import raises
 from app.core.pagination import PageParams, page_of
 from app.core.schemas import JSONBody
 from app.domains.auth.schemas import Principal, Scope
-from app.domains.items.exceptions import ItemNotFound, NotItemOwner, OutOfStock, UnknownItems
+from app.domains.items.exceptions import ItemNotFound, NotItemOwner
 from app.domains.items.models import Item
 from app.domains.items.repository import ItemRepository, find_item
 from app.domains.items.schemas import (
@@ -21,8 +21,6 @@ from app.domains.items.schemas import (
     ItemRead,
     ItemSearch,
     ItemUpdate,
-    ReservedItem,
-    StockLine,
 )
 
 # Every cached list page lives under this namespace, so one bump retires all of them.
@@ -40,6 +38,13 @@ def page_key(query: ItemQuery, window: Window) -> str:
         f"|{window.counted}"
     )
     return f"page:{hashlib.sha256(canonical.encode()).hexdigest()}"
+
+
+async def forget_cached(cache: Cache, item_ids: Iterable[int]) -> None:
+    """Forget the cached reads of these items, and every cached list, in one round trip:
+    for after a commit that changed them (stock is part of every read of an item). After,
+    not before: invalidating earlier would let a concurrent read put the old row back."""
+    await cache.invalidate(*(item_key(item_id) for item_id in item_ids), namespace=LISTS_NAMESPACE)
 
 
 def ensure_can_change(principal: Principal, item: Item) -> None:
@@ -97,8 +102,8 @@ class ItemReader:
 
 
 class ItemService:
-    """The catalog's writes: owner-only changes, and the stock that orders reserve and
-    release; every change invalidates the cached reads once it commits."""
+    """The catalog's writes: owner-only changes, each invalidating the cached reads once it
+    commits. (Orders take and return stock in their own transactions: app.domains.orders.)"""
 
     def __init__(self, session: AsyncSession, cache: Cache) -> None:
         self.session = session
@@ -126,56 +131,13 @@ class ItemService:
         await self.items.delete(item)
         self._invalidate_after_commit([item_id])
 
-    @raises(UnknownItems, OutOfStock)
-    async def reserve(self, lines: Sequence[StockLine]) -> list[ReservedItem]:
-        """Take every line's stock, at the current prices, or raise; the request's rollback
-        undoes a partial take. The result follows the order of `lines`.
-
-        Rows are locked in ascending item id order, the same in every transaction, so two
-        reservations sharing items wait for each other instead of deadlocking.
-        """
-        unknown = await self._unknown_lines(lines)
-        if unknown:
-            raise UnknownItems(unknown)
-        taken: dict[int, ReservedItem] = {}
-        for index, line in sorted(enumerate(lines), key=lambda pair: pair[1].item_id):
-            reserved = await self.items.take_stock(line.item_id, line.quantity)
-            if reserved is None:
-                # Short stock, or the item was deleted since the check above: an item that
-                # vanished meanwhile is unknown to the catalog, not out of stock.
-                vanished = await self._unknown_lines(lines)
-                if vanished:
-                    raise UnknownItems(vanished)
-                raise OutOfStock(item_id=line.item_id, line=index, quantity=line.quantity)
-            taken[index] = reserved
-        # Stock is part of every cached item read.
-        self._invalidate_after_commit(line.item_id for line in lines)
-        return [taken[index] for index in range(len(lines))]
-
-    async def _unknown_lines(self, lines: Sequence[StockLine]) -> dict[int, int]:
-        """The lines whose item is not in the catalog, by index."""
-        known = await self.items.existing_ids(line.item_id for line in lines)
-        return {
-            index: line.item_id for index, line in enumerate(lines) if line.item_id not in known
-        }
-
-    async def release(self, lines: Sequence[StockLine]) -> None:
-        """Return reserved stock (a cancelled order), in the same lock order as `reserve`."""
-        for line in sorted(lines, key=lambda line: line.item_id):
-            await self.items.return_stock(line.item_id, line.quantity)
-        self._invalidate_after_commit(line.item_id for line in lines)
-
     def _invalidate_after_commit(self, item_ids: Iterable[int]) -> None:
         """Forget the cached reads of these items, and every cached list, once the request
-        commits. After, not before: invalidating earlier would let a concurrent read put
-        the old row back."""
-        keys = [item_key(item_id) for item_id in item_ids]
-        cache = self.cache
+        commits (`forget_cached`)."""
+        changed, cache = list(item_ids), self.cache
 
         async def invalidate() -> None:
-            if keys:
-                await cache.delete(*keys)
-            await cache.bump(LISTS_NAMESPACE)
+            await forget_cached(cache, changed)
 
         after_commit(self.session, invalidate)
 

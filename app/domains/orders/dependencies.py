@@ -1,13 +1,17 @@
 from typing import Annotated
 
-from fastapi import Depends, Header, Security
+from fastapi import Depends, Header, Request, Security
 
-from app.core.deps import SessionDep, SessionmakerDep, TracerDep
+from app.core.deps import reaches_database, uses_platform
+from app.core.http.clients import client_address
 from app.core.http.limits import RateLimit
-from app.domains.audit.dependencies import AuditTrailDep
+from app.core.observability.context import request_id_var
+from app.core.resources import Resources
+from app.domains.audit.schemas import AuditOrigin
 from app.domains.auth.dependencies import get_admin, get_principal, get_writer
 from app.domains.auth.schemas import Principal, Scope
-from app.domains.items.dependencies import ItemServiceDep
+from app.domains.orders.prices import price_hints
+from app.domains.orders.repository import order_writes
 from app.domains.orders.service import OrderService
 
 OrderReader = Annotated[Principal, Security(get_principal, scopes=[Scope.ORDERS_READ])]
@@ -15,14 +19,23 @@ OrderWriter = Annotated[Principal, Security(get_writer, scopes=[Scope.ORDERS_WRI
 OrderAdmin = Annotated[Principal, Security(get_admin, scopes=[Scope.ORDERS_ADMIN])]
 
 
-async def get_order_service(
-    session: SessionDep,
-    sessionmaker: SessionmakerDep,
-    items: ItemServiceDep,
-    tracer: TracerDep,
-    audit: AuditTrailDep,
-) -> OrderService:
-    return OrderService(session, sessionmaker=sessionmaker, items=items, tracer=tracer, audit=audit)
+@reaches_database
+@uses_platform
+async def get_order_service(platform: Resources, request: Request) -> OrderService:
+    """One dependency for the whole service, and no request session: an order is placed or
+    changed in a transaction of its own (repository.writes), and read on a short session."""
+    return OrderService(
+        writes=order_writes(platform.engine, platform.calls, platform.tracer),
+        sessionmaker=platform.sessionmaker,
+        cache=platform.cache,
+        announce=platform.outbox.announce,
+        tracer=platform.tracer,
+        hints=price_hints(platform.engine),
+        # The id the response will carry in X-Request-ID, so an event leads to its request.
+        origin=AuditOrigin.of(
+            request_id_var.get(), client_address(request, platform.settings.trusted_proxies)
+        ),
+    )
 
 
 OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]

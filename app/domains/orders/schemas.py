@@ -11,12 +11,11 @@ from pydantic import (
 
 from app.core.types import MAX_ID, JsonNumber, Money, NoNul
 from app.domains.orders.models import OrderStatus, ShippingMethod
-
-MAX_QUANTITY = 1000
-MAX_LINES = 50
+from app.domains.orders.rules import MAX_LINES, MAX_QUANTITY, MIN_QUANTITY
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), JsonNumber]
+# The bounds are the rules' (app.domains.orders.rules), checked here as the body is read.
+Quantity = Annotated[int, Field(ge=MIN_QUANTITY, le=MAX_QUANTITY), JsonNumber]
 
 
 class OrderLineCreate(BaseModel):

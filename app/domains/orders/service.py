@@ -1,104 +1,206 @@
+"""Placing, reading, cancelling and shipping orders.
+
+Placing an order: the rules price it (app.domains.orders.rules) from the prices this process
+knows (prices.PriceHints; a read when it knows none), then the database does the rest in
+one transaction, one call on PostgreSQL (repository.writes): the idempotency key, the
+stock, the order, its lines, its audit event and its job log messages, all or nothing. It
+answers with an outcome, which is read here into the answer or the error; a price that
+changed meanwhile has the order priced again with the prices it names. Once committed, the
+job log is announced and the cached reads of the items are forgotten in one round trip.
+"""
+
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.cache import Cache
+from app.core.db.base import utcnow
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
-from app.domains.audit.schemas import AuditAction
-from app.domains.audit.service import AuditTrail
+from app.domains.audit.schemas import AuditAction, AuditOrigin
 from app.domains.auth.schemas import Principal, Scope
-from app.domains.items.schemas import ReservedItem, StockLine
-from app.domains.items.service import ItemService
-from app.domains.orders.events import OrderEvents
+from app.domains.items.exceptions import OutOfStock, UnknownItems
+from app.domains.items.service import forget_cached
+from app.domains.orders.events import OrderEventType, event_message, shipping_message
 from app.domains.orders.exceptions import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     IllegalTransition,
     OrderNotFound,
     OrderTooLarge,
     OvernightMinimum,
     RepeatedItem,
 )
-from app.domains.orders.idempotency import IdempotencyKeys
-from app.domains.orders.models import (
-    Order,
-    OrderLine,
-    OrderStatus,
-    PostalAddress,
-    ShippingMethod,
+from app.domains.orders.idempotency import request_fingerprint
+from app.domains.orders.models import OrderStatus
+from app.domains.orders.placement import new_placement
+from app.domains.orders.prices import PriceHints
+from app.domains.orders.repository import OrderRepository, OrderWrites
+from app.domains.orders.repository.writes import (
+    ChangeOutcome,
+    Outcome,
+    Placement,
+    PlacementResult,
+    StatusChange,
+    answer_for,
 )
-from app.domains.orders.repository import OrderRepository
+from app.domains.orders.rules import (
+    CHANGEABLE,
+    RETURNS_STOCK,
+    PricedOrder,
+    ensure_one_line_per_item,
+    price_order,
+)
 from app.domains.orders.schemas import OrderCreate, OrderFilter, OrderRead, PlacedOrder
+from app.domains.users.repository import UserRepository
 
-# Flat shipping prices; an order's price is always computed here, never taken from a client.
-SHIPPING_COSTS: dict[ShippingMethod, Decimal] = {
-    ShippingMethod.STANDARD: Decimal("5.00"),
-    ShippingMethod.EXPRESS: Decimal("15.00"),
-    ShippingMethod.OVERNIGHT: Decimal("30.00"),
+_CHANGES = {
+    OrderStatus.CANCELLED: (AuditAction.ORDER_CANCELLED, OrderEventType.CANCELLED, "cancelled"),
+    OrderStatus.SHIPPED: (AuditAction.ORDER_SHIPPED, OrderEventType.SHIPPED, "shipped"),
 }
-OVERNIGHT_MIN_SUBTOTAL = Decimal("50.00")
-# The largest amount a NUMERIC(12, 2) column holds.
-MAX_ORDER_TOTAL = Decimal("9999999999.99")
-_TRANSITION_ACTIONS = {
-    OrderStatus.CANCELLED: AuditAction.ORDER_CANCELLED,
-    OrderStatus.SHIPPED: AuditAction.ORDER_SHIPPED,
-}
+# What the rules can refuse before the database is asked; with an idempotency key, a
+# repeat of a request that was placed is answered from its key instead.
+_REFUSED_BEFORE_PLACING = (RepeatedItem, UnknownItems, OvernightMinimum, OrderTooLarge)
 
 
 class OrderService:
     def __init__(
         self,
-        session: AsyncSession,
         *,
+        writes: OrderWrites,
         sessionmaker: async_sessionmaker[AsyncSession],
-        items: ItemService,
+        cache: Cache,
+        announce: Callable[[], Awaitable[None]],
         tracer: Tracer,
-        audit: AuditTrail,
+        hints: PriceHints,
+        origin: AuditOrigin,
     ) -> None:
-        self.session = session
-        self.orders = OrderRepository(session)
-        self.keys = IdempotencyKeys(session, sessionmaker)
-        self.events = OrderEvents(session)
-        self.items = items
+        self.writes = writes
+        self.sessionmaker = sessionmaker
+        self.cache = cache
+        # Wakes the job log's dispatchers once a change that queued messages has committed.
+        self.announce = announce
         self.tracer = tracer
-        self.audit = audit
+        self.hints = hints
+        self.origin = origin
 
     @raises(
-        ItemService.reserve, IdempotencyKeys.claim, RepeatedItem, OvernightMinimum, OrderTooLarge
+        UnknownItems,
+        OutOfStock,
+        IdempotencyKeyReused,
+        IdempotencyKeyInFlight,
+        RepeatedItem,
+        OvernightMinimum,
+        OrderTooLarge,
     )
     async def place(
         self, principal: Principal, data: OrderCreate, *, idempotency_key: str | None
     ) -> PlacedOrder:
-        if idempotency_key is None:
-            return PlacedOrder(await self._place(principal, data), 201, replayed=False)
-        claim = await self.keys.claim(principal.id, idempotency_key, data)
-        if isinstance(claim, PlacedOrder):
-            return claim
-        placed = PlacedOrder(await self._place(principal, data), 201, replayed=False)
-        await self.keys.complete(claim, placed)
-        return placed
-
-    async def _place(self, principal: Principal, data: OrderCreate) -> OrderRead:
         with self.tracer.start_as_current_span("orders.place") as span:
             span.set_attribute("orders.lines", len(data.lines))
             span.set_attribute("orders.shipping", data.shipping.value)
-            ensure_one_line_per_item(data)
-            reserved = await self.items.reserve(
-                [StockLine(item_id=line.item_id, quantity=line.quantity) for line in data.lines]
-            )
-            order = await self.orders.add(price_order(principal.id, data, reserved))
-            await self.audit.record(
-                AuditAction.ORDER_PLACED,
-                actor_id=principal.id,
-                target=("order", order.id),
-                details={"total": str(order.total), "lines": len(order.lines)},
-            )
-            placed = OrderRead.model_validate(order)
-        await self.events.placed(placed, customer_email=principal.email)
-        return placed
+            fingerprint = request_fingerprint(data) if idempotency_key is not None else None
+            try:
+                ensure_one_line_per_item(data.lines)
+                priced = await self._price(data)
+            except _REFUSED_BEFORE_PLACING:
+                if idempotency_key is None:
+                    raise
+                replayed = await self._stored_answer(principal.id, idempotency_key, fingerprint)
+                if replayed is None:
+                    raise
+                return replayed
+            # Each repeat means a price of these items changed, and committed, since the
+            # call before: the loop ends unless prices change faster than an order places.
+            while True:
+                placement = new_placement(
+                    principal,
+                    data,
+                    priced,
+                    key=idempotency_key,
+                    fingerprint=fingerprint,
+                    origin=self.origin,
+                )
+                result = await self.writes.place(placement)
+                if result.outcome is not Outcome.PRICE_CHANGED or result.prices is None:
+                    break
+                self.hints.learn(result.prices)
+                # The database's own prices: a refusal by the rules now stands.
+                priced = price_order(data.lines, data.shipping, result.prices)
+        return await self._answer(result, placement, data)
+
+    async def _price(self, data: OrderCreate) -> PricedOrder:
+        """The order priced with the prices known here, or read when some are not; a refusal
+        computed from known prices is confirmed with fresh ones before it stands."""
+        item_ids = [line.item_id for line in data.lines]
+        prices = self.hints.known(item_ids)
+        fresh = len(prices) < len(item_ids)
+        if fresh:
+            prices = await self._read_prices(item_ids)
+        try:
+            return price_order(data.lines, data.shipping, prices)
+        except (OvernightMinimum, OrderTooLarge):
+            if fresh:
+                raise
+        return price_order(data.lines, data.shipping, await self._read_prices(item_ids))
+
+    @raises(UnknownItems)
+    async def _read_prices(self, item_ids: list[int]) -> dict[int, Decimal]:
+        prices = await self.writes.prices(item_ids)
+        self.hints.learn(prices)
+        unknown = {line: item for line, item in enumerate(item_ids) if item not in prices}
+        if unknown:
+            raise UnknownItems(unknown)
+        return prices
+
+    async def _answer(
+        self, result: PlacementResult, placement: Placement, data: OrderCreate
+    ) -> PlacedOrder:
+        match result.outcome:
+            case Outcome.PLACED:
+                order = OrderRead.model_validate(
+                    placement.order | {"id": result.order_id, "created_at": result.created_at}
+                )
+                await self.announce()
+                await forget_cached(self.cache, placement.item_ids)
+                return PlacedOrder(order, 201, replayed=False)
+            case Outcome.REPLAY:
+                return _replayed(result)
+            case Outcome.IN_FLIGHT:
+                raise IdempotencyKeyInFlight
+            case Outcome.KEY_REUSED:
+                raise IdempotencyKeyReused
+            case Outcome.UNKNOWN if result.unknown:
+                self.hints.forget(result.unknown.values())
+                raise UnknownItems(result.unknown)
+            case Outcome.SHORT if result.short_line is not None:
+                line = data.lines[result.short_line]
+                raise OutOfStock(
+                    item_id=line.item_id, line=result.short_line, quantity=line.quantity
+                )
+        raise RuntimeError(f"unexpected placement outcome {result!r}")
+
+    async def _stored_answer(
+        self, user_id: int, key: str, fingerprint: str | None
+    ) -> PlacedOrder | None:
+        """The answer a key already holds, for a request the rules refused; None when the
+        key holds none (the refusal then stands)."""
+        record = await self.writes.find_key(user_id, key)
+        answered = answer_for(record, fingerprint, utcnow()) if record is not None else None
+        if answered is None:
+            return None
+        if answered.outcome is Outcome.KEY_REUSED:
+            raise IdempotencyKeyReused
+        if answered.outcome is Outcome.IN_FLIGHT:
+            raise IdempotencyKeyInFlight
+        return _replayed(answered)
 
     @raises(OrderNotFound)
     async def get_for(self, principal: Principal, order_id: int) -> OrderRead:
-        return OrderRead.model_validate(await self._order_for(principal, order_id))
+        async with self.sessionmaker() as session:
+            return await _order_for(session, principal, order_id)
 
     @raises(PageParams.window)
     async def list_page(
@@ -107,94 +209,79 @@ class OrderService:
         owner_id = owner_filter(principal)
         # The owner is part of the binding: one user's cursor means nothing to another.
         window = page.window("orders", filters.model_dump() | {"owner_id": owner_id})
-        rows = await self.orders.list_page(
-            owner_id=owner_id, user_id=filters.user_id, status=filters.status, window=window
-        )
-        return page_of(OrderRead, rows, window)
+        async with self.sessionmaker() as session:
+            rows = await OrderRepository(session).list_page(
+                owner_id=owner_id, user_id=filters.user_id, status=filters.status, window=window
+            )
+            return page_of(OrderRead, rows, window)
 
     @raises(OrderNotFound, IllegalTransition)
     async def cancel(self, principal: Principal, order_id: int) -> OrderRead:
-        order = await self._order_for(principal, order_id)
-        await self._transition(principal, order, OrderStatus.CANCELLED, action="cancelled")
-        # A line whose item has left the catalog has nowhere to return its stock to.
-        await self.items.release(
-            [
-                StockLine(item_id=line.item_id, quantity=line.quantity)
-                for line in order.lines
-                if line.item_id is not None
-            ]
-        )
-        cancelled = OrderRead.model_validate(order)
-        await self.events.cancelled(cancelled)
-        return cancelled
+        return await self._change(principal, order_id, OrderStatus.CANCELLED)
 
     @raises(OrderNotFound, IllegalTransition)
     async def ship(self, principal: Principal, order_id: int) -> OrderRead:
-        order = await self._order_for(principal, order_id)
-        await self._transition(principal, order, OrderStatus.SHIPPED, action="shipped")
-        shipped = OrderRead.model_validate(order)
-        await self.events.shipped(shipped)
-        return shipped
+        return await self._change(principal, order_id, OrderStatus.SHIPPED)
 
-    async def _order_for(self, principal: Principal, order_id: int) -> Order:
-        order = await self.orders.get_with_lines(order_id, user_id=owner_filter(principal))
-        if order is None:
+    async def _change(self, principal: Principal, order_id: int, target: OrderStatus) -> OrderRead:
+        """Move a placed order to `target`, in one transaction with its stock, audit event,
+        order event and email (app.domains.orders.rules says which)."""
+        action, event_type, done = _CHANGES[target]
+        async with self.sessionmaker() as session:
+            order = await _order_for(session, principal, order_id)
+            # Shipped by an administrator: the address is the customer's, not the caller's.
+            customer = (
+                await UserRepository(session).get(order.user_id)
+                if target is OrderStatus.SHIPPED
+                else None
+            )
+        if order.status is not CHANGEABLE:
+            raise IllegalTransition(current=order.status, action=done)
+        changed = order.model_copy(update={"status": target})
+        messages = [event_message(event_type, changed)]
+        # An erased account has no address any more: its order ships without an email.
+        if customer is not None and customer.deleted_at is None:
+            messages.append(shipping_message(customer.email, changed))
+        returns_stock = target in RETURNS_STOCK
+        result = await self.writes.change_status(
+            StatusChange(
+                order_id=order.id,
+                owner_id=owner_filter(principal),
+                source=CHANGEABLE,
+                target=target,
+                returns_stock=returns_stock,
+                actor_id=principal.id,
+                action=action,
+                origin=self.origin,
+                messages=messages,
+            )
+        )
+        if result.outcome is ChangeOutcome.NOT_FOUND:
             raise OrderNotFound
-        return order
-
-    async def _transition(
-        self, principal: Principal, order: Order, target: OrderStatus, *, action: str
-    ) -> None:
-        if not await self.orders.change_status(order, source=OrderStatus.PLACED, target=target):
-            current = await self.orders.current_status(order.id)
-            raise IllegalTransition(current=current or order.status, action=action)
-        await self.audit.record(
-            _TRANSITION_ACTIONS[target], actor_id=principal.id, target=("order", order.id)
-        )
+        if result.outcome is ChangeOutcome.ILLEGAL:
+            raise IllegalTransition(current=result.status or "changed", action=done)
+        await self.announce()
+        if returns_stock:
+            # A line whose item has left the catalog returned nothing to it.
+            await forget_cached(
+                self.cache, [line.item_id for line in order.lines if line.item_id is not None]
+            )
+        return changed
 
 
-@raises(RepeatedItem)
-def ensure_one_line_per_item(data: OrderCreate) -> None:
-    """One line per item keeps pricing and stock accounting unambiguous."""
-    lines_of: dict[int, list[int]] = {}
-    for index, line in enumerate(data.lines):
-        lines_of.setdefault(line.item_id, []).append(index)
-    for item_id, lines in lines_of.items():
-        if len(lines) > 1:
-            raise RepeatedItem(item_id=item_id, lines=lines)
+@raises(OrderNotFound)
+async def _order_for(session: AsyncSession, principal: Principal, order_id: int) -> OrderRead:
+    order = await OrderRepository(session).get_with_lines(order_id, user_id=owner_filter(principal))
+    if order is None:
+        raise OrderNotFound
+    return OrderRead.model_validate(order)
 
 
-@raises(OvernightMinimum, OrderTooLarge)
-def price_order(user_id: int, data: OrderCreate, reserved: list[ReservedItem]) -> Order:
-    """The order for `data`, priced from what the catalog reserved, never from the client."""
-    lines = [
-        OrderLine(
-            item_id=item.item_id,
-            item_name=item.name,
-            quantity=item.quantity,
-            unit_price=item.price,
-            line_total=item.price * item.quantity,
-        )
-        for item in reserved
-    ]
-    subtotal = sum((line.line_total for line in lines), Decimal("0.00"))
-    if data.shipping is ShippingMethod.OVERNIGHT and subtotal < OVERNIGHT_MIN_SUBTOTAL:
-        raise OvernightMinimum(OVERNIGHT_MIN_SUBTOTAL, subtotal)
-    shipping_cost = SHIPPING_COSTS[data.shipping]
-    total = subtotal + shipping_cost
-    if total > MAX_ORDER_TOTAL:
-        raise OrderTooLarge(MAX_ORDER_TOTAL)
-    return Order(
-        user_id=user_id,
-        status=OrderStatus.PLACED,
-        shipping=data.shipping,
-        shipping_cost=shipping_cost,
-        subtotal=subtotal,
-        total=total,
-        address=PostalAddress(
-            street=data.address.street, city=data.address.city, country=data.address.country
-        ),
-        lines=lines,
+def _replayed(result: PlacementResult) -> PlacedOrder:
+    if result.replay_status is None or result.replay_body is None:
+        raise RuntimeError(f"a replay without its answer: {result!r}")
+    return PlacedOrder(
+        OrderRead.model_validate(result.replay_body), result.replay_status, replayed=True
     )
 
 

@@ -3,6 +3,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import select
 
@@ -11,7 +13,17 @@ from app.core.jobs import OutboxMessage
 from app.core.resources import Resources
 from app.main import create_app
 from tests.conftest import running, serve, variant
-from tests.factories import ORDERS, create_item, order_body, order_count, place, stock_of, user
+from tests.factories import (
+    ORDERS,
+    Inbox,
+    create_item,
+    order_body,
+    order_count,
+    place,
+    stock_of,
+    user,
+)
+from tests.factories import body as email_part
 from tests.problems import assert_problem
 
 
@@ -282,24 +294,68 @@ async def test_placing_is_traced_as_a_domain_span(
     placing = [span for span in spans if span.name == "orders.place"]
     assert len(placing) == 1
     assert placing[0].attributes == {"orders.lines": 1, "orders.shipping": "express"}
-    stock_updates = [
-        span for span in spans if span.parent and span.parent.span_id == placing[0].context.span_id
+    inside = [
+        span.name
+        for span in spans
+        if span.parent and span.parent.span_id == placing[0].context.span_id
     ]
-    assert any("UPDATE" in span.name for span in stock_updates)
+    # The database's part: one function call on PostgreSQL, statements on SQLite.
+    taking_stock = "place_order_v1" if resources.calls is not None else "UPDATE"
+    assert any(taking_stock in name for name in inside), inside
 
 
-async def test_an_order_queues_its_confirmation_email_in_both_parts(
-    client: httpx.AsyncClient, resources: Resources
+async def test_the_confirmation_is_queued_as_data_and_rendered_as_it_is_sent(
+    client: httpx.AsyncClient, resources: Resources, inbox: Inbox
 ) -> None:
     buyer = await user(client)
     item = await create_item(resources, buyer.id, price="4.50")
     order = (await place(client, buyer, order_body((item, 2)))).json()
 
     async with resources.sessionmaker() as session:
-        emails = list(await session.scalars(select(OutboxMessage).filter_by(topic="email")))
-    [confirmation] = [
-        email for email in emails if email.payload["subject"] == f"Order {order['id']} confirmed"
+        [queued] = await session.scalars(
+            select(OutboxMessage).filter_by(topic="email.order_confirmed")
+        )
+    key = queued.payload["key"]
+    assert queued.payload == {
+        "to": buyer.email,
+        "order_id": order["id"],
+        "items": 2,
+        "subtotal": "9.00",
+        "shipping": "standard",
+        "shipping_cost": "5.00",
+        "total": "14.00",
+        "key": key,
+    }
+    message = await inbox.one_to(buyer.email, f"Order {order['id']} confirmed")
+    assert "Total: 14.00" in email_part(message)
+    assert "<td>14.00</td>" in email_part(message, "html")
+    # The key stored with the data: every attempt sends the same Message-ID.
+    assert message["Message-ID"] == f"<{key}@example.com>"
+
+
+def test_placing_resolves_the_caller_the_order_limit_and_one_service_dependency(
+    app: FastAPI,
+) -> None:
+    [route] = [
+        route
+        for route in iter_route_contexts(app.routes)
+        if isinstance(route.original_route, APIRoute) and route.original_route.name == "place_order"
     ]
-    assert confirmation.payload["to"] == buyer.email
-    assert "Total: 14.00" in confirmation.payload["text"]
-    assert "<td>14.00</td>" in confirmation.payload["html"]
+
+    def calls(dependant: Dependant) -> set[Any]:
+        found: set[Any] = set()
+        for sub in dependant.dependencies:
+            found |= {sub.call} | calls(sub)
+        return found
+
+    resolved = {getattr(call, "__name__", call) for call in calls(route.dependant)}
+    # The caller (through the writer's chain), the exact order limit keyed by the caller,
+    # and the service: no request session, no per-object platform dependencies.
+    assert resolved == {
+        "get_writer",
+        "get_principal",
+        "get_settings",
+        "check_rate_limit",
+        "ordering_user",
+        "get_order_service",
+    }

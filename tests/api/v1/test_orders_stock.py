@@ -2,11 +2,16 @@
 connection, so on PostgreSQL they really run at once."""
 
 import asyncio
+import random
 from collections import Counter
+from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import func, select
 
 from app.core.resources import Resources
+from app.domains.orders.models import OrderLine
 from tests.factories import (
     ORDERS,
     create_item,
@@ -89,3 +94,45 @@ async def test_catalog_reads_see_stock_taken_and_returned(
     cancelled = await client.post(f"{ORDERS}/{order_id}/cancel", headers=buyer.headers)
     assert cancelled.status_code == 200
     assert (await client.get(path)).json()["stock"] == 5
+
+
+@pytest.mark.parametrize("clients", [64, 256])
+async def test_a_flash_sale_sells_the_stock_exactly(
+    postgres_url: str, client: httpx.AsyncClient, resources: Resources, clients: int
+) -> None:
+    """Every client buys one unit of the hot item at a time, some with another item on the
+    same order in either line order, until told it is out of stock: every unit is sold,
+    once, and each sale is an order the client was told of."""
+    buyers = [await user(client) for _ in range(8)]
+    stock = 2 * clients
+    hot = await create_item(resources, buyers[0].id, stock=stock)
+    others = [await create_item(resources, buyers[0].id, stock=100_000) for _ in range(4)]
+    told: list[dict[str, Any]] = []
+
+    async def shopper(number: int) -> None:
+        buyer, rng = buyers[number % len(buyers)], random.Random(number)
+        while True:
+            lines = [(hot, 1)] + ([(rng.choice(others), 1)] if number % 2 else [])
+            rng.shuffle(lines)
+            response = await client.post(ORDERS, json=order_body(*lines), headers=buyer.headers)
+            if response.status_code == 201:
+                told.append(response.json())
+            elif response.status_code == 409:
+                assert response.json()["type"] == "urn:problem-type:out-of-stock"
+                return
+            else:
+                # A worker or pool too busy to start it: refused before anything happened.
+                assert response.status_code == 503, response.text
+                await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(shopper(number) for number in range(clients)))
+
+    sold = [line for order in told for line in order["lines"] if line["item_id"] == hot]
+    assert len(sold) == stock
+    assert await stock_of(resources, hot) == 0
+    async with resources.sessionmaker() as session:
+        recorded = await session.scalar(
+            select(func.coalesce(func.sum(OrderLine.quantity), 0)).where(OrderLine.item_id == hot)
+        )
+    assert recorded == stock
+    assert await order_count(resources) == len(told)

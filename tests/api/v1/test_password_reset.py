@@ -1,13 +1,10 @@
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from pydantic import NameEmail, SecretStr
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from app.core.config import Settings
 from app.core.db.base import utcnow
@@ -36,6 +33,7 @@ from tests.factories import (
     user,
 )
 from tests.problems import assert_problem
+from tests.statements import counted_statements
 
 RESET = "/api/v1/auth/password-reset"
 CONFIRM = "/api/v1/auth/password-reset/confirm"
@@ -293,22 +291,6 @@ async def test_unknown_emails_get_the_very_same_answer_and_no_email(
     assert [event.target_id for event in requested] == [account.id]
 
 
-@contextmanager
-def statements(resources: Resources) -> Iterator[list[str]]:
-    """The SQL of every statement the app's engine sends while the block runs."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(str(args[2]))
-
-    engine = resources.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 async def test_a_request_does_the_same_work_for_every_address(
     app: FastAPI, client: httpx.AsyncClient, inbox: Inbox, resources: Resources
 ) -> None:
@@ -324,7 +306,7 @@ async def test_a_request_does_the_same_work_for_every_address(
     work = []
     for number, email in enumerate([account.email, unique_email("ghost"), inactive.email]):
         async with asgi_client(app, peer=f"127.0.4.{number + 1}") as peer:
-            with statements(resources) as seen:
+            with counted_statements(resources) as seen:
                 assert (await peer.post(RESET, json={"email": email})).status_code == 202
         work.append(seen)
     assert work[0] == work[1] == work[2]

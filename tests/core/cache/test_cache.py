@@ -306,3 +306,42 @@ async def test_a_failed_load_is_not_shared_each_waiter_loads_for_itself() -> Non
     assert all(isinstance(outcome, LookupError) for outcome in outcomes)
     # Every caller met an error of its own load, not the leader's.
     assert len(calls) == 4
+
+
+async def test_invalidate_forgets_keys_and_every_list_of_the_namespace_at_once(
+    make_cache: Callable[..., Cache],
+) -> None:
+    cache = make_cache()
+    for key in ("thing:1", "thing:2", "thing:3"):
+        await cache.get_or_set(key, counting_loader("old")[1])
+    await cache.get_or_set("page:1", counting_loader(["old"])[1], namespace="things")
+    await cache.get_or_set("other", counting_loader(["kept"])[1], namespace="others")
+
+    await cache.invalidate("thing:1", "thing:2", namespace="things")
+
+    assert await _load_counting(cache, "thing:1") == [1]
+    assert await _load_counting(cache, "thing:2") == [1]
+    assert await _load_counting(cache, "thing:3") == []
+    assert await cache.get_or_set("page:1", counting_loader(["new"])[1], namespace="things") == [
+        "new"
+    ]
+    assert await cache.get_or_set("other", counting_loader(["x"])[1], namespace="others") == [
+        "kept"
+    ]
+
+
+async def test_invalidate_restarts_a_lost_version_from_the_clock() -> None:
+    if TEST_REDIS_URL is None:
+        pytest.skip("needs Redis: set TEST_REDIS_URL=redis://...")
+    redis = Redis.from_url(TEST_REDIS_URL)
+    try:
+        await redis.flushdb()
+        clock = Clock()
+        cache = Cache(redis, prefix="c", clock=clock)
+        await cache.invalidate(namespace="things")
+        # Entries written under an earlier version can never match a restarted one.
+        assert await redis.get("c:things:version") == str(int(clock.now * 1000) + 1).encode()
+        await cache.invalidate("thing:1", namespace="things")
+        assert await redis.get("c:things:version") == str(int(clock.now * 1000) + 2).encode()
+    finally:
+        await redis.aclose()

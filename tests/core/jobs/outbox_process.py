@@ -2,8 +2,8 @@
 `python -m tests.core.jobs.outbox_process --mode deliver|hang [--enqueue N] ...`.
 
 It reads DATABASE_URL like the service and prints one line per event to stdout: `delivered
-<n> <attempt>` or `claimed <n>` for test notes, `email <to>` for emails, and its log lines
-(the listener says when it listens).
+<n> <attempt>` or `claimed <n>` for test notes, `email <to>` for emails, `order-email <to>
+<order id>` for order confirmations, and its log lines (the listener says when it listens).
 """
 
 import argparse
@@ -16,6 +16,7 @@ from app.core.config import Settings
 from app.core.db.engine import create_engine, create_sessionmaker, driver_dsn
 from app.core.jobs import Delivery, OutboxDispatcher
 from app.core.jobs.email import EMAIL, EmailMessage
+from app.domains.orders.events import ORDER_CONFIRMED, OrderConfirmation
 from tests.core.jobs.outbox_helpers import NOTE, Note, commit_messages
 
 
@@ -50,8 +51,12 @@ async def main(arguments: argparse.Namespace) -> None:
     async def email(message: EmailMessage, _: Delivery) -> None:
         say(f"email {message.to}")
 
+    async def order_email(confirmation: OrderConfirmation, _: Delivery) -> None:
+        say(f"order-email {confirmation.to} {confirmation.order_id}")
+
     outbox.register(NOTE, deliver if arguments.mode == "deliver" else hang)
     outbox.register(EMAIL, email)
+    outbox.register(ORDER_CONFIRMED, order_email)
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     if arguments.enqueue:

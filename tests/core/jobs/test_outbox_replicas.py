@@ -22,7 +22,7 @@ from tests.core.jobs.outbox_helpers import Recorder, commit_messages, dispatcher
 from tests.core.jobs.outbox_helpers import (
     sessionmaker as sessionmaker,  # a fixture, so pytest finds it
 )
-from tests.factories import register
+from tests.factories import create_item, order_body, place, register, user
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -127,6 +127,20 @@ async def test_a_commit_in_one_process_starts_in_another_within_a_second(
         account = await register(client)
         await other.wait_for(f"email {account.email}", seconds=5)
         assert time.monotonic() - started < 1.0
+
+
+async def test_an_order_placed_in_one_process_wakes_the_dispatcher_of_another(
+    postgres_url: str, migrated: Settings, client: httpx.AsyncClient, resources: Resources
+) -> None:
+    # An hour between polls: only the notification, sent once the order's one call has
+    # committed, can explain the delivery.
+    async with replica(migrated, "--poll", "3600") as other:
+        await other.wait_for(LISTENING)
+        buyer = await user(client)
+        item = await create_item(resources, buyer.id)
+        placed = await place(client, buyer, order_body((item, 1)))
+        assert placed.status_code == 201, placed.text
+        await other.wait_for(f"order-email {buyer.email} {placed.json()['id']}", seconds=10)
 
 
 async def test_a_message_claimed_by_a_killed_process_is_delivered_once_by_the_next(

@@ -1,24 +1,20 @@
-"""Order transitions and visibility, through the order service on a request transaction."""
+"""Order transitions and visibility, through the order service as a request uses it."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from opentelemetry.trace import NoOpTracer
 
 from app.core.db.keyset import CursorCodec
-from app.core.db.transactions import request_transaction
 from app.core.pagination import PageParams
 from app.core.resources import Resources
-from app.domains.audit.service import AuditTrail
 from app.domains.auth.schemas import Principal, Scope
-from app.domains.items.service import ItemService
 from app.domains.orders.exceptions import IllegalTransition, OrderNotFound
 from app.domains.orders.schemas import OrderCreate, OrderFilter, OrderRead
 from app.domains.orders.service import OrderService, owner_filter
 from app.domains.users.models import Role
-from tests.factories import create_item, order_body, principal, stock_of, user
+from tests.factories import create_item, order_body, order_service, principal, stock_of, user
 
 
 def first_page() -> PageParams:
@@ -27,14 +23,7 @@ def first_page() -> PageParams:
 
 @asynccontextmanager
 async def orders(resources: Resources) -> AsyncIterator[OrderService]:
-    async with request_transaction(resources.sessionmaker) as session:
-        yield OrderService(
-            session,
-            sessionmaker=resources.sessionmaker,
-            items=ItemService(session, resources.cache),
-            tracer=NoOpTracer(),
-            audit=AuditTrail(session, resources.sessionmaker),
-        )
+    yield order_service(resources)
 
 
 async def placed_order(
