@@ -22,7 +22,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.core.config import Settings
 from app.core.db.calls import Calls, DriverCalls, EngineCalls
-from app.core.db.guard import Guard, guard_engine
+from app.core.db.guard import Guard, gated_pool, guard_engine
 from app.core.db.reads import DriverReads, EngineReads, Reads
 
 
@@ -68,9 +68,11 @@ def _create_engine(settings: Settings) -> tuple[AsyncEngine, Guard | None]:
             "statement_cache_size": 0,
             "prepared_statement_name_func": _unique_statement_name,
         }
+    guard = Guard(settings.db_connect_timeout)
     engine = create_async_engine(
         url,
         echo=settings.db_echo,
+        poolclass=gated_pool(guard.gate),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         # A failed connection attempt frees its pool slot without waking the requests queued
@@ -84,7 +86,8 @@ def _create_engine(settings: Settings) -> tuple[AsyncEngine, Guard | None]:
         connect_args=connect_args,
     )
     # In place of pool_pre_ping: the same check on checkout, bounded by the connect timeout.
-    return engine, guard_engine(engine, connect_timeout=settings.db_connect_timeout)
+    guard_engine(engine, guard)
+    return engine, guard
 
 
 def connection_wait(settings: Settings) -> float:

@@ -13,9 +13,10 @@ returns:
   its own: a server that does not answer within the connect timeout closes the gate and
   terminates the connections requests hold, so a statement sent to a server that has just
   stopped answering fails then, rather than at its command timeout;
-- after the server failed to answer in time, connections are refused at once for as long as
-  the timeout (`SilenceGate`, shared with app.core.db.reads): without that, requests queued
-  behind the pool would each wait a full timeout in turn, one after another;
+- after the server failed to answer in time, connections are refused at once until the
+  heartbeat hears it again (`SilenceGate`, shared with app.core.db.reads and calls): without
+  that, requests queued behind the pool would each wait a full timeout in turn, and a
+  request that had queued would pay its wait for a connection and then a connect timeout;
 - a statement that ran past the command timeout loses its connection, so no rollback waits
   on a server that may never answer.
 """
@@ -31,7 +32,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from app.core.db.errors import DatabaseNotAnswering
 from app.core.tasks import raise_if_cancelled
@@ -42,28 +43,32 @@ _RETURNED = "returned_at"
 
 
 class SilenceGate:
-    """Refuses connections for `cooldown_seconds` after the server failed to answer."""
+    """Refuses connections from the moment the server failed to answer in time until the
+    heartbeat hears it again: while it is silent, no request waits a timeout to find out."""
 
-    def __init__(
-        self, cooldown_seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.cooldown_seconds = cooldown_seconds
-        self._clock = clock
-        self._closed_until = 0.0
+    def __init__(self, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        self._silent = False
 
     def check(self) -> None:
-        if self._clock() < self._closed_until:
+        if self._silent:
             raise DatabaseNotAnswering(
-                f"the database did not answer within {self.cooldown_seconds:g}s moments ago"
+                f"the database did not answer within {self.timeout_seconds:g}s and has not "
+                "answered since"
             )
 
     def silent(self) -> None:
-        if self._clock() >= self._closed_until:
+        if not self._silent:
             logger.warning(
-                "the database did not answer within %gs; refusing requests for as long",
-                self.cooldown_seconds,
+                "the database did not answer within %gs; refusing requests until it answers",
+                self.timeout_seconds,
             )
-        self._closed_until = self._clock() + self.cooldown_seconds
+        self._silent = True
+
+    def answered(self) -> None:
+        if self._silent:
+            logger.warning("the database answers again; serving requests")
+        self._silent = False
 
 
 # How often each worker's heartbeat asks the server for a sign of life.
@@ -79,7 +84,7 @@ class Guard:
 
     def __init__(self, connect_timeout: float, clock: Callable[[], float] = time.monotonic):
         self.connect_timeout = connect_timeout
-        self.gate = SilenceGate(connect_timeout, clock)
+        self.gate = SilenceGate(connect_timeout)
         self._clock = clock
         # Driver connections checked out now, so silence can cut them off.
         self.held: set[Any] = set()
@@ -116,16 +121,37 @@ class Guard:
             if connection is not None:
                 connection.terminate()
             return None
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            # Refused or reset: requests see that for themselves, quickly.
+        except Exception as error:
+            # Refused, reset or stranger (the heartbeat must outlive any failure): requests
+            # see that for themselves, quickly. The server did answer, so the gate opens:
+            # silence is what it guards against.
+            raise_if_cancelled()
+            if not isinstance(error, OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
+                logger.warning("database heartbeat failed: %s: %s", type(error).__name__, error)
             if connection is not None:
                 connection.terminate()
+            self.gate.answered()
             return None
+        self.gate.answered()
         return connection
 
 
-def guard_engine(engine: AsyncEngine, *, connect_timeout: float) -> Guard:
-    guard = Guard(connect_timeout)
+def gated_pool(gate: SilenceGate) -> type[AsyncAdaptedQueuePool]:
+    """The engine's pool class, refusing a request at once while the gate is closed rather
+    than queueing it for a slot: a slot freed by a failed connection attempt wakes nobody,
+    so a queued request would wait out the pool timeout, perhaps twice, before the gate."""
+
+    class GatedPool(AsyncAdaptedQueuePool):
+        def _do_get(self) -> ConnectionPoolEntry:
+            gate.check()
+            return super()._do_get()
+
+    return GatedPool
+
+
+def guard_engine(engine: AsyncEngine, guard: Guard) -> None:
+    """Install the listeners (module docstring) on an engine built with `gated_pool`."""
+    connect_timeout = guard.connect_timeout
     gate = guard.gate
 
     def connect(dialect: Dialect, _record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
@@ -183,7 +209,6 @@ def guard_engine(engine: AsyncEngine, *, connect_timeout: float) -> Guard:
     event.listen(engine.sync_engine, "checkin", returned)
     event.listen(engine.sync_engine, "invalidate", forget)
     event.listen(engine.sync_engine, "handle_error", _drop_timed_out_connection)
-    return guard
 
 
 def _drop_timed_out_connection(context: ExceptionContext) -> None:

@@ -18,7 +18,9 @@ Bounds, for a limit of `L` per window and `N` workers across every replica:
   lease is `m = ceil(L / 20)` units, at most 1,000, and is refilled at half), so with one
   worker and a caller that stays on it, all `L` are admitted;
 - a caller still busy in the last tenth of its window has its next window's first lease
-  taken ahead, so the window's turn costs none of its requests a wait.
+  taken ahead, so the window's turn costs none of its requests a wait; those units count
+  against the ending window too, so there a caller may be refused while up to `N x m` more
+  are leased ahead.
 
 The window slides as Cloudflare's does: the previous fixed window's count weighs in by the
 share of it the sliding window still covers, so a client cannot double its limit across a

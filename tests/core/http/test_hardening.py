@@ -110,7 +110,9 @@ async def test_unknown_host_is_a_400_problem(hardened: httpx.AsyncClient) -> Non
 async def test_probes_and_scrapes_answer_the_pods_address(hardened: httpx.AsyncClient) -> None:
     # Kubernetes probes and Prometheus address a pod by its IP, which no ALLOWED_HOSTS names.
     for path in ("/health", "/health/ready", "/metrics"):
-        response = await hardened.get(path, headers={"host": "10.1.2.3:8000"})
+        response = await hardened.get(
+            replica_url(hardened, path), headers={"host": "10.1.2.3:8000"}
+        )
         assert response.status_code == 200, path
 
 

@@ -161,8 +161,10 @@ async def test_the_default_limit_holds_across_two_replicas_without_a_round_trip_
             for client in (replica_a, replica_b)
         ]
     statuses = [answer.status_code for answer in answers]
-    # Never past the limit; short of it by at most the two units leased to the other replica.
-    assert 37 <= statuses.count(200) <= 40
+    # Never past the limit; short of it by at most the units leased to the other replica
+    # (a lease of 2, refilled at half: 3) and, in a window's last tenth, the next window's
+    # leases taken ahead by both (2 each).
+    assert 33 <= statuses.count(200) <= 40
     assert set(statuses) == {200, 429}
     refused = next(answer for answer in answers if answer.status_code == 429)
     assert_problem(refused, 429, "urn:problem-type:rate-limit-exceeded")

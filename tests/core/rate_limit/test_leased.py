@@ -30,9 +30,18 @@ async def redis() -> AsyncIterator[Redis]:
         await client.aclose()
 
 
+# The middle of a minute: far from the window's last tenth, where leases are taken ahead.
+MID_WINDOW = 60.0 * 28_000_000 + 30
+
+
 def worker(redis: Redis) -> LeasedLimiter:
     """One worker's limiter: each has its own leases, all share Redis."""
-    return LeasedLimiter(redis, key_prefix="test:lease", breaker=RedisBreaker("test", 1.0))
+    return LeasedLimiter(
+        redis,
+        key_prefix="test:lease",
+        breaker=RedisBreaker("test", 1.0),
+        clock=lambda: MID_WINDOW,
+    )
 
 
 async def test_workers_on_two_replicas_admit_at_most_the_limit_and_nearly_all_of_it(
