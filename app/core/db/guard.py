@@ -114,22 +114,23 @@ class Guard:
             if connection is None or connection.is_closed():
                 connection = await asyncpg.connect(dsn, timeout=self.connect_timeout)
             await connection.execute("SELECT 1", timeout=self.connect_timeout)
-        except TimeoutError:
-            raise_if_cancelled()
-            self.gate.silent()
-            self.cut_off()
+        except BaseException as error:
+            # Closed here whatever happened, a cancelled heartbeat included: a connection
+            # opened in this beat is known to nobody else.
             if connection is not None:
                 connection.terminate()
-            return None
-        except Exception as error:
+            if not isinstance(error, Exception):
+                raise
+            raise_if_cancelled()
+            if isinstance(error, TimeoutError):
+                self.gate.silent()
+                self.cut_off()
+                return None
             # Refused, reset or stranger (the heartbeat must outlive any failure): requests
             # see that for themselves, quickly. The server did answer, so the gate opens:
             # silence is what it guards against.
-            raise_if_cancelled()
             if not isinstance(error, OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
                 logger.warning("database heartbeat failed: %s: %s", type(error).__name__, error)
-            if connection is not None:
-                connection.terminate()
             self.gate.answered()
             return None
         self.gate.answered()
