@@ -213,14 +213,17 @@ def check_stock(backends: Backends, item_id: int, initial: int, after_order_id: 
     async def query() -> StockCheck:
         connection = await asyncpg.connect(asyncpg_dsn(backends.database_url), timeout=5)
         try:
-            final = await connection.fetchval("SELECT stock FROM items WHERE id = $1", item_id)
-            ordered = await connection.fetchval(
-                "SELECT coalesce(sum(l.quantity), 0) FROM order_lines l "
+            # One statement, so one snapshot: orders that wrk gave up on may still be
+            # committing, and each one moves the stock and the lines together.
+            row = await connection.fetchrow(
+                "SELECT (SELECT stock FROM items WHERE id = $1) AS final, "
+                "(SELECT coalesce(sum(l.quantity), 0) FROM order_lines l "
                 "JOIN orders o ON o.id = l.order_id "
-                "WHERE l.item_id = $1 AND o.id > $2 AND o.status = 'placed'",
+                "WHERE l.item_id = $1 AND o.id > $2 AND o.status = 'placed') AS ordered",
                 item_id,
                 after_order_id,
             )
+            final, ordered = row["final"], row["ordered"]
             return StockCheck(item_id, initial, int(final), int(ordered))
         finally:
             await connection.close()
