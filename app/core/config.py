@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     db_pgbouncer: bool = Field(
         default=False, description="DATABASE_URL is a PgBouncer in transaction mode"
     )
+    migration_lock_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how long a migration waits for a table's lock before it fails, rather "
+        "than queueing every read and write of the table behind it",
+    )
     outbox_listen_url: str | None = Field(
         default=None,
         description="PostgreSQL itself for the job log's LISTEN; unset means DATABASE_URL",
