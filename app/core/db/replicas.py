@@ -209,8 +209,12 @@ class Replicas:
     ) -> "asyncpg.Connection | None":
         """One look at `replica`; the connection to look on next time (None: a new one)."""
         now = self._clock()
+        samples = replica._written
         if written is not None:
-            replica._written.append((now, written))
+            samples.append((now, written))
+        # Kept for twice the lag allowed: further back, the replica is skipped either way.
+        while len(samples) > 1 and now - samples[1][0] > 2 * self.max_lag:
+            samples.popleft()
         try:
             if connection is None or connection.is_closed():
                 connection = await asyncpg.connect(replica.dsn, timeout=self.timeout)
@@ -242,8 +246,6 @@ class Replicas:
     def _lag(self, replica: Replica, now: float) -> float:
         """How long ago the primary had written no further than the replica has replayed."""
         samples = replica._written
-        while len(samples) > 1 and now - samples[1][0] > 2 * self.max_lag:
-            samples.popleft()
         caught_up_at = None
         for when, written in reversed(samples):
             if written <= replica.replayed:
