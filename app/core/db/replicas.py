@@ -169,6 +169,12 @@ class Replicas:
         row = await self.primary_reads.one(_WRITTEN)
         return 0 if row is None else int(row["lsn"])
 
+    async def run_current(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """`work` on a session that sees every write committed before it began, whichever
+        path wrote it: for the administrators' lists, which no fence covers. It costs one
+        statement on the primary (its position), never the list's own queries."""
+        return await self.run(await self.position(), work)
+
     def failed(self, replica: Replica, error: BaseException) -> None:
         """A read failed on `replica`: skip it until the next look finds it answering."""
         if replica.up:

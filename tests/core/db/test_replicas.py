@@ -24,7 +24,7 @@ from app.core.db.replicas import POLL_SECONDS
 from support.processes import Unavailable
 from support.servers import PostgresServer, migrate
 from tests.conftest import TEST_REDIS_URL, make_settings, serve
-from tests.factories.accounts import Account, user
+from tests.factories.accounts import Account, log_in, user
 from tests.factories.catalog import ITEMS, post_item
 from tests.transport import replica_url
 from tests.waiting import eventually
@@ -33,6 +33,7 @@ from tests.waiting import eventually
 PORTS = range(55400, 55500)
 MAX_LAG = 1.0
 CONNECT_TIMEOUT = 1.0
+ADMIN = Account(id=0, email="root@example.com", password="replicated-admin-1")
 
 
 def _free_port() -> int:
@@ -123,6 +124,8 @@ def _settings(replication: Replication, tmp_path: Path) -> Settings:
         read_replica_max_lag_seconds=MAX_LAG,
         db_connect_timeout=CONNECT_TIMEOUT,
         health_check_timeout=CONNECT_TIMEOUT,
+        first_admin_email=ADMIN.email,
+        first_admin_password=ADMIN.password,
     )
 
 
@@ -313,3 +316,22 @@ async def test_a_write_through_one_app_is_seen_through_another(
         )
         assert changed.status_code == 200, changed.text
         assert await _item_name(other, item_id) == "renamed"
+
+
+async def test_the_admin_lists_see_every_write_committed_before_them(
+    replication: Replication, http: httpx.AsyncClient
+) -> None:
+    admin = await log_in(ADMIN, http)
+    await _wrote(replication, http)
+    replication.pause()
+    newcomer = await user(http)
+    users = await http.get("/api/v1/users", params={"limit": 100}, headers=admin.headers)
+    assert users.status_code == 200, users.text
+    assert newcomer.id in [account["id"] for account in users.json()["items"]]
+    events = await http.get(
+        "/api/v1/audit-events",
+        params={"action": "user.registered", "target_id": newcomer.id},
+        headers=admin.headers,
+    )
+    assert events.status_code == 200, events.text
+    assert events.json()["total"] == 1
