@@ -59,6 +59,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m scripts.openapi check
+	$(BIN)/python -m scripts.migration_lint
 
 # Regenerate docs/openapi.json, the committed API contract (refused while a breaking change
 # is not acknowledged in CHANGELOG.md).

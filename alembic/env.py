@@ -6,7 +6,7 @@ from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.schema import SchemaItem
 
 from app.core.config import Settings
@@ -26,15 +26,26 @@ def _settings() -> Settings:
     return settings if isinstance(settings, Settings) else Settings()
 
 
+def _bound_lock_waits(dialect: str) -> None:
+    """A statement waiting for a table's lock holds up every query queued behind it, so a
+    migration that cannot have its lock soon fails (and is run again) instead of stalling
+    the service. Inside the migrations' transaction, so it ends with it."""
+    if dialect == "postgresql":
+        milliseconds = int(_settings().migration_lock_timeout_seconds * 1000)
+        context.execute(f"SET LOCAL lock_timeout = '{milliseconds}ms'")
+
+
 def run_migrations_offline() -> None:
+    settings = _settings()
     context.configure(
-        url=_settings().sqlalchemy_url,
+        url=settings.sqlalchemy_url,
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
         render_as_batch=True,
     )
     with context.begin_transaction():
+        _bound_lock_waits(make_url(settings.sqlalchemy_url).get_backend_name())
         context.run_migrations()
 
 
@@ -64,6 +75,7 @@ def _run_with(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        _bound_lock_waits(connection.dialect.name)
         context.run_migrations()
 
 

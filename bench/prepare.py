@@ -33,12 +33,15 @@ class PrerequisiteError(RuntimeError):
 class Backends:
     database_url: str
     redis_url: str
+    # A streaming replica of DATABASE_URL's server: the replica's scenario reads from it.
+    read_url: str | None = None
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> "Backends":
         return cls(
             environment.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             environment.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            environment.get("DATABASE_READ_URL") or None,
         )
 
     @property

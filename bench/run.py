@@ -84,6 +84,14 @@ def run(options: Options) -> int:
         name: Server(name.value, app, baseline_environment(backends), cpu=server_cpu)
         for name, app in BASELINE_APPS.items()
     }
+    if backends.read_url is not None:
+        servers[ServerName.REPLICA] = Server(
+            ServerName.REPLICA.value,
+            "app.main:app",
+            service_environment(backends, secret_key, cache_enabled=False, replica=True),
+            cpu=server_cpu,
+            config=SERVICE_CONFIG,
+        )
     load = Load(options.connections, options.seconds, threads=1, cpu=wrk_cpu)
     scratch = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
     tokens_file = scratch / "tokens.txt"
@@ -99,7 +107,9 @@ def run(options: Options) -> int:
             for number in range(1, min(TOKEN_USERS, catalog.users) + 1)
         ]
         tokens_file.write_text("\n".join(tokens) + "\n")
-        scenarios = build_scenarios(catalog, tokens[0], tokens_file)
+        scenarios = build_scenarios(
+            catalog, tokens[0], tokens_file, replica=backends.read_url is not None
+        )
         orders_before = last_order_id(backends)
         runs = interleaved(scenarios, servers, load, options, "run")
         rss = worker_rss(service)

@@ -24,7 +24,7 @@ BASELINE_APPS = {
 
 
 def service_environment(
-    backends: Backends, secret_key: str, *, cache_enabled: bool = True
+    backends: Backends, secret_key: str, *, cache_enabled: bool = True, replica: bool = False
 ) -> dict[str, str]:
     environment = os.environ | {
         "ENVIRONMENT": "production",
@@ -50,6 +50,8 @@ def service_environment(
         # logins measure Argon2id alone, as a deployment without them is told to run.
         "PASSWORD_HASH_BCRYPT_ROUNDS": "0",
     }
+    if replica and backends.read_url is not None:
+        environment["DATABASE_READ_URL"] = backends.read_url
     # Every limit the settings define, so one added later is raised too.
     for name in Settings.model_fields:
         if name.startswith("rate_limit_") and name != "rate_limit_enabled":

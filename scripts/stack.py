@@ -3,11 +3,14 @@
 One migration, two API replicas (gunicorn, two workers each, the Dockerfile's command) and a
 job log worker (compose's `worker` command) behind nginx (deploy/nginx/api.conf with local
 addresses), against PgBouncer in transaction mode in front of PostgreSQL and a Redis Cluster
-of three masters. Needs Debian's nginx, pgbouncer and redis-server packages.
+of three masters. Needs Debian's nginx, pgbouncer and redis-server packages. With
+`--read-replica`, a streaming replica of the private PostgreSQL serves the reads a replica
+may (DATABASE_READ_URL).
 
-    python -m scripts.stack up [--dir DIR] [--set NAME=VALUE ...]   start, print the URL
-    python -m scripts.stack env [--dir DIR]                         shell exports of its addresses
-    python -m scripts.stack down [--dir DIR]                        stop everything, remove DIR
+    python -m scripts.stack up [--dir DIR] [--read-replica] [--set NAME=VALUE ...]
+                                                  start, print the URL
+    python -m scripts.stack env [--dir DIR]       shell exports of its addresses
+    python -m scripts.stack down [--dir DIR]      stop everything, remove DIR
 
 Every process runs in a session of its own from DIR, on free ports, so nothing else on the
 machine is touched; `down` stops them by the process ids `up` recorded in DIR/stack.json.
@@ -32,6 +35,11 @@ def main() -> None:
         "unset: a private PostgreSQL in DIR",
     )
     parser.add_argument(
+        "--read-replica",
+        action="store_true",
+        help="a streaming replica of the private PostgreSQL for reads (DATABASE_READ_URL)",
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a setting of the app"
     )
     arguments = parser.parse_args()
@@ -40,7 +48,12 @@ def main() -> None:
         if (root / "stack.json").exists():
             raise SystemExit(f"a stack already runs from {root}: `down` it first")
         settings = dict(item.split("=", 1) for item in arguments.set)
-        stack = Stack(root, settings=settings, database_url=arguments.database_url)
+        stack = Stack(
+            root,
+            settings=settings,
+            database_url=arguments.database_url,
+            read_replica=arguments.read_replica,
+        )
         try:
             stack.up()
         except Unavailable as reason:

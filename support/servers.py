@@ -68,9 +68,13 @@ def _postgres_user() -> str | None:
 
 
 class PostgresServer(Process):
-    """A throwaway PostgreSQL cluster; `stop()` and `start()` keep its data and port."""
+    """A throwaway PostgreSQL cluster; `stop()` and `start()` keep its data and port.
 
-    def __init__(self, port: int | None = None) -> None:
+    Given a running `primary`, it is a streaming replica of it (a hot standby), copied with
+    `pg_basebackup -R`, instead of a cluster of its own.
+    """
+
+    def __init__(self, port: int | None = None, *, primary: "PostgresServer | None" = None):
         super().__init__()
         self.bin = _postgres_bin()
         self.user = _postgres_user()
@@ -80,6 +84,18 @@ class PostgresServer(Process):
         self.log = self.root / "postgres.log"
         if self.user is not None:
             shutil.chown(self.root, self.user)
+        if primary is not None:
+            subprocess.run(  # noqa: S603 - fixed command
+                [
+                    str(self.bin / "pg_basebackup"),
+                    *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+                    *("-D", str(self.data), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+                ],
+                check=True,
+                capture_output=True,
+                user=self.user,
+            )
+            return
         subprocess.run(  # noqa: S603 - fixed command
             [
                 str(self.bin / "initdb"),

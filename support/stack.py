@@ -42,7 +42,10 @@ class Stack:
     root: Path
     settings: Mapping[str, str] = field(default_factory=dict)
     database_url: str | None = None
+    # A streaming replica of the private PostgreSQL, serving reads (DATABASE_READ_URL).
+    read_replica: bool = False
     postgres: PostgresServer | None = None
+    standby: PostgresServer | None = None
     processes: dict[str, Process] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
@@ -65,6 +68,8 @@ class Stack:
             pooled = self._pgbouncer(direct)
             redis_url = self._redis_cluster()
             environment = self._environment(direct, pooled, redis_url)
+            if self.read_replica:
+                environment["DATABASE_READ_URL"] = self._standby()
             self._run(compose_command("migrate"), environment | {"DATABASE_URL": direct})
             for index in range(1, REPLICAS + 1):
                 self._replica(index, environment)
@@ -84,6 +89,17 @@ class Stack:
         self.processes["postgres"] = self.postgres
         self.ports["postgres"] = self.postgres.port
         return self.postgres.create_database(DATABASE)
+
+    def _standby(self) -> str:
+        """A hot standby of the private PostgreSQL, copied with pg_basebackup -R."""
+        if self.postgres is None:
+            raise SystemExit("--read-replica needs the stack's own PostgreSQL")
+        self.standby = PostgresServer(primary=self.postgres)
+        self.standby.start()
+        self.processes["postgres-replica"] = self.standby
+        self.ports["postgres-replica"] = self.standby.port
+        self.urls["DATABASE_READ_URL"] = url = self.standby.url(DATABASE)
+        return url
 
     def _pgbouncer(self, direct: str) -> str:
         match = re.fullmatch(r"postgresql\+asyncpg://([^@/]+)@([^:/]+):(\d+)/(\w+)", direct)
@@ -259,6 +275,7 @@ ignore_startup_parameters = extra_float_digits
                 if process.popen is not None
             },
             "postgres_root": str(self.postgres.root) if self.postgres else None,
+            "replica_root": str(self.standby.root) if self.standby else None,
             "ports": self.ports,
             "urls": self.urls | {"STACK_URL": self.url},
         }
@@ -270,8 +287,9 @@ ignore_startup_parameters = extra_float_digits
             process = self.processes.pop(name)
             if process.running:
                 process.stop()
-        if self.postgres is not None:
-            self.postgres.destroy()
+        for server in (self.standby, self.postgres):
+            if server is not None:
+                server.destroy()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -290,13 +308,14 @@ def stop_recorded(root: Path) -> None:
     for name, pid in reversed(list(state["pids"].items())):
         # PostgreSQL's fast shutdown; every other process takes SIGTERM to its group.
         with contextlib.suppress(ProcessLookupError):
-            if name == "postgres":
+            if name.startswith("postgres"):
                 os.kill(pid, signal.SIGINT)
             else:
                 os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and alive(pid):
             time.sleep(0.05)
-    if state["postgres_root"]:
-        shutil.rmtree(state["postgres_root"], ignore_errors=True)
+    for data in (state["postgres_root"], state.get("replica_root")):
+        if data:
+            shutil.rmtree(data, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)

@@ -197,8 +197,15 @@ def test_the_hit_ratio_is_read_by_namespace_from_the_metrics() -> None:
 
 
 def test_scenarios_use_every_server_and_cached_rows_warm_every_path_they_request() -> None:
-    scenarios = {s.key: s for s in build_scenarios(Catalog(10, 100, 10, 5), "t", Path("t"))}
+    catalog = Catalog(10, 100, 10, 5)
+    scenarios = {s.key: s for s in build_scenarios(catalog, "t", Path("t"), replica=True)}
     assert {scenario.server for scenario in scenarios.values()} == set(ServerName)
+    # Without a replica, no row reads from one.
+    alone = build_scenarios(catalog, "t", Path("t"))
+    assert ServerName.REPLICA not in {scenario.server for scenario in alone}
+    keys = list(scenarios)
+    assert keys.index("item-replica") == keys.index("item-uncached") + 1
+    assert scenarios["item-replica"].arguments == scenarios["item-uncached"].arguments
     # The hot item is kept out of the spread orders.
     assert scenarios["order"].arguments[1:] == ("11", "100")
     assert scenarios["order-hot"].arguments[1:] == ("10", "10")

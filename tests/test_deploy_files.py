@@ -262,8 +262,20 @@ def test_prometheus_scrapes_every_replica_and_worker_directly(services: dict[str
     worker = jobs["worker"]["dns_sd_configs"][0]
     assert worker["names"] == ["worker"]
     assert worker["port"] == Settings.model_fields["worker_metrics_port"].default
-    profiled = {name for name, service in services.items() if service.get("profiles")}
-    assert profiled == {"collector", "jaeger", "prometheus", "grafana"}
+    observability = {
+        name for name, service in services.items() if "observability" in service.get("profiles", ())
+    }
+    assert observability == {"collector", "jaeger", "prometheus", "grafana"}
+
+
+def test_the_replica_profile_streams_from_db(services: dict[str, Any]) -> None:
+    replica = services["db-replica"]
+    assert replica["profiles"] == ["replica"]
+    assert replica["image"] == services["db"]["image"]
+    assert "pg_basebackup -h db" in replica["command"][-1]
+    assert replica["depends_on"]["db"]["condition"] == "service_healthy"
+    script = services["db"]["volumes"][1].split(":")[0]
+    assert "host replication" in (ROOT / script).read_text()
 
 
 def exported_names(scrape: str) -> set[str]:

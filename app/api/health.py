@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from app.core.deps import EngineDep, RedisDep, SettingsDep
+from app.core.deps import EngineDep, RedisDep, ReplicasDep, SettingsDep
 from app.core.errors import Problem
 from app.core.http.problems import problem_response
 
@@ -70,17 +70,24 @@ async def _ping_database(engine: EngineDep) -> None:
 @router.get(
     "/health/ready",
     response_model=Readiness,
-    summary="Readiness: the database answers; Redis, when configured, is reported",
+    summary="Readiness: the database answers; Redis and read replicas, when configured, are "
+    "reported",
     responses={503: {"model": Unready, "content": {"application/problem+json": {}}}},
 )
 async def readiness(
-    request: Request, settings: SettingsDep, engine: EngineDep, redis: RedisDep
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    redis: RedisDep,
+    replicas: ReplicasDep,
 ) -> Readiness | JSONResponse:
     """503 only when the database fails: without it no request can be served.
 
     Redis is an accelerator: caches and rate limits fall back to in-process state while it is
     down, so a failing Redis is reported as degraded and the replica stays in rotation. Were
     it a 503, one Redis outage would take every replica out of the load balancer at once.
+    So are read replicas, as the worker's background look last found them (this asks
+    none): one down or lagging is skipped, its reads served by the primary.
     """
     timeout = settings.health_check_timeout
     # name -> (probe, whether the service can serve requests without it)
@@ -91,6 +98,10 @@ async def readiness(
         *(_check(probe, timeout, required=required) for probe, required in probes.values())
     )
     checks = dict(zip(probes, results, strict=True))
+    for name, skipped in replicas.health().items():
+        checks[f"read_replica_{name}"] = Check(
+            status="ok" if skipped is None else "degraded", latency_ms=0.0, error=skipped
+        )
     failed = [name for name, check in checks.items() if check.status == "failed"]
     if not failed:
         degraded = any(check.status == "degraded" for check in checks.values())

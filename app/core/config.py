@@ -79,6 +79,22 @@ class Settings(BaseSettings):
     db_pgbouncer: bool = Field(
         default=False, description="DATABASE_URL is a PgBouncer in transaction mode"
     )
+    database_read_url: str | None = Field(
+        default=None,
+        description="PostgreSQL streaming replicas for reads, comma-separated "
+        "(postgresql+asyncpg://...); unset means every read on DATABASE_URL",
+    )
+    read_replica_max_lag_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="a replica further behind than this (or down) is skipped until it catches up",
+    )
+    migration_lock_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how long a migration waits for a table's lock before it fails, rather "
+        "than queueing every read and write of the table behind it",
+    )
     outbox_listen_url: str | None = Field(
         default=None,
         description="PostgreSQL itself for the job log's LISTEN; unset means DATABASE_URL",
@@ -277,6 +293,18 @@ class Settings(BaseSettings):
         if self.cors_allow_credentials and "*" in self.cors_origins:
             raise ValueError("CORS_ALLOW_CREDENTIALS=true needs explicit CORS_ORIGINS, not *")
         return self
+
+    @model_validator(mode="after")
+    def _replicas_need_postgres(self) -> Self:
+        if self.read_replica_urls and self.uses_sqlite:
+            raise ValueError("DATABASE_READ_URL needs DATABASE_URL to be PostgreSQL")
+        return self
+
+    @property
+    def read_replica_urls(self) -> tuple[str, ...]:
+        if self.database_read_url is None:
+            return ()
+        return tuple(url.strip() for url in self.database_read_url.split(",") if url.strip())
 
     @property
     def sqlalchemy_url(self) -> str:

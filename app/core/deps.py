@@ -33,6 +33,7 @@ from starlette.requests import HTTPConnection
 
 from app.core.cache import Cache
 from app.core.config import Settings
+from app.core.db.replicas import Replicas
 from app.core.db.transactions import after_commit, request_transaction
 from app.core.errors import raises
 from app.core.http.clients import client_address
@@ -145,6 +146,17 @@ async def get_sessionmaker(platform: Resources) -> async_sessionmaker[AsyncSessi
 # For reads that run concurrently, each on a session of its own, and for independent
 # transactions (`app.core.db.independent_transaction`).
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]
+
+
+@reaches_database
+@uses_platform
+async def get_replicas(platform: Resources) -> Replicas:
+    return platform.replicas
+
+
+# For reads a read replica may serve: `replicas.run(since, ...)` with the position they must
+# see, a fence of the cache (`CacheDep.fence`). Writes stay on `SessionDep`.
+ReplicasDep = Annotated[Replicas, Depends(get_replicas)]
 
 
 @uses_platform

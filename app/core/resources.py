@@ -16,6 +16,7 @@ from app.core.db.calls import Calls
 from app.core.db.engine import driver_dsn, open_database
 from app.core.db.keyset import CursorCodec, cursor_codec
 from app.core.db.reads import Reads
+from app.core.db.replicas import Replicas
 from app.core.jobs import OutboxDispatcher
 from app.core.rate_limit import LeasedLimiter, RateLimiter
 from app.core.redis import RedisBreaker, create_redis
@@ -34,6 +35,8 @@ class Resources:
     reads: Reads
     # Writes that are one call at the driver's cost (app.core.db.calls); None on SQLite.
     calls: Calls | None
+    # The reads a replica may serve, given the position they must see (app.core.db.replicas).
+    replicas: Replicas
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     passwords: PasswordHasher
@@ -105,12 +108,20 @@ async def open_resources(
                 engine=database.engine,
                 reads=database.reads,
                 calls=database.calls,
+                replicas=database.replicas,
                 sessionmaker=database.sessionmaker,
                 redis=redis,
                 passwords=PasswordHasher(settings),
                 tokens=TokenCodec(settings),
                 outbox=outbox,
-                cache=Cache.from_settings(settings, redis, breaker, near),
+                cache=Cache.from_settings(
+                    settings,
+                    redis,
+                    breaker,
+                    near,
+                    # Fences only matter where a replica may answer a read.
+                    position=database.replicas.position if database.replicas.enabled else None,
+                ),
                 rate_limiter=RateLimiter.from_settings(settings, redis, breaker),
                 default_limiter=default_limiter,
                 tracer=tracer or NoOpTracer(),

@@ -1,4 +1,12 @@
-"""The Cache class: reads through, writes, invalidates, and shares one load per key."""
+"""The Cache class: reads through, writes, invalidates, and shares one load per key.
+
+With read replicas it also keeps the fences (app.core.db.replicas): per namespace, how far the
+primary had written after the last commit that changed it. A write raises its namespace's
+fence after its commit and before it invalidates; a load asks for a source that has replayed
+up to the fence it read, and its value is stored only if the fence has not moved since, in
+one step with the store: so no fill stores what a replica older than the last invalidation
+returned, and no read after a write's answer is served from before it.
+"""
 
 import asyncio
 import logging
@@ -15,6 +23,7 @@ from app.core.cache.flight import SingleFlight
 from app.core.cache.local import LocalStore
 from app.core.cache.near import NearCache
 from app.core.config import Settings
+from app.core.db.replicas import UNKNOWN
 from app.core.observability.metrics import CACHE_HITS, CACHE_MISSES, TALLY
 from app.core.redis import REDIS_ERRORS, RedisBreaker
 
@@ -28,6 +37,16 @@ R = TypeVar("R")
 _POLL_SECONDS = 0.05
 # Only the holder of the lock may release it; a lock that outlived its holder is left alone.
 _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+# Stores a loaded value only if the fence it was loaded under still stands.
+_STORE_IF_FENCE = (
+    "if (redis.call('get', KEYS[2]) or '0') == ARGV[3] then "
+    "return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) end"
+)
+# Fences only rise: of two writers, the later position stays whichever arrives last.
+_RAISE_FENCE = (
+    "if tonumber(redis.call('get', KEYS[1]) or '0') < tonumber(ARGV[1]) then "
+    "redis.call('set', KEYS[1], ARGV[1]) end"
+)
 # A namespace's next version; a missing version key starts from the seed (the clock).
 _BUMP = (
     "if redis.call('exists', KEYS[1]) == 0 then redis.call('set', KEYS[1], ARGV[1]) end "
@@ -61,6 +80,8 @@ class Cache:
         breaker: RedisBreaker | None = None,
         near: NearCache | None = None,
         settle_seconds: float = 0.0,
+        position: Callable[[], Awaitable[int]] | None = None,
+        cluster: bool = False,
     ) -> None:
         self.hits = 0
         self.misses = 0
@@ -82,6 +103,13 @@ class Cache:
         self._near = near
         # How long an invalidation waits before its write answers: the near caches' lease.
         self._settle = settle_seconds
+        # The primary's position after a commit; None without read replicas (no fences).
+        self._position = position
+        self._fences: dict[str, int] = {}
+        # On a cluster the fence and the value live on different nodes: no one-step store.
+        self._cluster = cluster
+        self._store_if_fence = redis.register_script(_STORE_IF_FENCE) if redis is not None else None
+        self._raise_fence = redis.register_script(_RAISE_FENCE) if redis is not None else None
 
     @classmethod
     def from_settings(
@@ -90,6 +118,7 @@ class Cache:
         redis: Redis | None,
         breaker: RedisBreaker | None = None,
         near: NearCache | None = None,
+        position: Callable[[], Awaitable[int]] | None = None,
     ) -> "Cache":
         return cls(
             redis,
@@ -106,6 +135,8 @@ class Cache:
             # Every replica's writers wait, whether or not their own near cache runs: any
             # other replica's may hold what they invalidate.
             settle_seconds=settings.cache_near_lease_ms / 1000 if settings.near_cache else 0.0,
+            position=position,
+            cluster=settings.redis_cluster,
         )
 
     def forget_local(self) -> None:
@@ -134,6 +165,7 @@ class Cache:
 
     async def bump(self, namespace: str) -> None:
         """Invalidate every key stored under `namespace` by moving to a new version."""
+        await self.raise_fence(namespace)
         if self._redis is None:
             self._versions[namespace] = self._versions.get(namespace, 0) + 1
             return
@@ -155,6 +187,7 @@ class Cache:
         """`delete(*keys)` and `bump(namespace)` in one round trip, and one wait for the
         near caches' lease: what a write that changed some cached values and every list
         showing them costs after its commit."""
+        await self.raise_fence(namespace)
         full_keys = [self._key(key) for key in keys]
         if self._redis is None:
             for full_key in full_keys:
@@ -184,6 +217,45 @@ class Cache:
         # Even when Redis failed: replicas' near caches then lose their lease meanwhile.
         await self._settled()
 
+    async def raise_fence(self, name: str) -> None:
+        """After a commit that changed what `name`'s reads show: from now on they are served
+        only by a source that has replayed it (module docstring). `invalidate` and `bump`
+        raise their namespace's; a write with nothing cached calls this itself."""
+        if self._position is None:
+            return
+        try:
+            position = await self._position()
+        except Exception as error:
+            # The commit stands; only reads of it from a lagging replica are at risk, and a
+            # replica lagging past READ_REPLICA_MAX_LAG_SECONDS is not read from at all.
+            logger.warning("cache: no WAL position for the %r fence: %s", name, error)
+            return
+        raise_fence, fence_key = self._raise_fence, self._key(f"fence:{name}")
+        if raise_fence is None:
+            self._fences[name] = max(self._fences.get(name, 0), position)
+            return
+        try:
+            await self._call(lambda: raise_fence(keys=[fence_key], args=[position]))
+        except _Unavailable:
+            logger.warning("cache: could not raise the %r fence", name)
+
+    async def fence(self, name: str) -> int:
+        """How far a read of `name` must have been replayed: 0 when nothing has changed it
+        (or no replica is configured), UNKNOWN (the primary) when Redis cannot say."""
+        if self._position is None:
+            return 0
+        if self._redis is None:
+            return self._fences.get(name, 0)
+        fence_key = self._key(f"fence:{name}")
+        raw: bytes | str | None = self._near.get(fence_key) if self._near is not None else None
+        if raw is None:
+            redis = self._redis
+            try:
+                raw = await self._get(redis, fence_key)
+            except _Unavailable:
+                return UNKNOWN
+        return int(raw) if raw else 0
+
     async def _settled(self) -> None:
         """Wait out the near caches' lease, so none serves what was just invalidated once
         the write answers (app.core.cache.near)."""
@@ -205,8 +277,28 @@ class Cache:
         a short lock lets one replica recompute an expired key while the others serve the
         stale value, or wait up to CACHE_LOCK_WAIT_SECONDS when there is none.
         """
-        if not self._enabled:
+
+        async def load(_since: int) -> T:
             return await loader()
+
+        return await self.get_or_set_since(key, None, load, ttl, codec=codec, namespace=namespace)
+
+    async def get_or_set_since(
+        self,
+        key: str,
+        fence: str | None,
+        loader: Callable[[int], Awaitable[T]],
+        ttl: float | None = None,
+        *,
+        codec: Codec[T] = JSON,
+        namespace: str | None = None,
+    ) -> T:
+        """`get_or_set`, for a value a read replica may load: `loader(since)` must read from
+        a source that has replayed `since` (`Replicas.reads(since)`), the `fence` namespace's
+        position, and what it returns is stored only if no write raised the fence meanwhile.
+        """
+        if not self._enabled:
+            return await loader(await self._since(fence))
         near = self._near
         if near is not None:
             raw = self._near_raw(near.get, key, namespace)
@@ -218,7 +310,7 @@ class Cache:
                 return found[0]
         return await self._flights.share(
             (namespace, key),
-            lambda: self._load_through(key, namespace, loader, ttl or self._ttl, codec),
+            lambda: self._load_through(key, namespace, loader, ttl or self._ttl, codec, fence),
             codec,
         )
 
@@ -226,15 +318,16 @@ class Cache:
         self,
         key: str,
         namespace: str | None,
-        loader: Callable[[], Awaitable[T]],
+        loader: Callable[[int], Awaitable[T]],
         ttl: float,
         codec: Codec[T],
+        fence: str | None,
     ) -> tuple[T, bytes]:
         full_key = await self._namespaced_key(key, namespace)
         if full_key is None:
             # The namespace version is unknown, so nothing read or written could be trusted.
             self._count_miss(key, namespace)
-            value = await loader()
+            value = await loader(await self._since(fence))
             return value, codec.dumps(value)
         entry = await self._read(full_key)
         if entry is not None and entry.fresh and (found := decode(codec, entry, full_key)):
@@ -252,9 +345,10 @@ class Cache:
                     self._count_hit(key, namespace)
                     return found[0], fresh.data
             self._count_miss(key, namespace)
-            value = await loader()
+            since = await self._since(fence)
+            value = await loader(since)
             data = codec.dumps(value)
-            await self._write(full_key, data, ttl)
+            await self._write(full_key, data, ttl, fence, since)
             return value, data
         finally:
             if token is not None:
@@ -344,16 +438,38 @@ class Cache:
         (fresh_until,) = FRESH_UNTIL.unpack_from(raw)
         return Entry(data=raw[FRESH_UNTIL.size :], fresh=self._clock() < fresh_until)
 
-    async def _write(self, full_key: str, data: bytes, ttl: float) -> None:
+    async def _since(self, fence: str | None) -> int:
+        return 0 if fence is None else await self.fence(fence)
+
+    async def _write(
+        self, full_key: str, data: bytes, ttl: float, fence: str | None = None, since: int = 0
+    ) -> None:
         payload = FRESH_UNTIL.pack(self._clock() + ttl) + data
+        fenced = fence is not None and self._position is not None
         if self._redis is None:
             # One process is the whole deployment here, and the in-flight map already stops
             # a stampede, so there is no one to serve a stale value to.
-            self._local.set(full_key, payload, ttl)
+            if not fenced or self._fences.get(fence or "", 0) == since:
+                self._local.set(full_key, payload, ttl)
             return
         redis, keep_ms = self._redis, int((ttl + self._stale) * 1000)
+        store_if_fence = self._store_if_fence
         try:
-            await self._call(lambda: redis.set(full_key, payload, px=keep_ms))
+            if not fenced:
+                await self._call(lambda: redis.set(full_key, payload, px=keep_ms))
+            elif since == UNKNOWN:
+                return
+            elif self._cluster or store_if_fence is None:
+                # Two steps: a write landing between them may still be overwritten, until TTL.
+                if await self.fence(fence or "") == since:
+                    await self._call(lambda: redis.set(full_key, payload, px=keep_ms))
+            else:
+                fence_key = self._key(f"fence:{fence}")
+                await self._call(
+                    lambda: store_if_fence(
+                        keys=[full_key, fence_key], args=[payload, keep_ms, since]
+                    )
+                )
         except _Unavailable:
             return
 

@@ -24,6 +24,7 @@ from app.core.config import Settings
 from app.core.db.calls import Calls, DriverCalls, EngineCalls
 from app.core.db.guard import Guard, gated_pool, guard_engine
 from app.core.db.reads import DriverReads, EngineReads, Reads
+from app.core.db.replicas import Replica, Replicas, watching
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -111,6 +112,8 @@ class Database:
     reads: Reads
     # Writes that are one call at the driver's cost (app.core.db.calls); None on SQLite.
     calls: Calls | None
+    # Where the reads that a replica may serve go (app.core.db.replicas).
+    replicas: Replicas
 
 
 @asynccontextmanager
@@ -144,9 +147,24 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
                 reads.listeners.append(_echo)
         if settings.db_echo:
             calls.listeners.append(_echo)
+    sessionmaker = create_sessionmaker(engine)
+    replicas = [
+        await _open_replica(settings, index, url)
+        for index, url in enumerate(settings.read_replica_urls)
+    ]
+    router = Replicas(
+        reads,
+        sessionmaker,
+        replicas,
+        max_lag=settings.read_replica_max_lag_seconds,
+        timeout=settings.db_connect_timeout,
+    )
     try:
-        yield Database(engine, create_sessionmaker(engine), reads, calls)
+        async with watching(router):
+            yield Database(engine, sessionmaker, reads, calls, router)
     finally:
+        for replica in replicas:
+            await _close_replica(replica)
         if heartbeat is not None:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,6 +174,30 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
         if isinstance(calls, DriverCalls):
             await calls.close()
         await engine.dispose()
+
+
+async def _open_replica(settings: Settings, index: int, url: str) -> Replica:
+    """A replica's engine and reads, bounded as the primary's are; nothing connects yet, so a
+    replica down at start-up is only skipped until it answers."""
+    replica_settings = settings.model_copy(update={"database_url": url})
+    engine, guard = _create_engine(replica_settings)
+    dsn = driver_dsn(url)
+    reads: Reads = EngineReads(read_engine(engine, replica_settings))
+    if guard is not None and not settings.db_pgbouncer:
+        reads = await DriverReads.open(
+            dsn,
+            size=settings.db_read_pool_size,
+            gate=guard.gate,
+            wait=connection_wait(settings),
+            command_timeout=settings.db_command_timeout,
+        )
+    return Replica(str(index), dsn, engine, create_sessionmaker(engine), reads, guard)
+
+
+async def _close_replica(replica: Replica) -> None:
+    if isinstance(replica.reads, DriverReads):
+        await replica.reads.close()
+    await replica.engine.dispose()
 
 
 def read_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:

@@ -63,6 +63,19 @@ DB_POOL_SIZE = Gauge(
     "Database connections the pool keeps open (overflow connections come on top).",
     multiprocess_mode="livesum",
 )
+# Each worker looks at the replicas itself; a scrape keeps the most pessimistic view.
+DB_REPLICA_UP = Gauge(
+    "db_replica_up",
+    "1 while a read replica answers (it may still lag), 0 while it is down.",
+    ["replica"],
+    multiprocess_mode="livemin",
+)
+DB_REPLICA_LAG = Gauge(
+    "db_replica_lag_seconds",
+    "How long ago the primary had written no further than a read replica has replayed.",
+    ["replica"],
+    multiprocess_mode="livemax",
+)
 CACHE_HITS = Counter("cache_hits", "Cache look-ups answered from the cache.", ["namespace"])
 CACHE_MISSES = Counter("cache_misses", "Cache look-ups that fell through.", ["namespace"])
 RATE_LIMIT_REJECTIONS = Counter(

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.core.deps import ClientIPDep, SessionDep, SessionmakerDep
+from app.core.deps import ClientIPDep, ReplicasDep, SessionDep, SessionmakerDep
 from app.core.observability.context import request_id_var
 from app.domains.audit.service import AuditService, AuditTrail
 
@@ -17,8 +17,8 @@ async def get_audit_trail(
 AuditTrailDep = Annotated[AuditTrail, Depends(get_audit_trail)]
 
 
-async def get_audit_service(session: SessionDep) -> AuditService:
-    return AuditService(session)
+async def get_audit_service(replicas: ReplicasDep) -> AuditService:
+    return AuditService(replicas)
 
 
 AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]

@@ -10,7 +10,7 @@ from app.domains.items.service import ItemReader, ItemService
 @reaches_database
 @uses_platform
 async def get_item_reader(platform: Resources) -> ItemReader:
-    return ItemReader(platform.reads, platform.sessionmaker, platform.cache, platform.cursors)
+    return ItemReader(platform.replicas, platform.cache, platform.cursors)
 
 
 # The public reads: no request session, so a cached read never creates one.

@@ -2,11 +2,11 @@ import hashlib
 import json
 from collections.abc import Iterable
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.cache import RAW, Cache
 from app.core.db.keyset import CursorCodec, Window
-from app.core.db.reads import Reads
+from app.core.db.replicas import Replicas
 from app.core.db.transactions import after_commit
 from app.core.errors import raises
 from app.core.pagination import PageParams, page_of
@@ -23,7 +23,9 @@ from app.domains.items.schemas import (
     ItemUpdate,
 )
 
-# Every cached list page lives under this namespace, so one bump retires all of them.
+# Every cached list page lives under this namespace, so one bump retires all of them. It
+# also names the catalog's fence: every write to the catalog invalidates under it, so an
+# item's read and a page alike are loaded only from a source that has replayed it.
 LISTS_NAMESPACE = "items"
 
 
@@ -59,44 +61,41 @@ class ItemReader:
 
     A hit is one cache read and no decoding; a miss reads an item with one Core statement
     on a plain connection, and a list page on a short session of its own, so no read holds
-    a unit of work it never uses. A read that missed may still store the value it loaded
-    before a concurrent commit; the TTL (CACHE_TTL_SECONDS) bounds how long it can live.
+    a unit of work it never uses. Misses may be served by a read replica that has replayed
+    the catalog's last write (`Cache.get_or_set_since`).
     """
 
-    def __init__(
-        self,
-        reads: Reads,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        cache: Cache,
-        cursors: CursorCodec,
-    ) -> None:
-        self.reads = reads
-        self.sessionmaker = sessionmaker
+    def __init__(self, replicas: Replicas, cache: Cache, cursors: CursorCodec) -> None:
+        self.replicas = replicas
         self.cache = cache
         self.cursors = cursors
 
     @raises(ItemNotFound)
     async def get(self, item_id: int) -> JSONBody:
-        async def load() -> bytes:
-            row = await find_item(self.reads, item_id)
+        async def load(since: int) -> bytes:
+            row = await find_item(self.replicas.reads(since), item_id)
             if row is None:
                 raise ItemNotFound
             return JSONBody.of(ItemRead.model_validate(dict(row))).data
 
-        return JSONBody(await self.cache.get_or_set(item_key(item_id), load, codec=RAW))
+        data = await self.cache.get_or_set_since(
+            item_key(item_id), LISTS_NAMESPACE, load, codec=RAW
+        )
+        return JSONBody(data)
 
     @raises(PageParams.of, PageParams.window)
     async def search(self, search: ItemSearch) -> JSONBody:
         query = search.query()
         window = PageParams.of(search, self.cursors).window(LISTS_NAMESPACE, query)
 
-        async def load() -> bytes:
-            async with self.sessionmaker() as session:
-                rows = await ItemRepository(session).search(query, window)
+        async def load(since: int) -> bytes:
+            rows = await self.replicas.run(
+                since, lambda session: ItemRepository(session).search(query, window)
+            )
             return JSONBody.of(page_of(ItemRead, rows, window)).data
 
-        data = await self.cache.get_or_set(
-            page_key(query, window), load, codec=RAW, namespace=LISTS_NAMESPACE
+        data = await self.cache.get_or_set_since(
+            page_key(query, window), LISTS_NAMESPACE, load, codec=RAW, namespace=LISTS_NAMESPACE
         )
         return JSONBody(data)
 

@@ -1,5 +1,8 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.cache import Cache
+from app.core.db.replicas import Replicas
+from app.core.db.transactions import after_commit
 from app.core.errors import raises
 from app.core.pagination import Page, PageParams, page_of
 from app.domains.auth.schemas import Principal, Scope
@@ -7,6 +10,19 @@ from app.domains.posts.exceptions import NotPostAuthor, PostNotFound
 from app.domains.posts.models import Post
 from app.domains.posts.repository import PostRepository
 from app.domains.posts.schemas import PostCreate, PostRead, PostUpdate
+
+# The posts' fence (app.core.cache): raised after every commit that changes a post, so the
+# public reads, which a read replica may serve, never show a post as it was before.
+POSTS_FENCE = "posts"
+
+
+def fence_after_commit(session: AsyncSession, cache: Cache) -> None:
+    """Once the request commits, reads of posts see its changes (`POSTS_FENCE`)."""
+
+    async def raise_fence() -> None:
+        await cache.raise_fence(POSTS_FENCE)
+
+    after_commit(session, raise_fence)
 
 
 def ensure_author(principal: Principal, post: Post, *, admin_allowed: bool) -> None:
@@ -20,21 +36,35 @@ def ensure_author(principal: Principal, post: Post, *, admin_allowed: bool) -> N
 
 
 class PostService:
-    def __init__(self, session: AsyncSession) -> None:
+    """Posts' reads, which a read replica may serve, and their writes on the request's
+    transaction."""
+
+    def __init__(self, session: AsyncSession, cache: Cache, replicas: Replicas) -> None:
         self.session = session
         self.posts = PostRepository(session)
+        self.cache = cache
+        self.replicas = replicas
 
     @raises(PostNotFound)
     async def get(self, post_id: int) -> PostRead:
-        return PostRead.model_validate(await self._get_post(post_id))
+        since = await self.cache.fence(POSTS_FENCE)
+        post = await self.replicas.run(since, lambda session: PostRepository(session).get(post_id))
+        if post is None:
+            raise PostNotFound
+        return PostRead.model_validate(post)
 
     @raises(PageParams.window)
     async def list_newest(self, page: PageParams) -> Page[PostRead]:
         window = page.window("posts")
-        return page_of(PostRead, await self.posts.list_newest(window), window)
+        since = await self.cache.fence(POSTS_FENCE)
+        rows = await self.replicas.run(
+            since, lambda session: PostRepository(session).list_newest(window)
+        )
+        return page_of(PostRead, rows, window)
 
     async def create(self, principal: Principal, data: PostCreate) -> PostRead:
         post = await self.posts.add(Post(**data.model_dump(), author_id=principal.id))
+        fence_after_commit(self.session, self.cache)
         return PostRead.model_validate(post)
 
     @raises(NotPostAuthor, PostNotFound)
@@ -43,6 +73,7 @@ class PostService:
         ensure_author(principal, post, admin_allowed=False)
         changes.apply_to(post)
         await self.session.flush()
+        fence_after_commit(self.session, self.cache)
         return PostRead.model_validate(post)
 
     @raises(NotPostAuthor, PostNotFound)
@@ -50,6 +81,7 @@ class PostService:
         post = await self._get_post(post_id)
         ensure_author(principal, post, admin_allowed=True)
         await self.posts.delete(post)
+        fence_after_commit(self.session, self.cache)
 
     async def _get_post(self, post_id: int) -> Post:
         post = await self.posts.get(post_id)

@@ -1,5 +1,6 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.cache import Cache
 from app.core.errors import raises
 from app.domains.audit.repository import AuditEventRepository
 from app.domains.audit.schemas import AuditEventRead
@@ -10,6 +11,7 @@ from app.domains.auth.service import AuthService
 from app.domains.items.schemas import ItemRead
 from app.domains.orders.schemas import OrderRead
 from app.domains.posts.schemas import PostRead
+from app.domains.posts.service import fence_after_commit
 from app.domains.privacy.repository import AccountDataRepository
 from app.domains.privacy.schemas import AccountExport
 from app.domains.users.schemas import UserRead
@@ -19,7 +21,9 @@ class PrivacyService:
     """The caller's data, taken away whole or erased. Both need a password session: an API
     key acts on resources, it does not speak for the person."""
 
-    def __init__(self, session: AsyncSession, *, auth: AuthService) -> None:
+    def __init__(self, session: AsyncSession, cache: Cache, *, auth: AuthService) -> None:
+        self.session = session
+        self.cache = cache
         self.data = AccountDataRepository(session)
         self.sessions = AuthSessionRepository(session)
         self.events = AuditEventRepository(session)
@@ -53,3 +57,4 @@ class PrivacyService:
         what the person wrote; orders and items stay as the business's records."""
         await self.auth.erase_account(principal, deletion)
         await self.data.delete_posts_of(principal.id)
+        fence_after_commit(self.session, self.cache)

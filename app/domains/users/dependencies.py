@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.core.deps import PasswordHasherDep, SessionDep, SettingsDep
+from app.core.deps import PasswordHasherDep, ReplicasDep, SessionDep, SettingsDep
 from app.domains.audit.dependencies import AuditTrailDep
 from app.domains.users.service import AccountLinks, UserService
 
@@ -15,9 +15,13 @@ AccountLinksDep = Annotated[AccountLinks, Depends(get_account_links)]
 
 
 async def get_user_service(
-    session: SessionDep, passwords: PasswordHasherDep, links: AccountLinksDep, audit: AuditTrailDep
+    session: SessionDep,
+    passwords: PasswordHasherDep,
+    links: AccountLinksDep,
+    audit: AuditTrailDep,
+    replicas: ReplicasDep,
 ) -> UserService:
-    return UserService(session, passwords=passwords, links=links, audit=audit)
+    return UserService(session, passwords=passwords, links=links, audit=audit, replicas=replicas)
 
 
 UserServiceDep = Annotated[UserService, Depends(get_user_service)]

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.db.base import utcnow
+from app.core.db.replicas import Replicas
 from app.core.db.transactions import independent_transaction
 from app.core.errors import raises
 from app.core.jobs.email import EmailMessage, LinkTokens, SealedToken, enqueue_email
@@ -125,12 +126,14 @@ class UserService:
         passwords: PasswordHasher,
         links: AccountLinks,
         audit: AuditTrail,
+        replicas: Replicas,
     ) -> None:
         self.session = session
         self.users = UserRepository(session)
         self.passwords = passwords
         self.links = links
         self.audit = audit
+        self.replicas = replicas
 
     @raises(EmailTaken)
     async def register(self, data: UserCreate) -> UserRead:
@@ -198,8 +201,12 @@ class UserService:
 
     @raises(PageParams.window)
     async def list_page(self, page: PageParams) -> Page[UserRead]:
+        """A page a read replica may serve, once it has every change committed before now."""
         window = page.window("users")
-        return page_of(UserRead, await self.users.list_page(window), window)
+        rows = await self.replicas.run_current(
+            lambda session: UserRepository(session).list_page(window)
+        )
+        return page_of(UserRead, rows, window)
 
     async def _send_verification(self, user: User) -> None:
         link = await self.links.issue(user, TokenPurpose.EMAIL_VERIFICATION)
