@@ -53,14 +53,19 @@ async def test_swagger_authorize_then_call_users_me(offline: OfflinePage, base_u
     await page.locator("#oauth_username").fill(email)
     await page.locator("#oauth_password").fill(password)
     await page.locator(".auth-btn-wrapper .btn.authorize").first.click()
+    # Swagger offers to log out once the token endpoint has answered: closing the dialog
+    # before that would send the call below without a token.
+    await page.get_by_role("button", name="Logout").first.wait_for(timeout=15_000)
     await page.locator(".auth-btn-wrapper .btn-done").first.click()
 
     operation = page.locator("#operations-users-read_me")
     await operation.locator(".opblock-summary").click()
+    # The operation's padlock closes once Swagger holds the token for its scheme.
+    await operation.get_by_label("authorization button locked").first.wait_for(timeout=15_000)
     await operation.locator(".try-out__btn").click()
     await operation.locator(".execute").click()
     status = operation.locator(".live-responses-table tr.response td.response-col_status").first
     await status.wait_for(timeout=15_000)
-    assert (await status.inner_text()).strip() == "200"
     body = await operation.locator(".live-responses-table .microlight").first.inner_text()
+    assert (await status.inner_text()).strip() == "200", body
     assert email in body

@@ -9,8 +9,6 @@ binaries.
 
 import asyncio
 import contextlib
-import random
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ import pytest
 
 from app.core.config import Settings
 from app.core.db.replicas import POLL_SECONDS
-from support.processes import Unavailable
+from support.processes import Unavailable, free_port
 from support.servers import PostgresServer, migrate
 from tests.conftest import TEST_REDIS_URL, make_settings, serve
 from tests.factories.accounts import Account, log_in, user
@@ -29,24 +27,9 @@ from tests.factories.catalog import ITEMS, post_item
 from tests.transport import replica_url
 from tests.waiting import eventually
 
-# Private servers live on these ports, clear of the shared ones and of other suites'.
-PORTS = range(55400, 55500)
 MAX_LAG = 1.0
 CONNECT_TIMEOUT = 1.0
 ADMIN = Account(id=0, email="root@example.com", password="replicated-admin-1")
-
-
-def _free_port() -> int:
-    # In random order: a port a server of an earlier run is still letting go of is not
-    # the first one tried again.
-    for port in random.sample(PORTS, len(PORTS)):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise Unavailable(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 @dataclass
@@ -84,14 +67,14 @@ class Replication:
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Replication]:
     try:
-        primary = PostgresServer(_free_port())
+        primary = PostgresServer(free_port())
     except Unavailable as reason:
         pytest.skip(str(reason))
     replica: PostgresServer | None = None
     try:
         primary.start()
         migrate(primary.create_database("replicated"))
-        replica = PostgresServer(_free_port(), primary=primary)
+        replica = PostgresServer(free_port(), primary=primary)
         replica.start()
         yield Replication(primary, replica, "replicated")
     finally:
