@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from app.core.deps import PageParamsDep
 from app.core.errors import error_responses
@@ -12,6 +12,7 @@ from app.core.types import MAX_ID
 from app.domains.auth.dependencies import get_admin
 from app.domains.webhooks.dependencies import WebhookAdmin, WebhookServiceDep
 from app.domains.webhooks.schemas import (
+    DeliveryFilter,
     WebhookCreate,
     WebhookCreated,
     WebhookDeliveryRead,
@@ -93,10 +94,14 @@ async def delete_webhook(
 
 @router.get(
     "/{webhook_id}/deliveries",
-    summary="An endpoint's deliveries, newest first",
+    summary="An endpoint's deliveries, newest first: why each last failed, when it is next tried",
     responses=error_responses(get_admin, WebhookService.deliveries),
 )
 async def list_webhook_deliveries(
-    webhook_id: WebhookId, _: WebhookAdmin, page: PageParamsDep, webhooks: WebhookServiceDep
+    webhook_id: WebhookId,
+    _: WebhookAdmin,
+    filters: Annotated[DeliveryFilter, Query()],
+    page: PageParamsDep,
+    webhooks: WebhookServiceDep,
 ) -> Page[WebhookDeliveryRead]:
-    return await webhooks.deliveries(webhook_id, page)
+    return await webhooks.deliveries(webhook_id, filters, page)

@@ -2,10 +2,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, query_expression
 
 from app.core.db.base import Base, BigIntId, TimestampMixin, utcnow
+
+LAST_ERROR_LENGTH = 300
+# How much of a receiver's answer a delivery keeps.
+RESPONSE_BODY_CHARS = 1024
 
 
 class DeliveryStatus(StrEnum):
@@ -54,3 +66,10 @@ class WebhookDelivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Why the last attempt failed, in words an operator acts on; None once one succeeds.
+    last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_LENGTH), default=None)
+    # The start of the receiver's last answer, whatever its status: what it said went wrong.
+    last_response_body: Mapped[str | None] = mapped_column(Text, default=None)
+    # When the job log tries again: its job's due time, read with the delivery
+    # (repository.NEXT_ATTEMPT_AT), since the job log alone decides it.
+    next_attempt_at: Mapped[datetime | None] = query_expression()

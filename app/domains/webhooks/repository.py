@@ -1,13 +1,35 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, literal, select, update
+from sqlalchemy.orm import with_expression
 
 from app.core.db.keyset import Slice, SortKey, Window, keyset_page
 from app.core.db.repository import Repository, insert_ignoring
+from app.core.jobs import OutboxMessage, OutboxStatus
 from app.domains.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from app.domains.webhooks.schemas import DeliveryFilter
 
 DELIVERIES_NEWEST_FIRST = SortKey(WebhookDelivery.created_at, WebhookDelivery.id, descending=True)
+JOB_KEY_PREFIX = "webhook.delivery:"
+
+
+def job_key(delivery_id: int) -> str:
+    """The dedup key of a delivery's job: one job per delivery, however often it is sent."""
+    return f"{JOB_KEY_PREFIX}{delivery_id}"
+
+
+# The due time of the delivery's job while it waits for an attempt: the job log schedules the
+# retries (with jitter), so the delivery reads its schedule there rather than keep a copy.
+NEXT_ATTEMPT_AT = with_expression(
+    WebhookDelivery.next_attempt_at,
+    select(OutboxMessage.available_at)
+    .where(
+        OutboxMessage.dedup_key == literal(JOB_KEY_PREFIX) + cast(WebhookDelivery.id, String),
+        OutboxMessage.status == OutboxStatus.PENDING,
+    )
+    .scalar_subquery(),
+)
 
 
 class WebhookRepository(Repository[WebhookEndpoint]):
@@ -52,9 +74,19 @@ class WebhookRepository(Repository[WebhookEndpoint]):
         ).first()
         return None if row is None else (row[0], row[1])
 
-    async def deliveries(self, endpoint_id: int, window: Window) -> Slice[WebhookDelivery]:
-        statement = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
-        return await keyset_page(self.session, statement, DELIVERIES_NEWEST_FIRST, window)
+    async def deliveries(
+        self, endpoint_id: int, filters: DeliveryFilter, window: Window
+    ) -> Slice[WebhookDelivery]:
+        criteria = [
+            getattr(WebhookDelivery, field) == value
+            for field, value in filters.model_dump(exclude_none=True).items()
+        ]
+        statement = select(WebhookDelivery).where(
+            WebhookDelivery.endpoint_id == endpoint_id, *criteria
+        )
+        return await keyset_page(
+            self.session, statement, DELIVERIES_NEWEST_FIRST, window, options=[NEXT_ATTEMPT_AT]
+        )
 
     async def record_attempt(
         self,
@@ -62,6 +94,8 @@ class WebhookRepository(Repository[WebhookEndpoint]):
         *,
         status: DeliveryStatus,
         status_code: int | None,
+        error: str | None,
+        response_body: str | None,
         delivered_at: datetime | None,
     ) -> None:
         # Counted here rather than copied from the job's attempt number, which an operator's
@@ -73,6 +107,8 @@ class WebhookRepository(Repository[WebhookEndpoint]):
                 attempts=WebhookDelivery.attempts + 1,
                 status=status,
                 last_status_code=status_code,
+                last_error=error,
+                last_response_body=response_body,
                 delivered_at=delivered_at,
             )
             .execution_options(synchronize_session=False)

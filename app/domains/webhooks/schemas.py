@@ -1,4 +1,5 @@
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 import httpx
@@ -16,7 +17,7 @@ from pydantic import (
 from app.core.schemas import PartialUpdate
 from app.core.types import CleanStr
 from app.domains.orders.events import OrderEventType
-from app.domains.webhooks.models import DeliveryStatus
+from app.domains.webhooks.models import RESPONSE_BODY_CHARS, DeliveryStatus
 
 MAX_URL_LENGTH = 2048
 # What the document states: http or https, optional credentials, an ASCII host name (an
@@ -92,17 +93,44 @@ class WebhookCreated(WebhookRead):
     )
 
 
+class WebhookEventType(StrEnum):
+    """Events of the webhook itself, beside the order events it subscribes to."""
+
+    PING = "webhook.ping"
+
+
+# Every type a delivery can carry.
+DeliveryEventType = OrderEventType | WebhookEventType
+
+
 class WebhookDeliveryRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     event_id: str
-    event_type: OrderEventType
+    event_type: DeliveryEventType
     status: DeliveryStatus
     attempts: int
     last_status_code: int | None
+    last_error: str | None = Field(
+        description="why the last attempt failed (a timeout, a refused connection, a "
+        "redirect, an HTTP status); null once one succeeds"
+    )
+    last_response_body: str | None = Field(
+        description=f"the first {RESPONSE_BODY_CHARS:,} characters of the receiver's last answer"
+    )
+    next_attempt_at: datetime | None = Field(
+        description="when the next attempt is due; null when none is scheduled"
+    )
     created_at: datetime
     delivered_at: datetime | None
+
+
+class DeliveryFilter(BaseModel):
+    """The deliveries' filters (a query-string model); each one narrows the page."""
+
+    status: DeliveryStatus | None = None
+    event_type: DeliveryEventType | None = None
 
 
 class WebhookDeliveryJob(BaseModel):

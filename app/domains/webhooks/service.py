@@ -12,6 +12,7 @@ from app.domains.webhooks.exceptions import WebhookNotFound, WebhookTargetNotAll
 from app.domains.webhooks.models import WebhookEndpoint
 from app.domains.webhooks.repository import WebhookRepository
 from app.domains.webhooks.schemas import (
+    DeliveryFilter,
     WebhookCreate,
     WebhookCreated,
     WebhookDeliveryRead,
@@ -80,10 +81,13 @@ class WebhookService:
         await self.webhooks.delete(endpoint)
 
     @raises(WebhookNotFound, PageParams.window)
-    async def deliveries(self, endpoint_id: int, page: PageParams) -> Page[WebhookDeliveryRead]:
+    async def deliveries(
+        self, endpoint_id: int, filters: DeliveryFilter, page: PageParams
+    ) -> Page[WebhookDeliveryRead]:
         await self._endpoint(endpoint_id)
-        window = page.window("webhook-deliveries", {"endpoint_id": endpoint_id})
-        rows = await self.webhooks.deliveries(endpoint_id, window)
+        scope = {"endpoint_id": endpoint_id} | filters.model_dump(mode="json", exclude_none=True)
+        window = page.window("webhook-deliveries", scope)
+        rows = await self.webhooks.deliveries(endpoint_id, filters, window)
         return page_of(WebhookDeliveryRead, rows, window)
 
     async def _record(
