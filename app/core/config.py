@@ -196,6 +196,12 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool = Field(
         default=False, description="allow webhook URLs on loopback, private, link-local hosts"
     )
+    webhook_secret_overlap_seconds: int = Field(
+        default=86400,
+        ge=0,
+        le=30 * 86400,
+        description="after a secret rotation, how long deliveries also carry the old signature",
+    )
     otel_enabled: bool | None = Field(
         default=None, description="trace with OpenTelemetry; unset means on when an endpoint is set"
     )

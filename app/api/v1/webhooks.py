@@ -17,6 +17,7 @@ from app.domains.webhooks.schemas import (
     WebhookCreated,
     WebhookDeliveryRead,
     WebhookRead,
+    WebhookSecret,
     WebhookUpdate,
 )
 from app.domains.webhooks.service import WebhookService
@@ -24,6 +25,7 @@ from app.domains.webhooks.service import WebhookService
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=ApiRoute)
 
 WebhookId = Annotated[int, Path(ge=1, le=MAX_ID, description="the webhook's id")]
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID, description="the delivery's id")]
 
 
 @router.post(
@@ -105,3 +107,41 @@ async def list_webhook_deliveries(
     webhooks: WebhookServiceDep,
 ) -> Page[WebhookDeliveryRead]:
     return await webhooks.deliveries(webhook_id, filters, page)
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a delivery again, with the same body and webhook-id",
+    responses=error_responses(get_admin, WebhookService.redeliver),
+)
+async def redeliver_webhook_delivery(
+    webhook_id: WebhookId,
+    delivery_id: DeliveryId,
+    principal: WebhookAdmin,
+    webhooks: WebhookServiceDep,
+) -> WebhookDeliveryRead:
+    return await webhooks.redeliver(principal, webhook_id, delivery_id)
+
+
+@router.post(
+    "/{webhook_id}/ping",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send the endpoint a signed webhook.ping event, recorded as a delivery",
+    responses=error_responses(get_admin, WebhookService.ping),
+)
+async def ping_webhook(
+    webhook_id: WebhookId, _: WebhookAdmin, webhooks: WebhookServiceDep
+) -> WebhookDeliveryRead:
+    return await webhooks.ping(webhook_id)
+
+
+@router.post(
+    "/{webhook_id}/rotate-secret",
+    summary="Issue a new signing secret; the old one also signs until the overlap ends",
+    responses=error_responses(get_admin, WebhookService.rotate_secret),
+)
+async def rotate_webhook_secret(
+    webhook_id: WebhookId, principal: WebhookAdmin, webhooks: WebhookServiceDep
+) -> WebhookSecret:
+    return await webhooks.rotate_secret(principal, webhook_id)

@@ -209,7 +209,12 @@ class WebhookSender:
             "Accept-Encoding": "identity",
             "webhook-id": record.event_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(endpoint.secret, record.event_id, timestamp, body),
+            # Standard Webhooks: several signatures, space-separated; a receiver accepts the
+            # delivery when any one of them verifies with a secret it holds.
+            "webhook-signature": " ".join(
+                sign(secret, record.event_id, timestamp, body)
+                for secret in endpoint.signing_secrets(utcnow())
+            ),
         }
         # TLS still verifies the certificate against the name in the URL.
         extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}

@@ -40,6 +40,18 @@ class WebhookEndpoint(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     # Stored as issued, not hashed: every delivery is signed with it.
     secret: Mapped[str] = mapped_column(String(100))
+    # The secret a rotation replaced: deliveries carry its signature too until it expires,
+    # so receivers switch over at their own pace.
+    previous_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets each delivery is signed with, the current one first."""
+        previous = self.previous_secret
+        expires = self.previous_secret_expires_at
+        if previous is None or expires is None or expires <= now:
+            return [self.secret]
+        return [self.secret, previous]
 
 
 class WebhookDelivery(Base):

@@ -62,6 +62,31 @@ class WebhookRepository(Repository[WebhookEndpoint]):
             .returning(WebhookDelivery.id)
         )
 
+    async def add_new_delivery(self, delivery: WebhookDelivery) -> WebhookDelivery:
+        """A delivery of an event made for this endpoint alone (a ping)."""
+        self.session.add(delivery)
+        await self.session.flush()
+        return delivery
+
+    async def delivery(self, endpoint_id: int, delivery_id: int) -> WebhookDelivery | None:
+        """The endpoint's delivery as it stands now, with its next attempt's due time."""
+        return await self.session.scalar(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint_id)
+            .options(NEXT_ATTEMPT_AT)
+            # Read again when the session holds it already: its job may have changed since.
+            .execution_options(populate_existing=True)
+        )
+
+    async def mark_pending(self, delivery_id: int) -> None:
+        """Back to pending, for its job to send again; the last failure shows until then."""
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(status=DeliveryStatus.PENDING, delivered_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
     async def delivery_with_endpoint(
         self, delivery_id: int
     ) -> tuple[WebhookDelivery, WebhookEndpoint] | None:

@@ -93,6 +93,13 @@ class WebhookCreated(WebhookRead):
     )
 
 
+class WebhookSecret(BaseModel):
+    secret: str = Field(
+        description="signs every delivery from now on, beside the previous secret until "
+        "WEBHOOK_SECRET_OVERLAP_SECONDS have passed; shown only in this response"
+    )
+
+
 class WebhookEventType(StrEnum):
     """Events of the webhook itself, beside the order events it subscribes to."""
 
@@ -131,6 +138,12 @@ class DeliveryFilter(BaseModel):
 
     status: DeliveryStatus | None = None
     event_type: DeliveryEventType | None = None
+
+
+class PingData(BaseModel):
+    """The `data` of a `webhook.ping` event: which webhook it tests."""
+
+    webhook_id: int
 
 
 class WebhookDeliveryJob(BaseModel):
