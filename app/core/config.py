@@ -202,6 +202,12 @@ class Settings(BaseSettings):
         le=30 * 86400,
         description="after a secret rotation, how long deliveries also carry the old signature",
     )
+    webhook_disable_after_dead: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="dead deliveries in a row after which a webhook is turned off",
+    )
     otel_enabled: bool | None = Field(
         default=None, description="trace with OpenTelemetry; unset means on when an endpoint is set"
     )

@@ -25,6 +25,7 @@ from app.core.db.transactions import independent_transaction
 from app.core.jobs import Delivery, MessageType
 from app.domains.orders.events import OrderEvent
 from app.domains.webhooks.exceptions import WebhookTargetNotAllowed
+from app.domains.webhooks.failing import count_outcome
 from app.domains.webhooks.models import (
     LAST_ERROR_LENGTH,
     RESPONSE_BODY_CHARS,
@@ -160,10 +161,14 @@ class WebhookSender:
         *,
         timeout: float,
         allow_private: bool,
+        disable_after: int,
+        announce: Callable[[], Awaitable[None]],
     ) -> None:
         self._sessionmaker = sessionmaker
         self._timeout = timeout
         self._allow_private = allow_private
+        self._disable_after = disable_after
+        self._announce = announce
 
     async def deliver(self, job: WebhookDeliveryJob, delivery: Delivery) -> None:
         async with self._sessionmaker() as session:
@@ -193,6 +198,15 @@ class WebhookSender:
                 response_body=answer.body if answer is not None else None,
                 delivered_at=utcnow() if failure is None else None,
             )
+            disabled = await count_outcome(
+                session,
+                self._sessionmaker,
+                endpoint,
+                status,
+                disable_after=self._disable_after,
+            )
+        if disabled:
+            await self._announce()  # the administrators' emails
         if failure is not None:
             raise failure
 

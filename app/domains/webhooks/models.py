@@ -28,6 +28,11 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
+class DisabledReason(StrEnum):
+    # Turned off by the service after too many dead deliveries in a row.
+    FAILING = "failing"
+
+
 class WebhookEndpoint(TimestampMixin, Base):
     __tablename__ = "webhook_endpoints"
 
@@ -44,6 +49,11 @@ class WebhookEndpoint(TimestampMixin, Base):
     # so receivers switch over at their own pace.
     previous_secret: Mapped[str | None] = mapped_column(String(100), default=None)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Why the service turned it off; None when active or paused by an administrator.
+    disabled_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Dead deliveries since the last one that arrived: past a threshold the endpoint is
+    # turned off rather than fail every event for days.
+    dead_in_a_row: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets each delivery is signed with, the current one first."""

@@ -7,7 +7,12 @@ from sqlalchemy.orm import with_expression
 from app.core.db.keyset import Slice, SortKey, Window, keyset_page
 from app.core.db.repository import Repository, insert_ignoring
 from app.core.jobs import OutboxMessage, OutboxStatus
-from app.domains.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from app.domains.webhooks.models import (
+    DeliveryStatus,
+    DisabledReason,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from app.domains.webhooks.schemas import DeliveryFilter
 
 DELIVERIES_NEWEST_FIRST = SortKey(WebhookDelivery.created_at, WebhookDelivery.id, descending=True)
@@ -138,3 +143,36 @@ class WebhookRepository(Repository[WebhookEndpoint]):
             )
             .execution_options(synchronize_session=False)
         )
+
+    async def count_dead(self, endpoint_id: int) -> int:
+        """One more dead delivery in a row; how many there are now. Counted in one
+        statement, so deliveries dying at once on several workers all count."""
+        count = await self.session.scalar(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id)
+            .values(dead_in_a_row=WebhookEndpoint.dead_in_a_row + 1)
+            .returning(WebhookEndpoint.dead_in_a_row)
+            .execution_options(synchronize_session=False)
+        )
+        return count or 0
+
+    async def reset_dead(self, endpoint_id: int) -> None:
+        """A delivery arrived: the run of dead ones is over. Writes only when there was one."""
+        await self.session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.dead_in_a_row > 0)
+            .values(dead_in_a_row=0)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def disable(self, endpoint_id: int, reason: DisabledReason) -> bool:
+        """Turn the endpoint off; False when it was off already, so only one worker reports
+        it."""
+        disabled = await self.session.scalar(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.is_active.is_(True))
+            .values(is_active=False, disabled_reason=reason)
+            .returning(WebhookEndpoint.id)
+            .execution_options(synchronize_session=False)
+        )
+        return disabled is not None

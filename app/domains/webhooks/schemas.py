@@ -17,7 +17,7 @@ from pydantic import (
 from app.core.schemas import PartialUpdate
 from app.core.types import CleanStr
 from app.domains.orders.events import OrderEventType
-from app.domains.webhooks.models import RESPONSE_BODY_CHARS, DeliveryStatus
+from app.domains.webhooks.models import RESPONSE_BODY_CHARS, DeliveryStatus, DisabledReason
 
 MAX_URL_LENGTH = 2048
 # What the document states: http or https, optional credentials, an ASCII host name (an
@@ -84,6 +84,10 @@ class WebhookRead(BaseModel):
     events: list[OrderEventType]
     description: str
     is_active: bool
+    disabled_reason: DisabledReason | None = Field(
+        description="`failing` when the service turned it off after "
+        "WEBHOOK_DISABLE_AFTER_DEAD dead deliveries in a row; null otherwise"
+    )
     created_at: datetime
 
 

@@ -85,6 +85,10 @@ class WebhookService:
         if changes.url is not None:
             await checked_address(changes.url, allow_private=self.allow_private_targets)
         changes.apply_to(endpoint)
+        if changes.is_active is not None:
+            # Turned on again, or off by hand: the service's count and reason start afresh.
+            endpoint.dead_in_a_row = 0
+            endpoint.disabled_reason = None
         await self.session.flush()
         sent = changes.model_dump(mode="json", exclude_unset=True)
         await self._record(
