@@ -71,12 +71,16 @@ def webhook_receiver(
                 )
                 status = state.statuses.pop(0) if state.statuses else 200
             time.sleep(state.delay)
-            self.send_response(status)
-            if 300 <= status < 400:
-                self.send_header("Location", f"http://127.0.0.1:{state.port}/elsewhere")
-            self.send_header("Content-Length", str(len(state.answer)))
-            self.end_headers()
-            self.wfile.write(state.answer)
+            try:
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", f"http://127.0.0.1:{state.port}/elsewhere")
+                self.send_header("Content-Length", str(len(state.answer)))
+                self.end_headers()
+                self.wfile.write(state.answer)
+            except (BrokenPipeError, ConnectionResetError):
+                # The sender stopped waiting (a timeout): no one is left to answer.
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the test reports what matters."""

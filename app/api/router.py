@@ -52,3 +52,5 @@ def include_v1(app: FastAPI) -> None:
             prefix=V1_PREFIX,
             responses=error_responses(RateLimitExceeded),
         )
+    # Not routes: the payloads the service sends, for the document's `webhooks`.
+    app.webhooks.include_router(webhooks.events)

@@ -1,6 +1,6 @@
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
 from pydantic import (
@@ -17,6 +17,7 @@ from pydantic import (
 from app.core.schemas import PartialUpdate
 from app.core.types import CleanStr
 from app.domains.orders.events import OrderEventType
+from app.domains.orders.schemas import OrderRead
 from app.domains.webhooks.models import RESPONSE_BODY_CHARS, DeliveryStatus, DisabledReason
 
 MAX_URL_LENGTH = 2048
@@ -148,6 +149,37 @@ class PingData(BaseModel):
     """The `data` of a `webhook.ping` event: which webhook it tests."""
 
     webhook_id: int
+
+
+class DeliveryHeaders(BaseModel):
+    """The Standard Webhooks headers of every delivery."""
+
+    webhook_id: str = Field(
+        description="the event's id: the same on every retry and redelivery, so a receiver "
+        "that has seen it ignores it"
+    )
+    webhook_timestamp: int = Field(description="when this attempt was signed, in Unix seconds")
+    webhook_signature: str = Field(
+        description='`v1,` + base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}" '
+        'keyed with the base64-decoded secret after "whsec_"; during a secret rotation two, '
+        "space-separated, the new secret's first"
+    )
+
+
+class OrderEventPayload(BaseModel):
+    """What an endpoint receives for an order event: the order as the change left it."""
+
+    type: OrderEventType
+    timestamp: datetime = Field(description="when the change committed (ISO 8601)")
+    data: OrderRead = Field(description="the order, as GET /api/v1/orders/{order_id} answers")
+
+
+class PingPayload(BaseModel):
+    """What an endpoint receives when an administrator pings it."""
+
+    type: Literal[WebhookEventType.PING]
+    timestamp: datetime
+    data: PingData
 
 
 class WebhookDeliveryJob(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from app.core.config import Settings
 from app.core.jobs import OutboxStatus
 from app.core.resources import Resources
+from app.domains.webhooks.schemas import OrderEventPayload
 from tests.domains.webhooks.hooks_helpers import (
     MAX_ATTEMPTS,
     deliveries,
@@ -64,6 +65,8 @@ async def test_every_order_event_arrives_signed_with_the_order(
         assert request.json["data"] == expected[event]
         assert datetime.fromisoformat(request.json["timestamp"]).tzinfo is not None
         assert set(request.json) == {"type", "timestamp", "data"}
+        # What the document declares under its `webhooks`.
+        OrderEventPayload.model_validate(request.json)
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 4
     assert not receiver.received[0].signed_with("whsec_" + "A" * 44)
 

@@ -9,6 +9,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.core.config import Settings
 from app.domains.audit.schemas import AuditAction
+from app.domains.webhooks.schemas import PingPayload
 from tests.domains.webhooks.hooks_helpers import MAX_ATTEMPTS, deliveries, drain, hooks_app
 from tests.factories import (
     WEBHOOKS,
@@ -97,6 +98,7 @@ async def test_a_ping_is_a_signed_delivery_of_its_own(app: FastAPI, migrated: Se
     [request] = receiver.received
     assert request.json["type"] == "webhook.ping"
     assert request.json["data"] == {"webhook_id": hook["id"]}
+    PingPayload.model_validate(request.json)
     assert request.headers["webhook-id"] == ping.json()["event_id"]
     assert verify(hook["secret"], request) == request.json
     assert delivery["id"] == ping.json()["id"]
