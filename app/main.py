@@ -53,6 +53,10 @@ TAGS = [
         "name": "webhooks",
         "description": "Order events signed and sent to your endpoints (administrators).",
     },
+    {
+        "name": "events",
+        "description": "Order events as they happen, over server-sent events (`EventSource`).",
+    },
     {"name": "audit", "description": "The append-only audit log (administrators)."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]

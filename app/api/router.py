@@ -7,6 +7,7 @@ from app.api.v1 import (
     audit,
     auth,
     dashboard,
+    events,
     items,
     mfa,
     orders,
@@ -36,6 +37,7 @@ V1_ROUTERS = (
     privacy.router,
     webhooks.router,
     audit.router,
+    events.router,
 )
 
 

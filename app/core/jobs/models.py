@@ -45,6 +45,8 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_status_available_at", "status", "available_at"),
         # Messages without a key (NULL) never collide.
         Index("ix_outbox_messages_dedup_key", "dedup_key", unique=True),
+        # Live events read by topic in the order of their writing transactions.
+        Index("ix_outbox_messages_topic_xact_id", "topic", "xact_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -74,6 +76,10 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     delivered_at: Mapped[datetime | None]
+    # The writing transaction's id, set by the server on PostgreSQL (the migration gives the
+    # default): what lets a reader tell which rows can no longer be joined by an earlier,
+    # still uncommitted one. Empty on SQLite, where ids are commit order.
+    xact_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 async def enqueue(

@@ -61,6 +61,22 @@ async def notify(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         await session.commit()
 
 
+class Signal:
+    """Tells any number of waiters that committed messages may be waiting: `ticket()` before
+    a read, then `wait(ticket, ...)` after it, so a signal sent during the read is not missed.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def send(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def ticket(self) -> asyncio.Event:
+        return self._event
+
+
 class Announcer:
     """Coalesces the wake-ups a process owes the other dispatchers: `request()` after each
     commit that enqueued costs nothing, and at most one `send()` runs per `interval`."""

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.db.base import utcnow
 from app.core.db.transactions import independent_transaction
 from app.core.jobs import Delivery, MessageType
-from app.domains.orders.events import OrderEvent
+from app.domains.orders.events import OrderEvent, envelope
 from app.domains.webhooks.exceptions import WebhookTargetNotAllowed
 from app.domains.webhooks.failing import count_outcome
 from app.domains.webhooks.models import (
@@ -115,15 +115,6 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return f"v1,{base64.b64encode(digest).decode()}"
 
 
-def event_body(event: OrderEvent) -> dict[str, object]:
-    """What every endpoint receives: the same for every attempt."""
-    return {
-        "type": event.type.value,
-        "timestamp": event.timestamp.isoformat(),
-        "data": event.data.model_dump(mode="json"),
-    }
-
-
 def fan_out(
     sessionmaker: async_sessionmaker[AsyncSession], *, announce: Callable[[], Awaitable[None]]
 ) -> Callable[[OrderEvent, Delivery], Awaitable[None]]:
@@ -138,7 +129,7 @@ def fan_out(
                     endpoint_id=endpoint.id,
                     event_id=event.id,
                     event_type=event.type,
-                    payload=event_body(event),
+                    payload=envelope(event),
                 )
                 if delivery_id is not None:
                     queued |= await WEBHOOK_DELIVERY.enqueue(
