@@ -18,7 +18,7 @@ from app.core.db.base import utcnow
 from app.core.jobs import OutboxMessage
 from app.core.resources import Resources
 from app.main import create_app
-from tests.conftest import variant
+from tests.conftest import RUNS_WITH_POSTGRES, variant
 from tests.factories.accounts import Account, admin, user
 from tests.factories.catalog import create_item
 from tests.factories.orders import order_body, place
@@ -265,3 +265,21 @@ async def test_a_graceful_stop_ends_open_streams(app: FastAPI, migrated: Setting
             await live.until_end()
             async with asyncio.timeout(PATIENCE):
                 await stopping
+
+
+@RUNS_WITH_POSTGRES
+async def test_an_event_committed_on_another_replica_arrives_without_waiting_for_a_poll(
+    app: FastAPI, migrated: Settings, resources: Resources
+) -> None:
+    # No heartbeat, so no fallback read, within the test: only the NOTIFY can bring it.
+    async with (
+        served(migrated, events_heartbeat_seconds=300) as first,
+        served(migrated) as second,
+        httpx.AsyncClient(base_url=first.url, timeout=PATIENCE, trust_env=False) as one,
+        httpx.AsyncClient(base_url=second.url, timeout=PATIENCE, trust_env=False) as other,
+    ):
+        alice = await user(one)
+        async with stream(one, alice) as live:
+            order = await place_one(other, resources, alice)
+            event = await live.next_order_event()
+    assert event["body"]["data"]["id"] == order
