@@ -47,6 +47,8 @@ def register_handlers(
             sessionmaker,
             timeout=settings.webhook_timeout_seconds,
             allow_private=settings.webhook_allow_private_targets,
+            disable_after=settings.webhook_disable_after_dead,
+            announce=outbox.announce,
         ).deliver,
     )
     outbox.register_chore(purge_chore(sessionmaker))

@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.api import health
 from app.api.router import include_v1
+from app.api.v1 import webhooks
 from app.core.config import Settings, get_settings, settings_or_exit
 from app.core.http.docs import install_docs
 from app.core.http.edge import Edge
@@ -51,6 +52,10 @@ TAGS = [
     {
         "name": "webhooks",
         "description": "Order events signed and sent to your endpoints (administrators).",
+    },
+    {
+        "name": "events",
+        "description": "Order events as they happen, over server-sent events (`EventSource`).",
     },
     {"name": "audit", "description": "The append-only audit log (administrators)."},
     {"name": "health", "description": "Liveness and readiness probes."},
@@ -112,7 +117,7 @@ def create_app(
     app.state.telemetry = telemetry
     app.state.tracer = otel.tracer_for(telemetry)
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(app, sent=webhooks.SENT_PAYLOADS)
     # Probes first: two routes, matched before the API's many.
     app.include_router(health.router)
     include_v1(app)

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if findings:
         print(
             f"{len(findings)} migration(s) would lock or rewrite a table: change them "
-            "(docs/operations.md, Changing the schema), or excuse one rule in the revision's "
+            "(docs/migrations.md), or excuse one rule in the revision's "
             "squawk_exceptions with the reason",
             file=sys.stderr,
         )

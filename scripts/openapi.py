@@ -85,6 +85,16 @@ def _operations(document: Schema) -> dict[str, Schema]:
     }
 
 
+def _webhook_payloads(document: Schema) -> dict[str, Schema]:
+    """The body of each request the service sends (the document's `webhooks`)."""
+    return {
+        f"{method.upper()} {name}": _body_schema(operation)
+        for name, item in document.get("webhooks", {}).items()
+        for method, operation in item.items()
+        if method in _METHODS
+    }
+
+
 def _success_schemas(operation: Schema) -> Iterator[tuple[str, Schema]]:
     for status, response in operation.get("responses", {}).items():
         if str(status).startswith("2"):
@@ -135,6 +145,13 @@ def breaking_changes(old: Schema, new: Schema) -> list[str]:
                 changes.append(f"removed response field: {key} {status} {field}")
         added = _required_inputs(now, after) - _required_inputs(was, before)
         changes += [f"newly required: {key} {name}" for name in sorted(added)]
+    # A webhook's receivers read its payload as clients read a response.
+    old_hooks, new_hooks = _webhook_payloads(old), _webhook_payloads(new)
+    changes += [f"removed webhook: {key}" for key in sorted(old_hooks.keys() - new_hooks.keys())]
+    for key in sorted(old_hooks.keys() & new_hooks.keys()):
+        kept = set(now.fields(new_hooks[key]))
+        for field in sorted(set(was.fields(old_hooks[key])) - kept):
+            changes.append(f"removed webhook payload field: {key} {field}")
     old_components = old.get("components", {}).get("schemas", {})
     new_components = new.get("components", {}).get("schemas", {})
     for name in sorted(old_components.keys() & new_components.keys()):

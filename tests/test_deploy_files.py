@@ -172,6 +172,16 @@ def test_only_nginx_is_published_and_it_hides_metrics(services: dict[str, Any]) 
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in NGINX
 
 
+def test_nginx_streams_live_events_unbuffered_past_their_heartbeats() -> None:
+    block = re.search(r"location = /api/v1/events \{(.*?)\}", NGINX, re.DOTALL)
+    assert block
+    assert "proxy_buffering off;" in block[1]
+    timeout = re.search(r"proxy_read_timeout (\d+)([smh]);", block[1])
+    assert timeout
+    seconds = int(timeout[1]) * {"s": 1, "m": 60, "h": 3600}[timeout[2]]
+    assert seconds > 2 * Settings().events_heartbeat_seconds
+
+
 def test_nginx_lets_the_service_answer_oversize_bodies() -> None:
     match = re.search(r"client_max_body_size (\d+)([km]);", NGINX)
     assert match

@@ -48,6 +48,35 @@ def test_removed_paths_methods_fields_and_enum_values_are_breaking() -> None:
     assert "removed enum value: OrderStatus shipped" in changes
 
 
+def test_every_event_payload_is_declared_and_guarded_as_the_paths_are() -> None:
+    old, new = _document(), _document()
+    assert set(old["webhooks"]) == {
+        "order.placed",
+        "order.cancelled",
+        "order.shipped",
+        "webhook.ping",
+    }
+    placed = old["webhooks"]["order.placed"]["post"]
+    assert placed["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/OrderEventPayload"
+    }
+    assert {p["name"] for p in placed["parameters"]} == {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+    assert set(placed["responses"]) == {"2XX"}
+    del new["webhooks"]["webhook.ping"]
+    del new["components"]["schemas"]["OrderEventPayload"]["properties"]["timestamp"]
+    new["components"]["schemas"]["OrderRead"]["properties"].pop("total")
+
+    changes = breaking_changes(old, new)
+
+    assert "removed webhook: POST webhook.ping" in changes
+    assert "removed webhook payload field: POST order.placed timestamp" in changes
+    assert "removed webhook payload field: POST order.shipped data.total" in changes
+
+
 def test_a_newly_required_request_field_is_breaking_and_an_optional_one_is_not() -> None:
     old, new = _document(), _document()
     item_create = new["components"]["schemas"]["ItemCreate"]

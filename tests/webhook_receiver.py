@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ class Receiver:
     # Statuses to answer with, in order; 200 once they run out.
     statuses: list[int] = field(default_factory=list)
     location: str | None = None
+    # What every answer's body says, and how long each waits before it starts.
+    answer: bytes = b"ok"
+    delay: float = 0.0
     received: list[Received] = field(default_factory=list)
 
     @property
@@ -48,8 +52,10 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
-    state = Receiver(port=0, statuses=list(statuses or []))
+def webhook_receiver(
+    statuses: list[int] | None = None, *, answer: bytes = b"ok", delay: float = 0.0
+) -> Iterator[Receiver]:
+    state = Receiver(port=0, statuses=list(statuses or []), answer=answer, delay=delay)
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -64,12 +70,17 @@ def webhook_receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
                     )
                 )
                 status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            if 300 <= status < 400:
-                self.send_header("Location", f"http://127.0.0.1:{state.port}/elsewhere")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            time.sleep(state.delay)
+            try:
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", f"http://127.0.0.1:{state.port}/elsewhere")
+                self.send_header("Content-Length", str(len(state.answer)))
+                self.end_headers()
+                self.wfile.write(state.answer)
+            except (BrokenPipeError, ConnectionResetError):
+                # The sender stopped waiting (a timeout): no one is left to answer.
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the test reports what matters."""

@@ -7,6 +7,7 @@ from app.api.v1 import (
     audit,
     auth,
     dashboard,
+    events,
     items,
     mfa,
     orders,
@@ -36,6 +37,7 @@ V1_ROUTERS = (
     privacy.router,
     webhooks.router,
     audit.router,
+    events.router,
 )
 
 
@@ -52,3 +54,5 @@ def include_v1(app: FastAPI) -> None:
             prefix=V1_PREFIX,
             responses=error_responses(RateLimitExceeded),
         )
+    # Not routes: the payloads the service sends, for the document's `webhooks`.
+    app.webhooks.include_router(webhooks.events)

@@ -212,6 +212,32 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool = Field(
         default=False, description="allow webhook URLs on loopback, private, link-local hosts"
     )
+    webhook_secret_overlap_seconds: int = Field(
+        default=86400,
+        ge=0,
+        le=30 * 86400,
+        description="after a secret rotation, how long deliveries also carry the old signature",
+    )
+    webhook_disable_after_dead: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="dead deliveries in a row after which a webhook is turned off",
+    )
+    events_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="how often a live event stream sends a comment line when idle",
+    )
+    events_retention_hours: int = Field(
+        default=24,
+        ge=1,
+        description="how far back Last-Event-ID can replay; within OUTBOX_RETENTION_DAYS",
+    )
+    events_max_streams_per_user: int = Field(
+        default=5, ge=1, le=1000, description="live event streams one user may hold open"
+    )
     otel_enabled: bool | None = Field(
         default=None, description="trace with OpenTelemetry; unset means on when an endpoint is set"
     )
@@ -284,6 +310,13 @@ class Settings(BaseSettings):
                 f"PASSWORD_HASH_BCRYPT_ROUNDS is 0 (bcrypt hashes refused) or "
                 f"{BCRYPT_MIN_ROUNDS} to 31"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _events_outlive_their_replay(self) -> Self:
+        # Replay reads the job log, which purges delivered messages after its own retention.
+        if self.events_retention_hours > self.outbox_retention_days * 24:
+            raise ValueError("EVENTS_RETENTION_HOURS may not exceed OUTBOX_RETENTION_DAYS * 24")
         return self
 
     @model_validator(mode="after")

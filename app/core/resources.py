@@ -21,6 +21,7 @@ from app.core.jobs import OutboxDispatcher
 from app.core.rate_limit import LeasedLimiter, RateLimiter
 from app.core.redis import RedisBreaker, create_redis
 from app.core.security import PasswordHasher, TokenCodec
+from app.core.streams import StreamSlots
 
 # How long shutdown waits for in-flight deliveries: inside gunicorn's --graceful-timeout, so
 # the dispatcher, not a SIGKILL, decides. A delivery cut short is retried after its lease.
@@ -50,6 +51,8 @@ class Resources:
     tracer: Tracer
     # Signs and reads the lists' cursors (SECRET_KEY's, derived).
     cursors: CursorCodec
+    # Live event streams open in this process, per user (EVENTS_MAX_STREAMS_PER_USER).
+    streams: StreamSlots
 
 
 # Fills a dispatcher with the handlers of every message type; app.core knows none of them,
@@ -126,6 +129,7 @@ async def open_resources(
                 default_limiter=default_limiter,
                 tracer=tracer or NoOpTracer(),
                 cursors=cursor_codec(settings.secret_key.get_secret_value()),
+                streams=StreamSlots(settings.events_max_streams_per_user),
             )
         finally:
             await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)

@@ -10,7 +10,8 @@ In one pure-ASGI middleware, one wrapper of `send` per request, with headers enc
   that is not a number (400) or over MAX_REQUEST_BODY_BYTES (413, after the body is drained
   so a proxy still sending it reads the answer), a streamed body past the limit (413);
 - `GET /health` answered here, touching nothing;
-- admission control (app.core.http.admission): 503 `overloaded` rather than a long queue;
+- admission control (app.core.http.admission): 503 `overloaded` rather than a long queue,
+  for every request but probes, scrapes and event streams (`STREAM_PATHS`);
 - `HEAD` wherever `GET` is answered, `If-None-Match` revalidation (304), gzip for clients
   that accept it, with ETags that tell the encodings apart (app.core.http.methods);
 - the security headers, `RateLimit-*` from the request's closest verdict, and a last-resort
@@ -64,9 +65,14 @@ LINGER_SECONDS = 5.0
 # Probes and scrapes address a pod by its IP, which no ALLOWED_HOSTS names; they render no
 # links, so the host name they send cannot poison anything.
 HOST_CHECK_EXEMPT = frozenset({"/health", "/health/ready", "/metrics"})
+# Responses that stay open for as long as their client listens (live events): one would
+# hold an admission slot for hours and teach the admission's wait estimate that requests
+# take hours, so the worker would soon refuse everyone. They wait on nothing a request
+# queues for (each reads the database in short transactions) and are bounded per user.
+STREAM_PATHS = frozenset({"/api/v1/events"})
 # Never refused for overload: a liveness probe failing under load would get a busy
 # worker restarted, and a scrape is how the load is seen.
-ADMISSION_EXEMPT = HOST_CHECK_EXEMPT
+ADMISSION_EXEMPT = HOST_CHECK_EXEMPT | STREAM_PATHS
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _PID = os.getpid()

@@ -20,10 +20,15 @@ FastAPI documents its own defaults, which the error handlers and the schema base
   included, which leaves an example such as a new API key's (`"last_used_at": null`)
   without a required field: they are put back.
 
+- the requests the service sends (the document's top-level `webhooks`) are described as
+  sent, like responses (`sent_body`): a body parameter would be described as an input and
+  split every model it shares with the responses (`OrderRead`) into an input and an output
+  variant; and any 2xx answer counts, its body never parsed, so no answer has a schema.
+
 Operations are named by their handlers (`operation_id`), not by FastAPI's default.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -31,6 +36,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security.base import SecurityBase
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from app.core.deps import AUTHENTICATING_DEPENDENCIES, DATABASE_DEPENDENCIES
 from app.core.errors import PROBLEM_JSON, Problem
@@ -50,8 +57,16 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def install_openapi(app: FastAPI) -> None:
-    """Serve the corrected document at the app's OpenAPI URL; built once, on first use."""
+def sent_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` of a webhook whose request carries `model`, which `install_openapi`
+    must be given among the models the service sends."""
+    schema = {"$ref": f"{_SCHEMAS}{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def install_openapi(app: FastAPI, sent: Sequence[type[BaseModel]] = ()) -> None:
+    """Serve the corrected document at the app's OpenAPI URL; built once, on first use.
+    `sent` are the bodies of the requests the service sends (`sent_body`)."""
     generate: Callable[[], dict[str, Any]] = app.openapi
     corrected: dict[str, Any] | None = None
 
@@ -60,7 +75,7 @@ def install_openapi(app: FastAPI) -> None:
         if corrected is None:
             document = generate()
             declare_security(document, app)
-            corrected = correct(document, database_operations(app))
+            corrected = correct(document, database_operations(app), sent)
         return corrected
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -120,9 +135,14 @@ def _reaches(dependant: Dependant, calls: set[Callable[..., Any]]) -> bool:
     return any(sub.call in calls or _reaches(sub, calls) for sub in dependant.dependencies)
 
 
-def correct(document: dict[str, Any], database: set[tuple[str, str]]) -> dict[str, Any]:
+def correct(
+    document: dict[str, Any],
+    database: set[tuple[str, str]],
+    sent: Sequence[type[BaseModel]] = (),
+) -> dict[str, Any]:
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     _add_problem_schema(schemas)
+    _add_sent_schemas(schemas, sent)
     problem = {PROBLEM_JSON: {"schema": {"$ref": f"{_SCHEMAS}Problem"}}}
 
     def declare(responses: dict[str, Any], status: str, description: str) -> None:
@@ -146,6 +166,12 @@ def correct(document: dict[str, Any], database: set[tuple[str, str]]) -> dict[st
                 declare(responses, "503", "The database is unavailable; retry after Retry-After")
             if method == "patch" and "application/json" in body:
                 _not_nullable(schemas, body["application/json"].get("schema", {}))
+    # The webhooks are requests the service sends: any 2xx answer counts, and its body is
+    # kept for operators, never parsed, so no answer has a schema and none is a 422.
+    for path_item in document.get("webhooks", {}).values():
+        for operation in path_item.values():
+            received = operation.get("responses", {}).get("200", {}).get("description", "")
+            operation["responses"] = {"2XX": {"description": received or "Received"}}
     for schema in schemas.values():
         for example in schema.get("examples", []):
             _restore_nulls(schemas, schema, example)
@@ -155,6 +181,17 @@ def correct(document: dict[str, Any], database: set[tuple[str, str]]) -> dict[st
     if "ValidationError" not in _references(document.get("paths", {})) | _references(schemas):
         schemas.pop("ValidationError", None)
     return document
+
+
+def _add_sent_schemas(schemas: dict[str, Any], sent: Sequence[type[BaseModel]]) -> None:
+    if not sent:
+        return
+    _, definitions = models_json_schema(
+        [(model, "serialization") for model in sent], ref_template=f"{_SCHEMAS}{{model}}"
+    )
+    # A model the responses share (OrderRead) is described the same way, and already there.
+    for name, schema in definitions.get("$defs", {}).items():
+        schemas.setdefault(name, schema)
 
 
 def _problem_media_type(content: dict[str, Any]) -> None:

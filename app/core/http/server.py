@@ -39,6 +39,7 @@ from uvicorn_worker import UvicornWorker as _UvicornWorker
 
 from app.core.config import Settings, get_settings
 from app.core.errors import PROBLEM_JSON, Problem
+from app.core.http.draining import drain
 from app.core.observability.context import REQUEST_ID_HEADER, choose_request_id
 from app.core.observability.logging import JsonFormatter, TextFormatter
 
@@ -169,6 +170,18 @@ class _ReadDeadlines:
         self.transport.close()
 
 
+class _Draining:
+    """A graceful stop tells the response in progress (app.core.http.draining), so one that
+    would never end by itself ends in time for the worker to exit."""
+
+    cycle: Any
+
+    def shutdown(self) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:
+            drain(self.cycle.scope)
+        super().shutdown()  # type: ignore[misc]
+
+
 def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
     for name, value in headers:
         if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 ")):
@@ -176,7 +189,7 @@ def _declares_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-class HttpToolsProtocol(_ReadDeadlines, _HttpToolsProtocol):
+class HttpToolsProtocol(_Draining, _ReadDeadlines, _HttpToolsProtocol):
     """uvicorn's httptools protocol, with the request head bounded in size and time and
     the body in the time between its pieces.
 
@@ -253,7 +266,7 @@ class _BoundedConnection(h11.Connection):
         return event
 
 
-class H11Protocol(_ReadDeadlines, _H11Protocol):
+class H11Protocol(_Draining, _ReadDeadlines, _H11Protocol):
     """uvicorn's h11 protocol, with h11's head bound set from the settings and reported
     as the 431 it is (uvicorn answers every protocol error with a 400), and the same
     bounds on slow clients as the httptools protocol."""

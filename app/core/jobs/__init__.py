@@ -32,6 +32,7 @@ from app.core.jobs.models import (
     OutboxStatus,
     enqueue,
     enqueue_on,
+    requeue,
     take_enqueued,
 )
 from app.core.jobs.wakeups import notify
@@ -51,6 +52,7 @@ __all__ = [
     "enqueue_on",
     "notify",
     "purge_delivered",
+    "requeue",
     "retry_dead",
     "take_enqueued",
 ]

@@ -19,7 +19,7 @@ from app.core.jobs.inflight import InFlight, RetryAlarms
 from app.core.jobs.maintenance import BACKLOG_COUNT_INTERVAL_SECONDS, Chore, Housekeeping
 from app.core.jobs.messages import Delivery, Handler, MessageType
 from app.core.jobs.models import OutboxMessage, OutboxStatus
-from app.core.jobs.wakeups import Announcer, Listener, notify
+from app.core.jobs.wakeups import Announcer, Listener, Signal, notify
 from app.core.observability.metrics import (
     OUTBOX_BACKLOG_AGE,
     OUTBOX_DEAD,
@@ -96,7 +96,9 @@ class OutboxDispatcher:
             count_every=backlog_count_interval,
         )
         self._watch = FailureWatch(logger, "outbox dispatch")
-        self._listener = Listener(listen_dsn, self.wake) if listen_dsn is not None else None
+        # Committed messages, for readers of the log in this process (live event streams).
+        self.committed = Signal()
+        self._listener = Listener(listen_dsn, self._notified) if listen_dsn is not None else None
         self._announcer = Announcer(lambda: notify(sessionmaker)) if notify_others else None
         self._clock = clock
         self._wake = asyncio.Event()
@@ -140,10 +142,21 @@ class OutboxDispatcher:
         """Look for work now rather than at the next poll."""
         self._wake.set()
 
+    def _notified(self) -> None:
+        self.wake()
+        self.committed.send()
+
+    def listen(self) -> None:
+        """Hear other processes' commits (`committed`) even where this one delivers nothing:
+        started by the first reader of the log, so a process without one holds no connection
+        for it."""
+        if self._listener is not None and self._listen_task is None:
+            self._listen_task = asyncio.create_task(self._listener.run(), name="outbox-listener")
+
     async def announce(self) -> None:
         """Call after a commit that enqueued: wakes this process's dispatcher at once, and
         with `notify_others` every other one within the announcer's interval."""
-        self.wake()
+        self._notified()
         if self._announcer is not None:
             self._announcer.request()
 
@@ -161,8 +174,7 @@ class OutboxDispatcher:
             raise RuntimeError("the outbox dispatcher is already running")
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
-        if self._listener is not None:
-            self._listen_task = asyncio.create_task(self._listener.run(), name="outbox-listener")
+        self.listen()
 
     async def stop(self, grace_seconds: float | None = None) -> None:
         """Claim nothing more, let the deliveries in flight finish, then stop; cancel those

@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.jobs.models import NewMessage, enqueue
+from app.core.jobs.models import NewMessage, enqueue, requeue
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -44,6 +44,12 @@ class MessageType(Generic[P]):
     ) -> bool:
         """Queue `payload` in the caller's transaction; False if `dedup_key` is taken."""
         return await enqueue(
+            session, self.topic, payload.model_dump(mode="json"), dedup_key=dedup_key
+        )
+
+    async def requeue(self, session: AsyncSession, payload: P, *, dedup_key: str) -> bool:
+        """Send the job with `dedup_key` again (`app.core.jobs.models.requeue`)."""
+        return await requeue(
             session, self.topic, payload.model_dump(mode="json"), dedup_key=dedup_key
         )
 

@@ -4,9 +4,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Enum, Index, Integer, String, Text, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CursorResult,
+    Enum,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    or_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,6 +45,8 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_status_available_at", "status", "available_at"),
         # Messages without a key (NULL) never collide.
         Index("ix_outbox_messages_dedup_key", "dedup_key", unique=True),
+        # Live events read by topic in the order of their writing transactions.
+        Index("ix_outbox_messages_topic_xact_id", "topic", "xact_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -62,6 +76,10 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
     delivered_at: Mapped[datetime | None]
+    # The writing transaction's id, set by the server on PostgreSQL (the migration gives the
+    # default): what lets a reader tell which rows can no longer be joined by an earlier,
+    # still uncommitted one. Empty on SQLite, where ids are commit order.
+    xact_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 async def enqueue(
@@ -90,6 +108,41 @@ async def enqueue(
         .returning(OutboxMessage.id)
     )
     if inserted is None:
+        return False
+    session.info[_ENQUEUED] = True
+    return True
+
+
+async def requeue(
+    session: AsyncSession, topic: str, payload: Mapping[str, Any], *, dedup_key: str
+) -> bool:
+    """Queue the message with `dedup_key` once more, in the caller's transaction: a fresh set
+    of attempts, due now, whether it was delivered, dead or waiting for a retry; added anew
+    when it was purged since. False while an attempt is in flight, whose worker owns the
+    message until it records the outcome or its lease ends.
+    """
+    if await enqueue(session, topic, payload, dedup_key=dedup_key):
+        return True
+    now = utcnow()
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.dedup_key == dedup_key,
+                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
+            )
+            .values(
+                status=OutboxStatus.PENDING,
+                attempts=0,
+                available_at=now,
+                delivered_at=None,
+                payload=dict(payload),
+            )
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if not result.rowcount:
         return False
     session.info[_ENQUEUED] = True
     return True

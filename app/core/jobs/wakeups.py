@@ -61,6 +61,22 @@ async def notify(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         await session.commit()
 
 
+class Signal:
+    """Tells any number of waiters that committed messages may be waiting: `ticket()` before
+    a read, then `wait(ticket, ...)` after it, so a signal sent during the read is not missed.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def send(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def ticket(self) -> asyncio.Event:
+        return self._event
+
+
 class Announcer:
     """Coalesces the wake-ups a process owes the other dispatchers: `request()` after each
     commit that enqueued costs nothing, and at most one `send()` runs per `interval`."""
@@ -133,13 +149,22 @@ class Listener:
         # is lost and when it is back, not at every attempt in between.
         watch = FailureWatch(logger, "listening for outbox notifications", level=logging.WARNING)
         while True:
-            try:
-                connection = await asyncpg.connect(
+            connecting = asyncio.ensure_future(
+                asyncpg.connect(
                     self._dsn,
                     timeout=_CONNECT_TIMEOUT_SECONDS,
                     # Lets operators tell it apart in pg_stat_activity.
                     server_settings={"application_name": APPLICATION_NAME},
                 )
+            )
+            try:
+                connection = await asyncio.shield(connecting)
+            except asyncio.CancelledError:
+                # Stopped while connecting (a stream opened just before the stop): the
+                # connection, once made, is closed rather than left to the collector.
+                with contextlib.suppress(*_CONNECTION_ERRORS):
+                    (await connecting).terminate()
+                raise
             except _CONNECTION_ERRORS as error:
                 watch.failed(error, retry_in=delay)
                 await asyncio.sleep(delay)

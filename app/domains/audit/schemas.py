@@ -36,6 +36,9 @@ class AuditAction(StrEnum):
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_UPDATED = "webhook.updated"
     WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 - an action name
+    WEBHOOK_REDELIVERED = "webhook.redelivered"
+    WEBHOOK_DISABLED = "webhook.disabled"
 
 
 # What an event is about: ("order", 42).

@@ -43,6 +43,16 @@ class OrderEvent(BaseModel):
     data: OrderRead
 
 
+def envelope(event: OrderEvent) -> dict[str, object]:
+    """What a subscriber receives of an event, the same every time: each webhook delivery's
+    body and each live event's data."""
+    return {
+        "type": event.type.value,
+        "timestamp": event.timestamp.isoformat(),
+        "data": event.data.model_dump(mode="json"),
+    }
+
+
 # The Message-ID's local part, chosen as the message is queued and stored with it, so every
 # attempt sends the same Message-ID (app.core.jobs.email).
 MessageKey = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]

@@ -57,6 +57,15 @@ class UserRepository(Repository[User]):
         )
         return len(rows.all())
 
+    async def active_admin_emails(self) -> list[str]:
+        """Where news for the administrators goes: every active administrator's address."""
+        rows = await self.session.scalars(
+            select(User.email)
+            .where(User.role == Role.ADMIN, User.is_active.is_(True))
+            .order_by(User.id)
+        )
+        return list(rows)
+
     async def list_page(self, window: Window) -> Slice[User]:
         """Oldest account first: the id is the order, and the primary key the index."""
         return await self.page(SortKey(User.id, User.id), window)

@@ -1,3 +1,4 @@
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Security
@@ -15,7 +16,10 @@ async def get_webhook_service(
     session: SessionDep, settings: SettingsDep, audit: AuditTrailDep
 ) -> WebhookService:
     return WebhookService(
-        session, audit=audit, allow_private_targets=settings.webhook_allow_private_targets
+        session,
+        audit=audit,
+        allow_private_targets=settings.webhook_allow_private_targets,
+        secret_overlap=timedelta(seconds=settings.webhook_secret_overlap_seconds),
     )
 
 

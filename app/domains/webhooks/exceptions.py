@@ -1,4 +1,4 @@
-from app.core.errors import BusinessRuleViolation, NotFound
+from app.core.errors import BusinessRuleViolation, Conflict, NotFound
 
 
 class WebhookNotFound(NotFound):
@@ -19,3 +19,15 @@ class WebhookTargetNotAllowed(BusinessRuleViolation):
         "The URL's host must resolve only to public addresses: names that do not resolve, "
         "and loopback, private, link-local and reserved addresses, are refused."
     )
+
+
+class DeliveryNotFound(NotFound):
+    type = "urn:problem-type:webhook-delivery-not-found"
+    title = "Webhook delivery not found"
+    detail = "This webhook has no delivery with this id."
+
+
+class DeliveryInProgress(Conflict):
+    type = "urn:problem-type:webhook-delivery-in-progress"
+    title = "Webhook delivery in progress"
+    detail = "An attempt of this delivery is under way; redeliver it once it has ended."

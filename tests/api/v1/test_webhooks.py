@@ -40,6 +40,7 @@ async def test_registering_returns_the_secret_once(
         "events",
         "description",
         "is_active",
+        "disabled_reason",
         "created_at",
         "secret",
     }
@@ -81,6 +82,7 @@ async def test_change_and_delete(client: httpx.AsyncClient, resources: Resources
         "events": ["order.cancelled"],
         "description": "billing",
         "is_active": False,
+        "disabled_reason": None,
         "created_at": "",
     }
     assert_problem(await client.patch(path, json={"events": None}, headers=root.headers), 422)

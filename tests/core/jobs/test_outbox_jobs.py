@@ -51,6 +51,35 @@ async def test_a_dedup_key_already_stored_adds_nothing(
     ]
 
 
+async def test_requeue_sends_a_message_again_unless_an_attempt_is_in_flight(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker.begin() as session:
+        # Nothing stored under the key yet: added, as enqueue would.
+        assert await NOTE.requeue(session, Note(n=1), dedup_key="note:1")
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(OutboxMessage).values(
+                status=OutboxStatus.DEAD, attempts=5, locked_until=utcnow() + timedelta(minutes=1)
+            )
+        )
+    async with sessionmaker.begin() as session:
+        # Its worker holds the lease: the attempt's outcome is still to come.
+        assert not await NOTE.requeue(session, Note(n=1), dedup_key="note:1")
+    async with sessionmaker.begin() as session:
+        await session.execute(update(OutboxMessage).values(locked_until=None))
+    async with sessionmaker.begin() as session:
+        assert await NOTE.requeue(session, Note(n=2), dedup_key="note:1")
+
+    [message] = await stored(sessionmaker)
+    assert (message.status, message.attempts, message.payload) == (
+        OutboxStatus.PENDING,
+        0,
+        {"n": 2},
+    )
+    assert message.available_at <= utcnow()
+
+
 async def test_the_handler_knows_its_last_attempt(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:

@@ -1,22 +1,22 @@
 """Order events delivered to a real HTTP receiver on 127.0.0.1, as a subscriber sees them."""
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
 from app.core.config import Settings
-from app.core.jobs import OutboxMessage, OutboxStatus
+from app.core.jobs import OutboxStatus
 from app.core.resources import Resources
-from app.main import create_app
-from tests.conftest import running, variant
+from app.domains.webhooks.schemas import OrderEventPayload
+from tests.domains.webhooks.hooks_helpers import (
+    MAX_ATTEMPTS,
+    deliveries,
+    drain,
+    hooks_app,
+    messages,
+)
 from tests.factories import (
     ORDERS,
     WEBHOOKS,
@@ -28,55 +28,6 @@ from tests.factories import (
     user,
 )
 from tests.webhook_receiver import HOOK_PATH, webhook_receiver
-
-MAX_ATTEMPTS = 4
-
-
-@asynccontextmanager
-async def hooks_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Resources]]:
-    """The service with private targets allowed (the receiver is on 127.0.0.1) and retries
-    that fall due within milliseconds."""
-    application = create_app(
-        variant(
-            settings,
-            webhook_allow_private_targets=True,
-            outbox_retry_base_seconds=0.01,
-            outbox_retry_max_seconds=0.02,
-            outbox_max_attempts=MAX_ATTEMPTS,
-        )
-    )
-    async with running(application) as client:
-        yield client, application.state.resources
-
-
-async def drain(resources: Resources, *, seconds: float = 15.0) -> None:
-    """Run the dispatcher until no message is pending any more."""
-    pending = select(func.count()).where(OutboxMessage.status == OutboxStatus.PENDING)
-    async with asyncio.timeout(seconds):
-        while True:
-            if await resources.outbox.run_once():
-                continue
-            async with resources.sessionmaker() as session:
-                if not await session.scalar(pending):
-                    return
-            await asyncio.sleep(0.01)
-
-
-async def messages(resources: Resources, topic: str) -> list[OutboxMessage]:
-    async with resources.sessionmaker() as session:
-        rows = await session.scalars(
-            select(OutboxMessage).where(OutboxMessage.topic == topic).order_by(OutboxMessage.id)
-        )
-        return list(rows)
-
-
-async def deliveries(
-    client: httpx.AsyncClient, headers: dict[str, str], hook_id: int
-) -> list[dict[str, Any]]:
-    response = await client.get(f"{WEBHOOKS}/{hook_id}/deliveries", headers=headers)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
 
 
 async def test_every_order_event_arrives_signed_with_the_order(
@@ -114,6 +65,8 @@ async def test_every_order_event_arrives_signed_with_the_order(
         assert request.json["data"] == expected[event]
         assert datetime.fromisoformat(request.json["timestamp"]).tzinfo is not None
         assert set(request.json) == {"type", "timestamp", "data"}
+        # What the document declares under its `webhooks`.
+        OrderEventPayload.model_validate(request.json)
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 4
     assert not receiver.received[0].signed_with("whsec_" + "A" * 44)
 
@@ -151,6 +104,9 @@ async def test_a_failing_receiver_gets_retries_of_one_delivery_with_one_id(
     assert delivery["attempts"] == 3
     assert delivery["last_status_code"] == 200
     assert delivery["delivered_at"] is not None
+    assert delivery["last_error"] is None
+    assert delivery["last_response_body"] == "ok"
+    assert delivery["next_attempt_at"] is None
 
 
 async def test_an_order_that_fails_sends_no_event(app: FastAPI, migrated: Settings) -> None:
@@ -187,7 +143,11 @@ async def test_redirects_are_never_followed_and_the_delivery_ends_dead(
     assert delivery["attempts"] == MAX_ATTEMPTS
     assert delivery["last_status_code"] == 302
     assert job.status is OutboxStatus.DEAD
-    assert job.last_error == "DeliveryFailed: the receiver answered 302"
+    location = f"http://127.0.0.1:{receiver.port}/elsewhere"
+    assert delivery["last_error"] == (
+        f"redirect: HTTP 302 to {location} (redirects are never followed)"
+    )
+    assert job.last_error == f"DeliveryFailed: {delivery['last_error']}"
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[64:ff9b::7f00:1]", "[2002:7f00:1::]"])
@@ -219,6 +179,10 @@ async def test_the_target_is_checked_again_before_each_delivery(
     assert delivery["status"] == "failed"
     assert delivery["attempts"] == 1
     assert delivery["last_status_code"] is None
+    assert delivery["last_error"].startswith("target not allowed: "), delivery
+    assert delivery["last_response_body"] is None
+    # The retry the job log scheduled.
+    assert datetime.fromisoformat(delivery["next_attempt_at"]) == job.available_at
 
 
 async def test_a_paused_endpoint_receives_nothing(app: FastAPI, migrated: Settings) -> None:
