@@ -44,6 +44,23 @@ class HeldStream(StreamingResponse):
             self._close()
 
 
+# What an EventSource client reads from the stream, one event at a time (OpenAPI 3.1 has
+# an event stream's schema describe each event); heartbeats are comments, not events.
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Event",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]{1,18}$", "description": "its place in the log"},
+        "event": {"type": "string", "description": "its type: an order event, or `reset`"},
+        "data": {
+            "type": "string",
+            "description": "JSON: the webhook envelope, or the reset's reason",
+        },
+        "retry": {"type": "integer", "description": "milliseconds to wait before reconnecting"},
+    },
+}
+
+
 def _problems(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
     """Error answers as what they are, problem documents: FastAPI would otherwise describe
     each under the route's own media type, as if a refusal were an event stream."""
@@ -66,7 +83,10 @@ def _problems(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dic
     "is sent first, with no gap and no duplicate; an id older than EVENTS_RETENTION_HOURS "
     "starts with `event: reset`. The stream ends when its server stops: reconnect.",
     response_description="The event stream (`text/event-stream`)",
-    responses=_problems(error_responses(get_principal, EventFeed.open)),
+    responses={
+        200: {"content": {HeldStream.media_type: {"schema": EVENT_SCHEMA}}},
+        **_problems(error_responses(get_principal, EventFeed.open)),
+    },
 )
 async def stream_events(
     feed: EventFeedDep, last_event_id: LastEventId, request: Request

@@ -17,21 +17,21 @@ _EVENT_ID = r"^[0-9]{0,18}$"
 
 async def get_last_event_id(
     header: Annotated[
-        str | None,
+        str,
         Header(
             alias="Last-Event-ID",
             pattern=_EVENT_ID,
             description="the last event received; what a browser's EventSource sends itself",
         ),
-    ] = None,
+    ] = "",
     query: Annotated[
-        str | None,
+        str,
         Query(
             alias="last_event_id",
             pattern=_EVENT_ID,
             description="as the Last-Event-ID header, for clients that cannot set headers",
         ),
-    ] = None,
+    ] = "",
 ) -> int | None:
     given = header or query
     return int(given) if given else None
