@@ -33,9 +33,10 @@ from tests.transport import NGINX_NETWORK, VIA_NGINX, NginxClient, require_nginx
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
-# Tests that start servers of their own (tests/faults, tests/stack, tests/test_server.py) or
-# fuzz the whole contract take a while and do not depend on the backend under test: they run
-# once, with the PostgreSQL tests, rather than in every pass of the suite.
+# Tests that start servers of their own (tests/faults, tests/stack,
+# tests/core/http/test_server.py) or fuzz the whole contract take a while and do not depend on
+# the backend under test: they run once, with the PostgreSQL tests, rather than in every pass
+# of the suite.
 RUNS_WITH_POSTGRES = pytest.mark.skipif(
     TEST_DATABASE_URL is None,
     reason="runs with the PostgreSQL tests: set TEST_DATABASE_URL=postgresql+asyncpg://...",
