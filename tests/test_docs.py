@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import Settings
+from scripts import settings_docs
 from support.processes import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -183,3 +184,17 @@ def test_the_walkthroughs_set_every_variable_before_using_it() -> None:
             for name in re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", code):
                 assert name in assigned, line
             assigned.update(re.findall(r"(?:^|[\s;(])([A-Z_][A-Z0-9_]*)=", code))
+
+
+def test_the_configuration_page_is_the_one_the_settings_generate() -> None:
+    # A new setting needs a description and a section, then `make docs`.
+    assert (ROOT / "docs/configuration.md").read_text() == settings_docs.render()
+
+
+def test_a_setting_without_a_description_stops_the_generation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    field = Settings.model_fields["db_echo"]
+    monkeypatch.setattr(field, "description", None)
+    with pytest.raises(settings_docs.UndocumentedSetting, match="db_echo: no description"):
+        settings_docs.render()
