@@ -121,6 +121,9 @@ def test_every_file_path_named_exists(page: Path) -> None:
         if "<" in path or "{" in path:
             continue
         assert list(ROOT.glob(path.rstrip("/"))), path
+    # The top-level documents: CHANGELOG.md, SECURITY.md, AGENTS.md.
+    for name in sorted(set(re.findall(r"(?<![\w/.-])([A-Z]+\.md)\b", page.read_text()))):
+        assert (ROOT / name).exists(), name
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
