@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run serve install install-dev migrate test lint format typecheck check lock bench bench-quick bench-instructions soak soak-quick clean openapi
+.PHONY: run serve install install-dev migrate test lint format typecheck check lock bench bench-quick bench-instructions soak soak-quick clean openapi docs
 
 run: install migrate serve ## install, migrate and serve on http://$(HOST):$(PORT)
 
@@ -65,6 +65,10 @@ lint: install-dev
 # is not acknowledged in CHANGELOG.md).
 openapi: install-dev
 	$(BIN)/python -m scripts.openapi write
+
+# Regenerate docs/configuration.md from the Settings class (a test fails when it is stale).
+docs: install-dev
+	$(BIN)/python -m scripts.settings_docs write
 
 format: install-dev
 	$(BIN)/ruff check --fix .

@@ -36,9 +36,10 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
 # A streaming replica of TEST_DATABASE_URL's server: every app the suite builds then sends
 # the reads a replica may serve there (scripts.replicated runs the suite so).
 TEST_DATABASE_READ_URL = os.environ.get("TEST_DATABASE_READ_URL") or None
-# Tests that start servers of their own (tests/faults, tests/stack, tests/test_server.py) or
-# fuzz the whole contract take a while and do not depend on the backend under test: they run
-# once, with the PostgreSQL tests, rather than in every pass of the suite.
+# Tests that start servers of their own (tests/faults, tests/stack,
+# tests/core/http/test_server.py) or fuzz the whole contract take a while and do not depend on
+# the backend under test: they run once, with the PostgreSQL tests, rather than in every pass
+# of the suite.
 RUNS_WITH_POSTGRES = pytest.mark.skipif(
     TEST_DATABASE_URL is None,
     reason="runs with the PostgreSQL tests: set TEST_DATABASE_URL=postgresql+asyncpg://...",

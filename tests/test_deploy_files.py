@@ -136,7 +136,7 @@ def published(port: str) -> tuple[str, str, str]:
 
 
 def test_only_nginx_is_published_beyond_this_machine(services: dict[str, Any]) -> None:
-    readme = (ROOT / "README.md").read_text()
+    operations = (ROOT / "docs/operations.md").read_text()
     ports = {name: service["ports"] for name, service in services.items() if "ports" in service}
     # Mailpit holds every reset link, Grafana lets anyone in as a viewer: loopback only.
     assert set(ports) == {"nginx", "mailpit", "jaeger", "prometheus", "grafana"}
@@ -147,8 +147,8 @@ def test_only_nginx_is_published_beyond_this_machine(services: dict[str, Any]) -
                 assert host_port == "8000"
             else:
                 assert address == "127.0.0.1", (name, spec)
-                # Where the README sends operators to look.
-                assert f"http://127.0.0.1:{host_port}" in readme, name
+                # Where the operations guide sends operators to look.
+                assert f"http://127.0.0.1:{host_port}" in operations, name
 
 
 def test_stop_grace_outlasts_gunicorns_graceful_timeout(services: dict[str, Any]) -> None:

@@ -296,11 +296,11 @@ def test_the_worker_runs_the_composes_command() -> None:
 
 
 def kubernetes_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    return readme.split("## Deploying on Kubernetes", 1)[1].split("\n## ", 1)[0]
+    operations = (ROOT / "docs/operations.md").read_text()
+    return operations.split("## Deploying on Kubernetes", 1)[1].split("\n## ", 1)[0]
 
 
-def test_the_readmes_kubernetes_commands_name_what_the_manifests_hold() -> None:
+def test_the_documented_kubernetes_commands_name_what_the_manifests_hold() -> None:
     blocks = re.findall(r"```sh\n(.*?)```", kubernetes_section(), re.DOTALL)
     lines = [line.split("#")[0] for block in blocks for line in block.splitlines()]
     for path in re.findall(r"(?<!\S)(deploy/\S+)", "\n".join(lines)):
