@@ -33,9 +33,6 @@ from tests.transport import NGINX_NETWORK, VIA_NGINX, NginxClient, require_nginx
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
-# A streaming replica of TEST_DATABASE_URL's server: every app the suite builds then sends
-# the reads a replica may serve there (scripts.replicated runs the suite so).
-TEST_DATABASE_READ_URL = os.environ.get("TEST_DATABASE_READ_URL") or None
 # Tests that start servers of their own (tests/faults, tests/stack,
 # tests/core/http/test_server.py) or fuzz the whole contract take a while and do not depend on
 # the backend under test: they run once, with the PostgreSQL tests, rather than in every pass
@@ -60,7 +57,6 @@ def make_settings(database_url: str | None, sqlite_path: Path, **overrides: obje
         "database_url": database_url,
         "sqlite_path": sqlite_path,
         "redis_url": TEST_REDIS_URL,
-        "database_read_url": TEST_DATABASE_READ_URL,
         "docs_enabled": True,
         "log_format": "text",
         "log_level": "WARNING",
