@@ -283,3 +283,26 @@ async def test_an_event_committed_on_another_replica_arrives_without_waiting_for
             order = await place_one(other, resources, alice)
             event = await live.next_order_event()
     assert event["body"]["data"]["id"] == order
+
+
+async def test_a_reconnection_to_another_replica_replays_what_it_missed(
+    app: FastAPI, migrated: Settings, resources: Resources
+) -> None:
+    # A load balancer may send the reconnection anywhere: the ids are the durable log's, so
+    # any replica replays from them.
+    async with (
+        served(migrated) as first,
+        served(migrated) as second,
+        httpx.AsyncClient(base_url=first.url, timeout=PATIENCE, trust_env=False) as one,
+        httpx.AsyncClient(base_url=second.url, timeout=PATIENCE, trust_env=False) as other,
+    ):
+        alice = await user(one)
+        async with stream(one, alice) as live:
+            await place_one(one, resources, alice)
+            seen = await live.next_order_event()
+        missed = [await place_one(one, resources, alice), await place_one(other, resources, alice)]
+        async with stream(other, alice, **{"Last-Event-ID": seen["id"]}) as again:
+            replayed = [await again.next_order_event() for _ in missed]
+    assert [event["body"]["data"]["id"] for event in replayed] == missed
+    ids = [int(seen["id"])] + [int(event["id"]) for event in replayed]
+    assert ids == sorted(set(ids))
