@@ -22,6 +22,7 @@ returns:
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -112,7 +113,7 @@ class Guard:
         """One ping; the connection to ping on next time (None: open a new one)."""
         try:
             if connection is None or connection.is_closed():
-                connection = await asyncpg.connect(dsn, timeout=self.connect_timeout)
+                connection = await connect_whole(dsn, timeout=self.connect_timeout)
             await connection.execute("SELECT 1", timeout=self.connect_timeout)
         except BaseException as error:
             # Closed here whatever happened, a cancelled heartbeat included: a connection
@@ -135,6 +136,19 @@ class Guard:
             return None
         self.gate.answered()
         return connection
+
+
+async def connect_whole(dsn: str, **options: Any) -> asyncpg.Connection:
+    """`asyncpg.connect`, which if cancelled is let finish and then closed: cancelled in the
+    middle of its handshake, asyncpg leaves the socket open for the collector to find (a
+    worker stopping just as its heartbeat or listener connects)."""
+    connecting = asyncio.ensure_future(asyncpg.connect(dsn, **options))
+    try:
+        return await asyncio.shield(connecting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            (await connecting).terminate()
+        raise
 
 
 def gated_pool(gate: SilenceGate) -> type[AsyncAdaptedQueuePool]:

@@ -24,6 +24,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.db.guard import connect_whole
 from app.core.jobs.health import FailureWatch
 from app.core.jobs.models import CHANNEL
 
@@ -149,22 +150,13 @@ class Listener:
         # is lost and when it is back, not at every attempt in between.
         watch = FailureWatch(logger, "listening for outbox notifications", level=logging.WARNING)
         while True:
-            connecting = asyncio.ensure_future(
-                asyncpg.connect(
+            try:
+                connection = await connect_whole(
                     self._dsn,
                     timeout=_CONNECT_TIMEOUT_SECONDS,
                     # Lets operators tell it apart in pg_stat_activity.
                     server_settings={"application_name": APPLICATION_NAME},
                 )
-            )
-            try:
-                connection = await asyncio.shield(connecting)
-            except asyncio.CancelledError:
-                # Stopped while connecting (a stream opened just before the stop): the
-                # connection, once made, is closed rather than left to the collector.
-                with contextlib.suppress(*_CONNECTION_ERRORS):
-                    (await connecting).terminate()
-                raise
             except _CONNECTION_ERRORS as error:
                 watch.failed(error, retry_in=delay)
                 await asyncio.sleep(delay)

@@ -16,7 +16,7 @@ from app.core.errors import raises
 from app.core.jobs.wakeups import Signal
 from app.core.streams import StreamSlots
 from app.domains.events.exceptions import TooManyStreams
-from app.domains.events.repository import EventRepository
+from app.domains.events.repository import Batch, EventRepository
 from app.domains.events.schemas import HEARTBEAT, OPENING, RESET, Position, live_event
 
 # Events sent per read: a replay after a long absence goes out in bounded reads.
@@ -93,10 +93,7 @@ class EventFeed:
         next_beat = loop.time() + self._heartbeat
         while not stop.is_set():
             ticket = self._committed.ticket()
-            async with self._sessionmaker() as session:
-                batch = await EventRepository(session).after(
-                    position, owner=self._owner, limit=BATCH_SIZE
-                )
+            batch = await self._read(position)
             for place, event in batch.events:
                 yield live_event(place.id, event)
                 position = place
@@ -109,6 +106,23 @@ class EventFeed:
             if loop.time() >= next_beat:
                 yield HEARTBEAT
                 next_beat = loop.time() + self._heartbeat
+
+    async def _read(self, position: Position) -> Batch:
+        """The next batch, read to its end even when the stream is cancelled meanwhile (its
+        client left): a read cut short would leave its connection for the collector to find
+        instead of returning it to the pool."""
+        reading = asyncio.ensure_future(self._read_batch(position))
+        try:
+            return await asyncio.shield(reading)
+        except asyncio.CancelledError:
+            await asyncio.wait({reading})
+            raise
+
+    async def _read_batch(self, position: Position) -> Batch:
+        async with self._sessionmaker() as session:
+            return await EventRepository(session).after(
+                position, owner=self._owner, limit=BATCH_SIZE
+            )
 
 
 async def _first_of(*events: asyncio.Event, within: float) -> None:
