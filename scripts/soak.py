@@ -157,6 +157,7 @@ async def soak(seconds: float, clients: int, workers: int) -> int:
             await asyncio.gather(*load)
         problems = await traffic.ledger.problems(database_url)
     finally:
+        server_log = app.output() if app.log.exists() else ""
         app.destroy()
         redis.destroy()
         postgres.destroy()
@@ -177,8 +178,21 @@ async def soak(seconds: float, clients: int, workers: int) -> int:
         print(f"  {problem}")
     crashes = statuses["500"]
     if crashes:
-        print(f"FAIL: {crashes} responses were 500")
+        print(f"FAIL: {crashes} responses were 500; what the service logged at ERROR:")
+        for record in errors_logged(server_log):
+            print(record)
     return 1 if problems or crashes else 0
+
+
+def errors_logged(log: str) -> list[str]:
+    """The ERROR records of the service's log, each with its traceback: what a 500 was."""
+    records: list[str] = []
+    for line in log.splitlines():
+        if " ERROR " in line or '"level": "ERROR"' in line:
+            records.append(line)
+        elif records and (line.startswith((" ", "Traceback")) or not line[:1].isdigit()):
+            records[-1] += "\n" + line
+    return records
 
 
 def main() -> None:

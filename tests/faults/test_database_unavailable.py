@@ -143,6 +143,12 @@ async def test_liveness_stays_200_and_readiness_is_503(api: httpx.AsyncClient) -
             None,
         ),
         (asyncpg.exceptions.AdminShutdownError("terminating connection"), Unavailability.DOWN),
+        (
+            asyncpg.InternalClientError(
+                "cannot switch to state 12; another operation (2) is in progress"
+            ),
+            Unavailability.DOWN,
+        ),
         (asyncpg.exceptions.TooManyConnectionsError("too many clients"), Unavailability.DOWN),
         (
             exc.OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked")),

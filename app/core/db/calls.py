@@ -113,6 +113,10 @@ class DriverCalls(_Statements):
         self.guard.held.add(driver)
         try:
             yield driver
+        except asyncpg.InternalClientError:
+            # Its protocol is stuck mid-operation (the server ended it): never reused.
+            driver.terminate()
+            raise
         finally:
             self.guard.held.discard(driver)
             # A statement that ran past the command timeout, or whose request was cancelled,

@@ -62,6 +62,12 @@ def classify(error: BaseException) -> Unavailability | None:
         if isinstance(cause, asyncpg.InterfaceError) and "connection is closed" in str(cause):
             # The server closed it between its checkout and the statement.
             return Unavailability.DOWN
+        if isinstance(cause, asyncpg.InternalClientError) and "cannot switch to state" in str(
+            cause
+        ):
+            # The driver's protocol left mid-operation by a connection the server ended (a
+            # fast shutdown or restart): the connection is lost, not misused.
+            return Unavailability.DOWN
         if isinstance(cause, OSError) and _raised_by_driver(cause):
             return Unavailability.DOWN
     return None

@@ -120,6 +120,10 @@ class DriverReads:
             raise DatabaseNotAnswering(f"no connection within {self.wait:g}s") from error
         try:
             yield connection
+        except asyncpg.InternalClientError:
+            # Its protocol is stuck mid-operation (the server ended it): never reused.
+            connection.terminate()
+            raise
         finally:
             await self.pool.release(connection)
 
