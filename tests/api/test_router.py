@@ -10,6 +10,7 @@ from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import serve, variant
 from tests.factories import user
+from tests.waiting import clear_of_window_end
 
 ME = "/api/v1/users/me"
 
@@ -17,6 +18,7 @@ ME = "/api/v1/users/me"
 async def test_default_limit_is_per_user_when_authenticated_else_per_address(
     client: httpx.AsyncClient, migrated: Settings
 ) -> None:
+    await clear_of_window_end(60)
     async with serve(variant(migrated, rate_limit_default="3/minute")) as limited:
         # Registration, login and one anonymous call spend the address's budget of 3...
         first = await user(limited)

@@ -27,7 +27,7 @@ from tests.factories import (
 )
 from tests.problems import assert_problem
 from tests.statements import counted_statements
-from tests.waiting import eventually
+from tests.waiting import clear_of_window_end, eventually
 
 USERS = "/api/v1/users"
 
@@ -259,6 +259,7 @@ async def limited_app(settings: Settings, *peers: str) -> AsyncIterator[list[htt
 async def test_a_users_keys_and_sessions_spend_one_budget(
     migrated: Settings, empty_redis: None
 ) -> None:
+    await clear_of_window_end(60)
     async with limited_app(migrated, "127.0.0.2") as (client,):
         # Registering and logging in spend the address's budget; the rest is the user's.
         account = await user(client)
@@ -274,6 +275,7 @@ async def test_a_users_keys_and_sessions_spend_one_budget(
 async def test_a_revoked_or_malformed_credential_spends_only_its_senders_budget(
     migrated: Settings, empty_redis: None
 ) -> None:
+    await clear_of_window_end(60)
     async with limited_app(migrated, "127.0.0.2", "127.0.0.3") as (owner, attacker):
         account = await user(owner)
         assert (await owner.post("/api/v1/auth/logout", headers=account.headers)).status_code == 204
