@@ -185,9 +185,9 @@ async def test_etag_is_stable_and_if_none_match_gives_304(client: httpx.AsyncCli
         assert stale.status_code == 200
 
 
-async def test_public_reads_are_rate_limited(settings: Settings, empty_redis: None) -> None:
+async def test_public_reads_are_rate_limited(migrated: Settings, empty_redis: None) -> None:
     await clear_of_window_end(60)
-    async with serve(variant(settings, rate_limit_default="2/minute")) as http:
+    async with serve(variant(migrated, rate_limit_default="2/minute")) as http:
         for _ in range(2):
             assert (await http.get(ITEMS)).status_code == 200
         limited = await http.get(f"{ITEMS}/1")
