@@ -69,8 +69,13 @@ async def test_an_outage_fails_liveness_is_logged_once_and_heals_by_itself(
             await asyncio.sleep(10 * POLL_INTERVAL)
             postgres.start()
             await eventually(lambda: answers(200), seconds=30)
-            scrape = (await http.get("/metrics")).text
-            assert 'outbox_messages_pending{topic="email"}' in scrape
+
+            async def backlog_counted() -> bool:
+                # The gauge is refreshed by the worker's own count, after its first good poll.
+                scrape = (await http.get("/metrics")).text
+                return 'outbox_messages_pending{topic="email"}' in scrape
+
+            await eventually(backlog_counted, seconds=15)
     finally:
         worker.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
