@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.db.errors import DatabaseNotAnswering, PoolExhausted
+from app.core.db.drivers import checkout, open_pool
 from app.core.db.guard import Guard
 
 # A row as the driver returns it, read by column name.
@@ -84,46 +84,19 @@ class DriverCalls(_Statements):
     async def open(
         cls, dsn: str, *, size: int, guard: Guard, wait: float, command_timeout: float
     ) -> "DriverCalls":
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=0,
-            max_size=size,
-            timeout=wait,
-            command_timeout=command_timeout,
-            # Each call is a transaction of its own and leaves no session state behind, and
-            # asyncpg's reset would cost every call a second round trip.
-            reset=_keep,
-        )
+        pool = await open_pool(dsn, size=size, wait=wait, command_timeout=command_timeout)
         return cls(pool, guard, wait)
 
     @contextlib.asynccontextmanager
     async def _driver(self, sql: str) -> AsyncIterator[Any]:
         for listener in self.listeners:
             listener(sql)
-        self.guard.gate.check()
-        full = self.pool.get_size() >= self.pool.get_max_size()
-        try:
-            driver = await self.pool.acquire(timeout=self.wait)
-        except TimeoutError as error:
-            if full:
-                raise PoolExhausted("no database connection came free in time") from error
-            # A new connection did not open in time: the server is not answering.
-            self.guard.gate.silent()
-            raise DatabaseNotAnswering(f"no connection within {self.wait:g}s") from error
-        self.guard.held.add(driver)
-        try:
-            yield driver
-        except asyncpg.InternalClientError:
-            # Its protocol is stuck mid-operation (the server ended it): never reused.
-            driver.terminate()
-            raise
-        finally:
-            self.guard.held.discard(driver)
-            # A statement that ran past the command timeout, or whose request was cancelled,
-            # is being cancelled on the server: the release waits for that, so it is undone
-            # before anyone is told it failed (a call in autocommit would otherwise go on
-            # and commit). A connection that broke, or does not settle in time, is replaced.
-            await self.pool.release(driver)
+        async with checkout(self.pool, self.guard.gate, self.wait) as driver:
+            self.guard.held.add(driver)
+            try:
+                yield driver
+            finally:
+                self.guard.held.discard(driver)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -153,7 +126,3 @@ class EngineCalls(_Statements):
             except BaseException:
                 await connection.invalidate()
                 raise
-
-
-async def _keep(connection: Any) -> None:
-    return None

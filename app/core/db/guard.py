@@ -223,18 +223,23 @@ def guard_engine(engine: AsyncEngine, guard: Guard) -> None:
     event.listen(engine.sync_engine, "checkout", ping)
     event.listen(engine.sync_engine, "checkin", returned)
     event.listen(engine.sync_engine, "invalidate", forget)
-    event.listen(engine.sync_engine, "handle_error", _drop_timed_out_connection)
+    event.listen(engine.sync_engine, "handle_error", _drop_lost_connection)
 
 
-def _drop_timed_out_connection(context: ExceptionContext) -> None:
-    """Discard a connection whose statement ran past the command timeout.
+def _drop_lost_connection(context: ExceptionContext) -> None:
+    """Discard a connection whose statement ran past the command timeout, or whose driver
+    protocol the server left stuck mid-operation (a fast shutdown: app.core.db.drivers does
+    the same for asyncpg's own pools).
 
-    Its server may not answer again, and the rollback that follows would wait for it just as
-    long; a closed connection rolls back at once. Only this connection goes: one slow statement
-    says nothing about the others, and they are pinged on their next checkout anyway.
+    A timed-out server may not answer again, and the rollback that follows would wait for it
+    just as long; a closed connection rolls back at once. Only this connection goes: one slow
+    statement says nothing about the others, and they are pinged on their next checkout anyway.
     """
     connection = context.connection
-    if not isinstance(context.original_exception, TimeoutError) or connection is None:
+    original = context.original_exception
+    # SQLAlchemy's adapter wraps asyncpg's protocol error in one of its own.
+    stuck = isinstance(original.__cause__, asyncpg.InternalClientError)
+    if not (isinstance(original, TimeoutError) or stuck) or connection is None:
         return
     driver = None if connection.invalidated else connection.connection.driver_connection
     if driver is not None:

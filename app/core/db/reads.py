@@ -14,8 +14,7 @@ one that takes longer means a server that does not answer), and a silence on the
 closes the gate the engine shares, so both refuse at once until the timeout has passed.
 """
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
 import asyncpg
@@ -23,7 +22,8 @@ from sqlalchemy import Select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.db.errors import DatabaseNotAnswering, PoolExhausted
+from app.core.db.drivers import checkout, open_pool
+from app.core.db.errors import DatabaseNotAnswering
 from app.core.db.guard import SilenceGate
 
 Row = Mapping[str, Any]
@@ -75,16 +75,7 @@ class DriverReads:
     async def open(
         cls, dsn: str, *, size: int, gate: SilenceGate, wait: float, command_timeout: float
     ) -> "DriverReads":
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=0,
-            max_size=size,
-            timeout=wait,
-            command_timeout=command_timeout,
-            # These connections only ever run reads in autocommit: there is no session state
-            # to reset, and asyncpg's reset would cost every read a second round trip.
-            reset=_keep,
-        )
+        pool = await open_pool(dsn, size=size, wait=wait, command_timeout=command_timeout)
         return cls(pool, gate, wait)
 
     async def one(self, statement: Select[*tuple[Any, ...]], **params: Any) -> Row | None:
@@ -94,8 +85,7 @@ class DriverReads:
         arguments = [params[name] for name in compiled.names]
         for listener in self.listeners:
             listener(compiled.sql)
-        self.gate.check()
-        async with self._connection() as connection:
+        async with checkout(self.pool, self.gate, self.wait) as connection:
             try:
                 row: Row | None = await connection.fetchrow(
                     compiled.sql, *arguments, timeout=self.wait
@@ -107,29 +97,5 @@ class DriverReads:
                 raise DatabaseNotAnswering(f"no answer to a read within {self.wait:g}s") from error
         return row
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator["asyncpg.Connection[asyncpg.Record]"]:
-        full = self.pool.get_size() >= self.pool.get_max_size()
-        try:
-            connection = await self.pool.acquire(timeout=self.wait)
-        except TimeoutError as error:
-            if full:
-                raise PoolExhausted("no database connection came free in time") from error
-            # A new connection did not open in time: the server is not answering.
-            self.gate.silent()
-            raise DatabaseNotAnswering(f"no connection within {self.wait:g}s") from error
-        try:
-            yield connection
-        except asyncpg.InternalClientError:
-            # Its protocol is stuck mid-operation (the server ended it): never reused.
-            connection.terminate()
-            raise
-        finally:
-            await self.pool.release(connection)
-
     async def close(self) -> None:
         await self.pool.close()
-
-
-async def _keep(connection: "asyncpg.Connection[asyncpg.Record]") -> None:
-    return None

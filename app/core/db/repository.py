@@ -1,4 +1,5 @@
-"""The shape every repository shares, and the one conflict-skipping INSERT for every dialect.
+"""The shape every repository shares, the one conflict-skipping INSERT for every dialect, and
+the one batched DELETE that purges old rows.
 
 A domain's repository subclasses `Repository[Model]`: it gets the request's session once and
 the model's `get`, `add`, `delete` and `page`, and adds methods named for what the domain asks
@@ -6,11 +7,11 @@ the model's `get`, `add`, `delete` and `page`, and adds methods named for what t
 """
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from sqlalchemy import Select, select
+from sqlalchemy import CursorResult, Select, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.base import ExecutableOption
 from sqlalchemy.sql.dml import Insert
@@ -69,3 +70,33 @@ def insert_ignoring(
     dialect = bind.get_bind().dialect.name if isinstance(bind, AsyncSession) else bind.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(model).on_conflict_do_nothing(index_elements=list(conflict))
+
+
+# Small enough that each delete holds its locks only briefly, even on a busy table.
+PURGE_BATCH_SIZE = 500
+
+
+async def delete_in_batches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    model: type[Base],
+    ids: Select[Any],
+    *,
+    batch_size: int = PURGE_BATCH_SIZE,
+) -> int:
+    """Delete the rows `ids` selects (their ids, `batch_size` at most), a batch per
+    transaction, until a batch comes back short; how many went."""
+    id_column = model.__table__.c.id
+    removed = 0
+    while True:
+        async with sessionmaker.begin() as session:
+            result = cast(
+                CursorResult[Any],
+                await session.execute(
+                    delete(model)
+                    .where(id_column.in_(ids.limit(batch_size).scalar_subquery()))
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+        removed += result.rowcount
+        if result.rowcount < batch_size:
+            return removed

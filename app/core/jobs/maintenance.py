@@ -9,17 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db.base import utcnow
+from app.core.db.repository import PURGE_BATCH_SIZE, delete_in_batches
 from app.core.jobs.models import OutboxMessage, OutboxStatus
 from app.core.observability.metrics import OUTBOX_PENDING
 
 logger = logging.getLogger(__package__)
 
-# Small enough that each delete holds its locks only briefly, even on a busy table.
-PURGE_BATCH_SIZE = 500
 PURGE_INTERVAL_SECONDS = 3600.0
 # About a scrape interval: the gauge is never much staler than Prometheus reads it.
 BACKLOG_COUNT_INTERVAL_SECONDS = 10.0
@@ -70,32 +69,14 @@ async def purge_delivered(
     batch_size: int = PURGE_BATCH_SIZE,
 ) -> int:
     """Delete messages delivered before `before`, a batch per transaction; how many went."""
-    batch = (
-        select(OutboxMessage.id)
-        .where(
-            OutboxMessage.status == OutboxStatus.DELIVERED,
-            # Implied by the next condition (nothing is delivered before it falls due), and
-            # what lets the (status, available_at) index find the rows.
-            OutboxMessage.available_at < before,
-            OutboxMessage.delivered_at < before,
-        )
-        .limit(batch_size)
+    delivered = select(OutboxMessage.id).where(
+        OutboxMessage.status == OutboxStatus.DELIVERED,
+        # Implied by the next condition (nothing is delivered before it falls due), and
+        # what lets the (status, available_at) index find the rows.
+        OutboxMessage.available_at < before,
+        OutboxMessage.delivered_at < before,
     )
-    removed = 0
-    while True:
-        async with sessionmaker.begin() as session:
-            result = cast(
-                CursorResult[Any],
-                await session.execute(
-                    delete(OutboxMessage)
-                    .where(OutboxMessage.id.in_(batch.scalar_subquery()))
-                    .execution_options(synchronize_session=False)
-                ),
-            )
-        count = result.rowcount
-        removed += count
-        if count < batch_size:
-            return removed
+    return await delete_in_batches(sessionmaker, OutboxMessage, delivered, batch_size=batch_size)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,14 +3,13 @@ and the housekeeping of the idempotency keys."""
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, select, true
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from app.core.db.keyset import Slice, SortKey, Window
-from app.core.db.repository import Repository
+from app.core.db.repository import PURGE_BATCH_SIZE, Repository, delete_in_batches
 from app.domains.orders.models import IdempotencyKey, Order, OrderStatus
 
 NEWEST_FIRST = SortKey(Order.created_at, Order.id, descending=True)
@@ -60,10 +59,6 @@ def _owned_by(user_id: int | None) -> ColumnElement[bool]:
     return Order.user_id == user_id if user_id is not None else true()
 
 
-# Small enough that each delete holds its locks only briefly, even on a busy table.
-PURGE_BATCH_SIZE = 500
-
-
 async def purge_expired_keys(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
@@ -72,18 +67,5 @@ async def purge_expired_keys(
 ) -> int:
     """Delete idempotency keys that expired before `before`, a batch per transaction; how
     many went. Found through the index on `expires_at`, whoever owns them."""
-    batch = select(IdempotencyKey.id).where(IdempotencyKey.expires_at <= before).limit(batch_size)
-    removed = 0
-    while True:
-        async with sessionmaker.begin() as session:
-            result = cast(
-                CursorResult[Any],
-                await session.execute(
-                    delete(IdempotencyKey)
-                    .where(IdempotencyKey.id.in_(batch.scalar_subquery()))
-                    .execution_options(synchronize_session=False)
-                ),
-            )
-        removed += result.rowcount
-        if result.rowcount < batch_size:
-            return removed
+    expired = select(IdempotencyKey.id).where(IdempotencyKey.expires_at <= before)
+    return await delete_in_batches(sessionmaker, IdempotencyKey, expired, batch_size=batch_size)
