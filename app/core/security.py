@@ -307,12 +307,12 @@ class SecretBox:
         key = self._keys.get(kid)
         if key is None:
             raise UndecryptableSecret(f"sealed with key {kid}, which is no longer configured")
-        raw = base64.urlsafe_b64decode(body)
         try:
+            raw = base64.urlsafe_b64decode(body)
             plain = key.decrypt(
                 raw[: self._NONCE_BYTES], raw[self._NONCE_BYTES :], context.encode()
             )
-        except InvalidTag as error:
+        except (InvalidTag, ValueError) as error:
             raise UndecryptableSecret("the sealed value does not open with its key") from error
         return plain.decode()
 
