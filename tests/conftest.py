@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy import delete, text
+from sqlalchemy import delete, make_url, text
 
 from app.core.config import Environment, Settings
 from app.core.resources import Resources
@@ -33,6 +33,9 @@ from tests.transport import NGINX_NETWORK, VIA_NGINX, NginxClient, require_nginx
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+# A streaming replica of TEST_DATABASE_URL's server (scripts/with_replica.py starts a pair):
+# every app the tests build on that server then reads from it as production would.
+TEST_DATABASE_READ_URL = os.environ.get("TEST_DATABASE_READ_URL") or None
 # Tests that start servers of their own (tests/faults, tests/stack,
 # tests/core/http/test_server.py) or fuzz the whole contract take a while and do not depend on
 # the backend under test: they run once, with the PostgreSQL tests, rather than in every pass
@@ -43,6 +46,14 @@ RUNS_WITH_POSTGRES = pytest.mark.skipif(
 )
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: four workers on the embedded defaults, where each has its own SQLite file
+    and in-process substitutes; one process otherwise, since every test empties the shared
+    database and Redis. The tests wait on sockets and subprocesses more than they compute, so
+    four keep two cores busy."""
+    return 4 if TEST_DATABASE_URL is None and TEST_REDIS_URL is None else 0
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if VIA_NGINX:
         try:
@@ -51,10 +62,23 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"TEST_VIA_NGINX=1 {missing}") from None
 
 
+def replica_of(database_url: str | None) -> str | None:
+    """The same database on TEST_DATABASE_READ_URL's replica, when `database_url` is on the
+    primary it replicates: a replica holds every database of its primary."""
+    if TEST_DATABASE_READ_URL is None or database_url is None or TEST_DATABASE_URL is None:
+        return None
+    primary, wanted = make_url(TEST_DATABASE_URL), make_url(database_url)
+    if (wanted.host, wanted.port) != (primary.host, primary.port):
+        return None
+    replica = make_url(TEST_DATABASE_READ_URL).set(database=wanted.database)
+    return replica.render_as_string(hide_password=False)
+
+
 def make_settings(database_url: str | None, sqlite_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "environment": Environment.TEST,
         "database_url": database_url,
+        "database_read_url": replica_of(database_url),
         "sqlite_path": sqlite_path,
         "redis_url": TEST_REDIS_URL,
         "docs_enabled": True,

@@ -22,6 +22,7 @@ NOT_SETTINGS = {
     # The test suite's backends (tests/conftest.py), never the service's.
     "TEST_DATABASE_URL": "the suite's PostgreSQL",
     "TEST_REDIS_URL": "the suite's Redis",
+    "TEST_DATABASE_READ_URL": "a streaming replica of the suite's PostgreSQL",
     # Read by the OpenTelemetry exporter itself, which the service leaves them to.
     "OTEL_EXPORTER_OTLP_HEADERS": "the collector's headers, read by the exporter",
     "OTEL_EXPORTER_OTLP_TIMEOUT": "the export timeout, read by the exporter",

@@ -1,5 +1,7 @@
 """Catalog data: items created over HTTP, as their owner would, or straight through the ORM
-when the catalog's own API is not what a test is about."""
+when the catalog's own API is not what a test is about; then, as the catalog's writes do, the
+cached reads are forgotten and the fence raised, so that the next read through the API sees
+the row even from a read replica."""
 
 import itertools
 from decimal import Decimal
@@ -10,6 +12,7 @@ from sqlalchemy import select
 
 from app.core.resources import Resources
 from app.domains.items.models import Item
+from app.domains.items.service import forget_cached
 from tests.factories.accounts import Account
 
 ITEMS = "/api/v1/items"
@@ -37,7 +40,8 @@ async def create_item(
         )
         session.add(item)
         await session.commit()
-        return item.id
+    await forget_cached(resources.cache, [item.id])
+    return item.id
 
 
 async def stock_of(resources: Resources, item_id: int) -> int:

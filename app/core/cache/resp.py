@@ -42,7 +42,12 @@ class RespConnection:
                 username = unquote(parts.username) if parts.username else "default"
                 hello += ["AUTH", username, unquote(parts.password)]
             connection.send(*hello)
-            await connection.reply()
+            try:
+                await connection.reply()
+            except BaseException:
+                # Refused, timed out or cancelled (the app stopping): nobody else holds it.
+                writer.close()
+                raise
         return connection
 
     def send(self, *arguments: str) -> None:

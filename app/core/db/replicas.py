@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import Select, literal_column, select
+from sqlalchemy import ColumnClause, Select, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.db.errors import classify
@@ -48,9 +48,14 @@ POLL_SECONDS = 0.1
 # A position no replica reaches: what to ask for when the one to see is unknown.
 UNKNOWN = 2**63 - 1
 # Positions as byte offsets, so they compare as integers in Python.
-_WRITTEN: Select[tuple[int]] = select(
-    literal_column("(pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").label("lsn")
+_WAL_WRITTEN: ColumnClause[int] = literal_column(
+    "(pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
 )
+# The same question asked after a commit and by the watcher, under two names, so that what
+# a request sends can be told apart from the watcher's polls.
+_WRITTEN: Select[tuple[int]] = select(_WAL_WRITTEN.label("lsn"))
+WATCHER_LABEL = "watched_lsn"
+_WATCHED: Select[tuple[int]] = select(_WAL_WRITTEN.label(WATCHER_LABEL))
 _REPLAYED = "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint"
 
 
@@ -164,10 +169,13 @@ class Replicas:
     async def position(self) -> int:
         """How far the primary has written now: read after a commit, at or past it. 0 when
         no replica is configured (nothing waits for one)."""
+        return await self._position(_WRITTEN)
+
+    async def _position(self, statement: Select[tuple[int]]) -> int:
         if not self.replicas:
             return 0
-        row = await self.primary_reads.one(_WRITTEN)
-        return 0 if row is None else int(row["lsn"])
+        row = await self.primary_reads.one(statement)
+        return 0 if row is None else int(next(iter(row.values())))
 
     async def run_current(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """`work` on a session that sees every write committed before it began, whichever
@@ -198,13 +206,13 @@ class Replicas:
                 await asyncio.sleep(POLL_SECONDS)
         finally:
             for connection in connections.values():
-                if connection is not None:
+                if connection is not None and not connection.is_closed():
                     connection.terminate()
 
     async def _written(self) -> int | None:
         try:
             async with asyncio.timeout(self.timeout):
-                return await self.position()
+                return await self._position(_WATCHED)
         except Exception:
             # The primary's own outage is the guard's to report; lags wait for it.
             raise_if_cancelled()
@@ -225,10 +233,14 @@ class Replicas:
             if connection is None or connection.is_closed():
                 connection = await asyncpg.connect(replica.dsn, timeout=self.timeout)
             replayed = await connection.fetchval(_REPLAYED, timeout=self.timeout)
-        except Exception as error:
-            raise_if_cancelled()
+        except BaseException as error:
+            # Cancelled too (the app stops): a connection opened by this look is not yet in
+            # the watcher's hands to close.
             if connection is not None:
                 connection.terminate()
+            if not isinstance(error, Exception):
+                raise
+            raise_if_cancelled()
             if isinstance(error, TimeoutError) and replica.guard is not None:
                 # Silent: requests holding its connections fail now, not at their timeout.
                 replica.guard.gate.silent()

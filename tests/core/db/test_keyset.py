@@ -85,7 +85,7 @@ def _longest_value(column: Column[Any]) -> Any:
 SORT_COLUMNS = [
     columns[-2]
     for table in Base.metadata.sorted_tables
-    for index in table.indexes
+    for index in sorted(table.indexes, key=lambda index: str(index.name))
     if len(columns := list(index.columns)) >= 2 and columns[-1].name == "id"
 ]
 

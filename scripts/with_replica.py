@@ -1,0 +1,53 @@
+"""Run a command against a private PostgreSQL primary and a streaming replica of it.
+
+`python -m scripts.with_replica [--prefix TEST_] COMMAND...` starts a throwaway primary and
+a hot standby copied from it with `pg_basebackup -R`, each on a free port, and runs the
+command with DATABASE_URL naming a database on the primary and DATABASE_READ_URL the same
+database on the standby, each name preceded by the prefix: `make bench` reads its replica
+row's URL from DATABASE_READ_URL, the test suite (`--prefix TEST_ make test`) reads
+TEST_DATABASE_READ_URL and sends every read that may go to a replica to it. Both servers
+are removed when the command ends; its exit status is this script's.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+
+from support.servers import PostgresServer
+
+DATABASE = "app_replicated"
+
+
+def main(arguments: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.with_replica")
+    parser.add_argument("--prefix", default="", help="before each variable's name (TEST_)")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    options = parser.parse_args(arguments)
+    if not options.command:
+        parser.error("a command to run is needed")
+    primary = PostgresServer()
+    replica: PostgresServer | None = None
+    try:
+        primary.start()
+        primary.create_database(DATABASE)
+        replica = PostgresServer(primary=primary)
+        replica.start()
+        prefix = options.prefix
+        environment = os.environ | {
+            f"{prefix}DATABASE_URL": primary.url(DATABASE),
+            f"{prefix}DATABASE_READ_URL": replica.url(DATABASE),
+        }
+        print(
+            f"== primary on port {primary.port}, its streaming replica on {replica.port}",
+            flush=True,
+        )
+        return subprocess.run(options.command, env=environment, check=False).returncode  # noqa: S603
+    finally:
+        if replica is not None:
+            replica.destroy()
+        primary.destroy()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
