@@ -20,15 +20,16 @@ UV := $(VENV)/bootstrap/bin/uv
 UV_TLS := --system-certs
 
 # The environment is made without pip, and uv (itself from a hashed lock) installs the locks
-# into it in seconds. Where uv cannot be had, or fails, pip is added and installs the same
-# locks.
+# into it in seconds, compiling their bytecode once (rather than each test worker compiling
+# it at its first import). Where uv cannot be had, or fails, pip is added and installs the
+# same locks.
 $(BIN)/python:
 	$(PYTHON) -m venv --without-pip $(VENV)
 	$(PYTHON) -m pip install --quiet --root-user-action=ignore --require-hashes --target $(VENV)/bootstrap \
 		-r requirements/uv.txt || $(BIN)/python -m ensurepip --default-pip
 
 define install_lock
-	[ -x $(UV) ] && $(UV) pip install $(UV_TLS) --quiet --python $(BIN)/python \
+	[ -x $(UV) ] && $(UV) pip install $(UV_TLS) --quiet --compile-bytecode --python $(BIN)/python \
 		--require-hashes -r $(1) || { \
 		[ ! -x $(UV) ] || echo "uv failed to install $(1); installing it with pip" >&2; \
 		$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip; \
