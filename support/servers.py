@@ -71,11 +71,19 @@ class PostgresServer(Process):
     """A throwaway PostgreSQL cluster; `stop()` and `start()` keep its data and port.
 
     Given a running `primary`, it is a streaming replica of it (a hot standby), copied with
-    `pg_basebackup -R`, instead of a cluster of its own.
+    `pg_basebackup -R`, instead of a cluster of its own. Writes skip the disk unless it is
+    `durable` (PostgreSQL's defaults, for measuring what a commit costs).
     """
 
-    def __init__(self, port: int | None = None, *, primary: "PostgresServer | None" = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        primary: "PostgresServer | None" = None,
+        durable: bool = False,
+    ):
         super().__init__()
+        self.durable = durable
         self.bin = _postgres_bin()
         self.user = _postgres_user()
         self.port = port or free_port()
@@ -122,11 +130,10 @@ class PostgresServer(Process):
             "listen_addresses": "127.0.0.1",
             "unix_socket_directories": str(self.root),
             "max_connections": "200",
-            # Durability is not under test; these make start-up and writes quick.
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
         }
+        if not self.durable:
+            # Durability is not under test; these make start-up and writes quick.
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
         command = [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         self.spawn(command + options, log=self.log, user=self.user)
