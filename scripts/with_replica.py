@@ -18,13 +18,12 @@ import sys
 
 from support.servers import PostgresServer
 
-DATABASE = "app_replicated"
-
 
 def main(arguments: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.with_replica")
     parser.add_argument("--prefix", default="", help="before each variable's name (TEST_)")
     parser.add_argument("--durable", action="store_true", help="PostgreSQL's fsync and commits")
+    parser.add_argument("--database", default="app_replicated", help="the database to create")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     options = parser.parse_args(arguments)
     if not options.command:
@@ -33,13 +32,13 @@ def main(arguments: list[str]) -> int:
     replica: PostgresServer | None = None
     try:
         primary.start()
-        primary.create_database(DATABASE)
+        primary.create_database(options.database)
         replica = PostgresServer(primary=primary, durable=options.durable)
         replica.start()
         prefix = options.prefix
         environment = os.environ | {
-            f"{prefix}DATABASE_URL": primary.url(DATABASE),
-            f"{prefix}DATABASE_READ_URL": replica.url(DATABASE),
+            f"{prefix}DATABASE_URL": primary.url(options.database),
+            f"{prefix}DATABASE_READ_URL": replica.url(options.database),
         }
         print(
             f"== primary on port {primary.port}, its streaming replica on {replica.port}",
