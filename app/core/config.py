@@ -514,7 +514,8 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         description=(
-            "live event streams one user may hold open in each worker process; more get 429"
+            "live event streams one user may hold open, across every worker and replica "
+            "sharing Redis (in each worker process without it); more get 429"
         ),
     )
     otel_enabled: bool | None = Field(

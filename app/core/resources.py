@@ -105,6 +105,12 @@ async def open_resources(
         default_limiter = LeasedLimiter(
             redis, key_prefix=f"{settings.redis_key_prefix}:lease", breaker=breaker
         )
+        streams = StreamSlots(
+            settings.events_max_streams_per_user,
+            redis,
+            breaker,
+            key_prefix=f"{settings.redis_key_prefix}:streams",
+        )
         try:
             yield Resources(
                 settings=settings,
@@ -129,11 +135,12 @@ async def open_resources(
                 default_limiter=default_limiter,
                 tracer=tracer or NoOpTracer(),
                 cursors=cursor_codec(settings.secret_key.get_secret_value()),
-                streams=StreamSlots(settings.events_max_streams_per_user),
+                streams=streams,
             )
         finally:
             await outbox.stop(grace_seconds=SHUTDOWN_GRACE_SECONDS)
             await default_limiter.aclose()
+            await streams.aclose()
 
 
 @asynccontextmanager

@@ -61,7 +61,7 @@ class EventFeed:
     @raises(TooManyStreams)
     async def open(self, last_event_id: int | None) -> OpenStream:
         """Take one of the caller's stream slots and find where the stream begins."""
-        close = self._slots.take(self._user_id)
+        close = await self._slots.take(self._user_id)
         if close is None:
             raise TooManyStreams(self._slots.limit)
         try:

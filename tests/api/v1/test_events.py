@@ -18,11 +18,12 @@ from app.core.db.base import utcnow
 from app.core.jobs import OutboxMessage
 from app.core.resources import Resources
 from app.main import create_app
-from tests.conftest import RUNS_WITH_POSTGRES, variant
+from tests.conftest import RUNS_WITH_POSTGRES, TEST_REDIS_URL, variant
 from tests.factories.accounts import Account, admin, user
 from tests.factories.catalog import create_item
 from tests.factories.orders import order_body, place
 from tests.transport import NGINX_ADDRESS, Front
+from tests.waiting import eventually
 
 EVENTS = "/api/v1/events"
 # Generous: nothing here waits this long unless something is broken.
@@ -251,6 +252,35 @@ async def test_a_user_holds_a_bounded_number_of_streams_that_admission_never_cou
                 assert (await http.get("/api/v1/users/me", headers=bob.headers)).is_success
         async with stream(http, alice):
             pass
+
+
+@pytest.mark.skipif(TEST_REDIS_URL is None, reason="the count is shared through Redis")
+async def test_a_users_streams_are_counted_across_replicas(
+    app: FastAPI, migrated: Settings
+) -> None:
+    async with (
+        served(migrated, events_max_streams_per_user=2) as first,
+        served(migrated, events_max_streams_per_user=2) as second,
+        httpx.AsyncClient(base_url=first.url, timeout=PATIENCE, trust_env=False) as one,
+        httpx.AsyncClient(base_url=second.url, timeout=PATIENCE, trust_env=False) as other,
+    ):
+        alice = await user(one)
+        async with stream(one, alice), stream(other, alice):
+            for http in (one, other):
+                refused = await http.get(EVENTS, headers=alice.headers)
+                assert refused.status_code == 429
+                assert refused.json()["type"] == "urn:problem-type:too-many-streams"
+
+        # Both ended: their slots come back as each server sees its client leave, whichever
+        # replica asks next.
+        async def two_open_on_the_other() -> bool:
+            async with (
+                other.stream("GET", EVENTS, headers=alice.headers) as first_again,
+                other.stream("GET", EVENTS, headers=alice.headers) as second_again,
+            ):
+                return first_again.status_code == second_again.status_code == 200
+
+        await eventually(two_open_on_the_other, seconds=PATIENCE)
 
 
 async def test_a_graceful_stop_ends_open_streams(app: FastAPI, migrated: Settings) -> None:
