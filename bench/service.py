@@ -26,7 +26,10 @@ BASELINE_APPS = {
 def service_environment(
     backends: Backends, secret_key: str, *, cache_enabled: bool = True, replica: bool = False
 ) -> dict[str, str]:
-    environment = os.environ | {
+    # A replica is the replica row's alone, even when the benchmark's own environment names
+    # one (scripts.with_replica sets DATABASE_READ_URL for the run).
+    inherited = {name: value for name, value in os.environ.items() if name != "DATABASE_READ_URL"}
+    environment = inherited | {
         "ENVIRONMENT": "production",
         "SECRET_KEY": secret_key,
         "DATABASE_URL": backends.database_url,

@@ -3,6 +3,7 @@ command lines, and the instruction counter's bookkeeping."""
 
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -234,6 +235,16 @@ def test_the_service_runs_in_production_with_every_limit_raised() -> None:
     assert environment["RATE_LIMIT_ORDERS"] == RAISED_RATE_LIMIT
     assert environment["CACHE_ENABLED"] == "false"
     assert environment["OTEL_ENABLED"] == "false"
+
+
+def test_only_the_replica_row_reads_from_the_replica(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As scripts.with_replica runs the benchmark: the replica named in its environment.
+    monkeypatch.setenv("DATABASE_READ_URL", "postgresql+asyncpg://postgres@standby/bench")
+    backends = Backends.from_environment(os.environ)
+    assert "DATABASE_READ_URL" not in service_environment(backends, "secret")
+    assert "DATABASE_READ_URL" not in service_environment(backends, "secret", cache_enabled=False)
+    replica = service_environment(backends, "secret", cache_enabled=False, replica=True)
+    assert replica["DATABASE_READ_URL"] == "postgresql+asyncpg://postgres@standby/bench"
 
 
 def test_command_lines_pin_when_asked() -> None:
