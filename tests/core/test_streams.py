@@ -4,29 +4,15 @@ its own without Redis."""
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 
-import pytest
 from redis.asyncio import Redis
 
 from app.core.redis import RedisBreaker
 from app.core.streams import StreamSlots
 from support.processes import free_port
-from tests.conftest import TEST_REDIS_URL
 
 LIMIT = 2
 ALICE, BOB = 1, 2
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    if TEST_REDIS_URL is None:
-        pytest.skip("needs Redis: set TEST_REDIS_URL=redis://...")
-    client = Redis.from_url(TEST_REDIS_URL)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def slots_on(redis: Redis | None, prefix: str, *, slot_seconds: float = 30.0) -> StreamSlots:
@@ -53,9 +39,9 @@ async def test_without_redis_each_caller_holds_the_limit_and_gives_each_slot_bac
     assert await slots.take(ALICE) is None
 
 
-async def test_processes_sharing_redis_share_each_callers_limit(redis: Redis) -> None:
+async def test_processes_sharing_redis_share_each_callers_limit(redis_client: Redis) -> None:
     prefix = f"test:streams:{secrets.token_hex(4)}"
-    one, other = slots_on(redis, prefix), slots_on(redis, prefix)
+    one, other = slots_on(redis_client, prefix), slots_on(redis_client, prefix)
     try:
         held = await one.take(ALICE)
         assert held is not None
@@ -72,12 +58,12 @@ async def test_processes_sharing_redis_share_each_callers_limit(redis: Redis) ->
         await other.aclose()
 
 
-async def test_a_dead_processs_slots_lapse_and_a_live_ones_are_renewed(redis: Redis) -> None:
+async def test_a_dead_processs_slots_lapse_and_a_live_ones_are_renewed(redis_client: Redis) -> None:
     prefix = f"test:streams:{secrets.token_hex(4)}"
     slot_seconds = 0.3
-    living = slots_on(redis, prefix, slot_seconds=slot_seconds)
-    dying = slots_on(redis, prefix, slot_seconds=slot_seconds)
-    other = slots_on(redis, prefix, slot_seconds=slot_seconds)
+    living = slots_on(redis_client, prefix, slot_seconds=slot_seconds)
+    dying = slots_on(redis_client, prefix, slot_seconds=slot_seconds)
+    other = slots_on(redis_client, prefix, slot_seconds=slot_seconds)
     try:
         assert await living.take(ALICE) is not None
         assert await dying.take(ALICE) is not None
@@ -95,9 +81,9 @@ async def test_a_dead_processs_slots_lapse_and_a_live_ones_are_renewed(redis: Re
         await other.aclose()
 
 
-async def test_a_stopping_process_gives_its_slots_back(redis: Redis) -> None:
+async def test_a_stopping_process_gives_its_slots_back(redis_client: Redis) -> None:
     prefix = f"test:streams:{secrets.token_hex(4)}"
-    stopping, other = slots_on(redis, prefix), slots_on(redis, prefix)
+    stopping, other = slots_on(redis_client, prefix), slots_on(redis_client, prefix)
     try:
         assert await stopping.take(ALICE) is not None
         assert await stopping.take(ALICE) is not None
