@@ -2,6 +2,7 @@
 mfa_token step at login, codes that work once, five tries, and turning it off."""
 
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,6 +40,11 @@ WRONG_CODE = "urn:problem-type:invalid-mfa-code"
 INVALID_MFA_TOKEN = "urn:problem-type:invalid-mfa-token"
 
 
+# A request reaches the service well within this; the previous step's code, which stops
+# working at the next step, is not used closer to it than this.
+STEP_MARGIN_SECONDS = 3.0
+
+
 class Authenticator:
     """The app on the person's phone: it holds the secret and gives each step's code."""
 
@@ -47,13 +53,24 @@ class Authenticator:
         # Codes from a step before now to a step after it are accepted: three per test.
         self.step = totp.current_step() - 2
 
+    def _next_step(self) -> int:
+        now = time.time()
+        current = totp.current_step(now)
+        ending_soon = (current + 1) * totp.STEP_SECONDS - now < STEP_MARGIN_SECONDS
+        step = max(self.step + 1, current if ending_soon else current - 1)
+        if step > current + 1:
+            # Only near a step's end, having passed over the previous step's code: the next
+            # step, soon here, accepts this one.
+            time.sleep((current + 1) * totp.STEP_SECONDS - now)
+        return step
+
     def code(self) -> str:
         """The code `next_code` gives next, without using it up."""
-        return totp.code_at(self.secret, max(self.step + 1, totp.current_step() - 1))
+        return totp.code_at(self.secret, self._next_step())
 
     def next_code(self) -> str:
         """A code no earlier request used, within the window the service accepts."""
-        self.step = max(self.step + 1, totp.current_step() - 1)
+        self.step = self._next_step()
         return totp.code_at(self.secret, self.step)
 
     def wrong_code(self) -> str:
