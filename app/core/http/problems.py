@@ -184,8 +184,16 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
-    # Every shape a database outage takes; the handler tells them from bugs.
-    for error in (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    # Every shape a database outage takes, the driver's own included (the hot reads and the
+    # one-call writes use asyncpg without SQLAlchemy); the handler tells them from bugs.
+    outages = (
+        SQLAlchemyError,
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+    )
+    for error in outages:
         app.add_exception_handler(error, _database_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

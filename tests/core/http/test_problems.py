@@ -1,6 +1,7 @@
 import sqlite3
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -116,6 +117,30 @@ async def test_sqlite_lock_contention_is_a_retryable_503(
 
     async with application.router.lifespan_context(application), asgi_client(application) as c:
         response = await c.get("/write")
+    body = assert_problem(response, status)
+    assert message not in str(body)
+    assert ("retry-after" in response.headers) is (status == 503)
+
+
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        # A connection the server ended mid-operation (a restart): asyncpg's protocol is stuck.
+        ("cannot switch to state 12; another operation (2) is in progress", 503),
+        ("unexpected exchange", 500),
+    ],
+)
+async def test_a_connection_lost_under_the_driver_is_a_retryable_503(
+    migrated: Settings, message: str, status: int
+) -> None:
+    application: FastAPI = create_app(migrated)
+
+    @application.post("/orders")
+    async def place() -> None:
+        raise asyncpg.InternalClientError(message)
+
+    async with application.router.lifespan_context(application), asgi_client(application) as c:
+        response = await c.post("/orders")
     body = assert_problem(response, status)
     assert message not in str(body)
     assert ("retry-after" in response.headers) is (status == 503)
