@@ -22,9 +22,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from app.core.redis import REDIS_ERRORS, RedisBreaker
+from app.core.tasks import stop
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,6 @@ class StreamSlots:
         self._breaker = breaker
         self._slot_ms = int(slot_seconds * 1000)
         self._take_script = redis.register_script(_TAKE) if redis is not None else None
-        self._renew_script = redis.register_script(_RENEW) if redis is not None else None
         self._local: Counter[int] = Counter()
         # This process's members in Redis: member -> its caller's key.
         self._held: dict[str, str] = {}
@@ -102,8 +101,8 @@ class StreamSlots:
         if not taken:
             return None
         self._held[member] = key
-        if self._renewal is None and self._renew_script is not None:
-            self._renewal = asyncio.create_task(self._renew_every_third(self._renew_script))
+        if self._renewal is None and self._redis is not None:
+            self._renewal = asyncio.create_task(self._renew_every_third(self._redis))
         return self._once(lambda: self._release(member))
 
     def _take_locally(self, caller: int) -> Release | None:
@@ -146,27 +145,30 @@ class StreamSlots:
         with contextlib.suppress(*REDIS_ERRORS):
             await redis.zrem(key, member)
 
-    async def _renew_every_third(self, script: AsyncScript) -> None:
+    async def _renew_every_third(self, redis: Redis) -> None:
+        """Every held slot renewed in one round trip, a third of SLOT_SECONDS apart."""
         while True:
             await asyncio.sleep(self._slot_ms / 3000)
-            for member, key in list(self._held.items()):
-                try:
-                    await script(keys=[key], args=[member, self._slot_ms])
-                except REDIS_ERRORS as error:
-                    logger.warning(
-                        "could not renew live stream slots (%s); they lapse in %gs unless "
-                        "Redis answers",
-                        type(error).__name__,
-                        self._slot_ms / 1000,
-                    )
-                    break
+            if not self._held:
+                continue
+            try:
+                # Not a MULTI: on a cluster the callers' sets live in different hash slots.
+                async with redis.pipeline(transaction=False) as pipe:
+                    for member, key in self._held.items():
+                        pipe.eval(_RENEW, 1, key, member, self._slot_ms)
+                    await pipe.execute()
+            except REDIS_ERRORS as error:
+                logger.warning(
+                    "could not renew live stream slots (%s); they lapse in %gs unless "
+                    "Redis answers",
+                    type(error).__name__,
+                    self._slot_ms / 1000,
+                )
 
     async def aclose(self) -> None:
         """Stop renewing, and give back this process's slots (its streams have ended)."""
         if self._renewal is not None:
-            self._renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewal
+            await stop(self._renewal)
             self._renewal = None
         for member in list(self._held):
             self._release(member)

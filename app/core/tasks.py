@@ -1,6 +1,8 @@
 """What the platform's long-running background tasks share."""
 
 import asyncio
+import contextlib
+from typing import Any
 
 
 def raise_if_cancelled() -> None:
@@ -13,3 +15,10 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def stop(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait until it has ended, its own cancellation swallowed."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 
 from app.core.cache.resp import Push, RespConnection, RespError
-from app.core.tasks import raise_if_cancelled
+from app.core.tasks import raise_if_cancelled, stop
 
 logger = logging.getLogger(__package__)
 
@@ -141,9 +141,7 @@ class NearCache:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop(self._task)
             self._task = None
         self._proven_at = float("-inf")
         self.forget()

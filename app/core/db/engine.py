@@ -2,7 +2,6 @@
 backend: SQLite as embedded, PostgreSQL bounded against a failing server (app.core.db.guard)."""
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from app.core.db.calls import Calls, DriverCalls, EngineCalls
 from app.core.db.guard import Guard, gated_pool, guard_engine
 from app.core.db.reads import DriverReads, EngineReads, Reads
 from app.core.db.replicas import Replica, Replicas, watching
+from app.core.tasks import stop
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -166,9 +166,7 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
         for replica in replicas:
             await _close_replica(replica)
         if heartbeat is not None:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await stop(heartbeat)
         if isinstance(reads, DriverReads):
             await reads.close()
         if isinstance(calls, DriverCalls):

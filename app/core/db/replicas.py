@@ -37,7 +37,7 @@ from app.core.db.errors import classify
 from app.core.db.guard import Guard
 from app.core.db.reads import Reads, Row
 from app.core.observability.metrics import DB_REPLICA_LAG, DB_REPLICA_UP
-from app.core.tasks import raise_if_cancelled
+from app.core.tasks import raise_if_cancelled, stop
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +309,4 @@ async def watching(replicas: Replicas) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)

@@ -26,6 +26,7 @@ from app.core.observability.metrics import (
     OUTBOX_DELIVERED,
     OUTBOX_RETRIED,
 )
+from app.core.tasks import stop
 
 # Every module of the package logs as `app.core.outbox`, so operators filter one name.
 logger = logging.getLogger(__package__)
@@ -187,9 +188,7 @@ class OutboxDispatcher:
             await self._announcer.close()
         listen_task, self._listen_task = self._listen_task, None
         if listen_task is not None:
-            listen_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listen_task
+            await stop(listen_task)
         task, self._task = self._task, None
         if task is None:
             return

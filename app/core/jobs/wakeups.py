@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.db.guard import connect_whole
 from app.core.jobs.health import FailureWatch
 from app.core.jobs.models import CHANNEL
+from app.core.tasks import stop
 
 logger = logging.getLogger(__package__)
 
@@ -129,9 +130,7 @@ class Announcer:
             return
         _, pending = await asyncio.wait({task}, timeout=_FLUSH_SECONDS)
         if pending:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
 
 class Listener:

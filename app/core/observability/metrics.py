@@ -18,7 +18,6 @@ may be a second behind another worker; a worker that dies loses at most its last
 
 import asyncio
 import bisect
-import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -30,6 +29,8 @@ from prometheus_client import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
+
+from app.core.tasks import stop
 
 # Refresh interval of each worker's pool gauges in multiprocess mode, where a scrape only
 # reaches the worker that answers it.
@@ -136,9 +137,7 @@ async def pool_usage_refresh(engine: AsyncEngine) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
 
 
 class _Durations:
